@@ -1,0 +1,36 @@
+package pgtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var pg *Server
+
+func TestMain(m *testing.M) { Main(m, Options{}, &pg) }
+
+// Every role authenticates with the method pg_hba.conf gives it, and a wrong
+// password is refused by the server itself.
+func TestRolesAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	for _, role := range []string{SuperUser, ScramUser, MD5User, PasswordUser, TrustUser} {
+		conn, err := pgx.Connect(ctx, pg.DSN(role, Database))
+		if err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		var who string
+		if err := conn.QueryRow(ctx, "select current_user").Scan(&who); err != nil || who != role {
+			t.Fatalf("%s: current_user = %q, %v", role, who, err)
+		}
+		conn.Close(ctx)
+	}
+	for _, role := range []string{ScramUser, MD5User, PasswordUser} {
+		cfg, _ := pgx.ParseConfig(pg.DSN(role, Database))
+		cfg.Password = "wrong"
+		if _, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+			t.Fatalf("%s: wrong password accepted", role)
+		}
+	}
+}
