@@ -1,0 +1,48 @@
+// Command pgcloak is the privacy proxy's one binary: it serves the proxy and
+// carries the tools around it (rules check, explain, reports, audit verify,
+// demo). Each subcommand lives in a file of its own and registers itself.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+type command struct {
+	summary string
+	run     func(args []string) int
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(args []string) int) {
+	commands[name] = command{summary, run}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: pgcloak <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'pgcloak <command> -h' for a command's flags.")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "pgcloak: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	os.Exit(cmd.run(os.Args[2:]))
+}
