@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"context"
+	"net"
+)
+
+// Policy is the seam between the wire protocol and the privacy rules. The
+// proxy knows messages; a Policy knows what a principal may do. Open is
+// called once PostgreSQL has authenticated the client, before the client
+// learns that it has: an error from Open refuses the connection.
+type Policy interface {
+	Open(ctx context.Context, info SessionInfo) (SessionPolicy, error)
+}
+
+// SessionInfo describes an authenticated client session.
+type SessionInfo struct {
+	ID         string            // pgcloak's session id, for logs
+	User       string            // login from the StartupMessage, verified by the server
+	Database   string            // database the session is connected to
+	Params     map[string]string // every StartupMessage parameter
+	ClientAddr net.Addr
+	TLS        bool // the client connection is encrypted
+}
+
+// SessionPolicy decides on each statement of one session. It is used by one
+// goroutine at a time. A nil SessionPolicy means the session passes through
+// untouched: no message is even decoded.
+type SessionPolicy interface {
+	// Query decides on a simple-protocol Query message (which may hold
+	// several statements).
+	Query(sql string) Decision
+	// Parse decides on an extended-protocol Parse message.
+	Parse(name, sql string, paramOIDs []uint32) Decision
+	// FunctionCall decides on the legacy fast-path FunctionCall message.
+	FunctionCall(function uint32) Decision
+	// Close is called once when the session ends.
+	Close()
+}
+
+// Action says what happens to a client message.
+type Action uint8
+
+const (
+	Forward Action = iota // send the message upstream unchanged
+	Rewrite               // send Decision.SQL in place of the message's SQL
+	Refuse                // answer with Decision.Err; the server never sees the statement
+)
+
+// Decision is a SessionPolicy's answer for one message.
+type Decision struct {
+	Action Action
+	SQL    string // with Rewrite
+	Err    *Error // with Refuse
+}
+
+// ErrRefused builds a refusal decision.
+func ErrRefused(code, message string) Decision {
+	return Decision{Action: Refuse, Err: &Error{Code: code, Message: message}}
+}
+
+// AllowAll is the default Policy: every session passes through untouched.
+type AllowAll struct{}
+
+func (AllowAll) Open(context.Context, SessionInfo) (SessionPolicy, error) { return nil, nil }

@@ -1,0 +1,348 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// relay runs the message loop until either side ends: client-to-server in
+// this goroutine, server-to-client in another. Each direction reads as many
+// messages as one read brings and writes them with one write.
+func (s *session) relay() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.serverToClient()
+		s.client.Close()
+	}()
+	s.clientToServer()
+	s.upstream.Close()
+	wg.Wait()
+}
+
+// busy reports whether the backend may be working on something the client
+// sent.
+func (s *session) busy() bool {
+	return s.dirty.Load() || s.sent.Load() != s.done.Load()
+}
+
+// endUpstream stops the backend's work for a session that is going away:
+// a running query is cancelled (closing the socket alone would let it run
+// to completion), then the connection is closed.
+func (s *session) endUpstream() {
+	if s.busy() && s.cancel != nil {
+		s.srv.forwardCancel(s.cancel)
+	}
+	s.upstream.Close()
+}
+
+// terminate ends the session from outside (server shutdown): the client
+// gets FATAL 57P01 at the next message boundary.
+func (s *session) terminate() {
+	if s.terminating.Swap(true) {
+		return
+	}
+	s.endReason.CompareAndSwap(nil, errShutdown())
+	if !s.relaying.Load() {
+		s.raw.Close() // still starting up: nothing to tell
+		return
+	}
+	s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	go s.endUpstream()
+}
+
+// clientToServer relays client messages, asking the policy about those that
+// carry SQL.
+func (s *session) clientToServer() {
+	for {
+		if err := s.cr.fill(); err != nil {
+			if !s.terminating.Load() {
+				s.clientDone.Store(true)
+				s.endUpstream()
+			}
+			return
+		}
+		start := s.cr.r // first byte not yet written upstream
+		out := s.cout[:0]
+		terminate := false
+		for {
+			at := s.cr.r
+			msg, ok, err := s.cr.next()
+			if err != nil {
+				s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
+				s.endUpstream()
+				return
+			}
+			if !ok {
+				break
+			}
+			switch msg[0] {
+			case 'Q', 'F':
+				s.dirty.Store(false)
+				s.sent.Add(1)
+			case 'S':
+				s.dirty.Store(false)
+				s.sent.Add(1)
+				continue
+			case 'X':
+				terminate = true
+				continue
+			default:
+				s.dirty.Store(true)
+			}
+			if s.policy == nil || (msg[0] != 'Q' && msg[0] != 'P' && msg[0] != 'F') {
+				continue
+			}
+			repl, changed, err := s.decide(msg)
+			if err != nil {
+				s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
+				s.endUpstream()
+				return
+			}
+			if changed {
+				out = append(out, s.cr.buf[start:at]...)
+				out = append(out, repl...)
+				start = s.cr.r
+			}
+		}
+		var err error
+		if len(out) == 0 {
+			_, err = s.upstream.Write(s.cr.buf[start:s.cr.r])
+		} else {
+			out = append(out, s.cr.buf[start:s.cr.r]...)
+			_, err = s.upstream.Write(out)
+			s.cout = out[:0]
+		}
+		if terminate || err != nil {
+			s.clientDone.Store(terminate)
+			if err != nil && !terminate {
+				s.endUpstream()
+			}
+			return
+		}
+	}
+}
+
+// decide asks the session policy about one SQL-carrying message and returns
+// the bytes to send in its place when the answer is not Forward.
+func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
+	var d Decision
+	var parse pgproto3.Parse
+	switch msg[0] {
+	case 'Q':
+		var q pgproto3.Query
+		if err := q.Decode(msg[5:]); err != nil {
+			return nil, false, err
+		}
+		d = s.policy.Query(q.String)
+	case 'P':
+		if err := parse.Decode(msg[5:]); err != nil {
+			return nil, false, err
+		}
+		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
+	case 'F':
+		var fc pgproto3.FunctionCall
+		if err := fc.Decode(msg[5:]); err != nil {
+			return nil, false, err
+		}
+		d = s.policy.FunctionCall(fc.Function)
+		if d.Action == Rewrite { // a function call has no SQL to rewrite
+			d = ErrRefused("0A000", "pgcloak cannot rewrite a FunctionCall message")
+		}
+	}
+	sql := d.SQL
+	switch d.Action {
+	case Forward:
+		return nil, false, nil
+	case Refuse:
+		// The refusal travels through the server as a statement that fails
+		// at parse analysis, so that the server itself keeps the protocol
+		// state a real error leaves (transaction aborted, messages
+		// discarded until Sync); the server-to-client side swaps that error
+		// for the refusal.
+		sql = s.refusals.add(d.Err)
+	}
+	if msg[0] == 'P' {
+		parse.Query = sql
+		repl, err = parse.Encode(nil)
+	} else {
+		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
+	}
+	return repl, true, err
+}
+
+// serverToClient relays server messages, tracking transaction state and
+// replacing the errors that stand for refusals.
+func (s *session) serverToClient() {
+	for {
+		if err := s.ur.fill(); err != nil {
+			s.upstreamEnded()
+			return
+		}
+		start := s.ur.r
+		out := s.sout[:0]
+		for {
+			at := s.ur.r
+			msg, ok, _ := s.ur.next()
+			if !ok {
+				break
+			}
+			switch msg[0] {
+			case 'Z':
+				s.txStatus.Store(uint32(msg[5]))
+				s.done.Add(1)
+			case 'E':
+				s.serverFatal = isFatal(msg)
+				if s.refusals.pending() {
+					if e := s.refusals.match(msg); e != nil {
+						out = append(out, s.ur.buf[start:at]...)
+						out = e.encode(out)
+						start = s.ur.r
+					}
+				}
+			}
+		}
+		var err error
+		if len(out) == 0 {
+			_, err = s.client.Write(s.ur.buf[start:s.ur.r])
+		} else {
+			out = append(out, s.ur.buf[start:s.ur.r]...)
+			_, err = s.client.Write(out)
+			s.sout = out[:0]
+		}
+		if err == nil {
+			err = s.streamLarge()
+		}
+		if err != nil {
+			s.clientDone.Store(true)
+			return
+		}
+	}
+}
+
+// streamLarge copies a message larger than the read buffer (a big DataRow or
+// CopyData) straight through instead of holding it in memory.
+func (s *session) streamLarge() error {
+	typ, total, ok := s.ur.pendingHeader()
+	if !ok || total <= len(s.ur.buf) {
+		return nil
+	}
+	switch typ {
+	case 'E', 'N', 'Z', 'T', 'S', 'A', 'K':
+		return nil // inspected (or may be): read whole
+	}
+	s.midStream = true // until the copy completes
+	head := s.ur.take()
+	if _, err := s.client.Write(head); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(s.client, s.upstream, int64(total-len(head))); err != nil {
+		return err
+	}
+	s.midStream = false
+	return nil
+}
+
+// upstreamEnded tells the client why the session ends, unless it already
+// knows (it left, or the server sent its own FATAL) or cannot be told (the
+// stream stopped in the middle of a message).
+func (s *session) upstreamEnded() {
+	if s.clientDone.Load() || s.midStream {
+		return
+	}
+	e := s.endReason.Load()
+	if e == nil {
+		if s.serverFatal {
+			return
+		}
+		e = errUpstreamLost()
+	}
+	s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	s.client.Write(e.encode(nil))
+}
+
+// isFatal reports whether an ErrorResponse ends the session.
+func isFatal(msg []byte) bool {
+	var e pgproto3.ErrorResponse
+	if e.Decode(msg[5:]) != nil {
+		return false
+	}
+	return e.Severity == "FATAL" || e.Severity == "PANIC"
+}
+
+// refusalBook remembers refusals sent upstream as failing statements until
+// their error comes back.
+type refusalBook struct {
+	mu     sync.Mutex
+	tokens map[string]*Error
+	order  []string
+}
+
+const (
+	refusalMarker  = "pgcloak-refusal:"
+	maxRefusalsOut = 256
+)
+
+// add records a refusal and returns the SQL that stands for it.
+func (b *refusalBook) add(e *Error) string {
+	var raw [12]byte
+	rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	b.mu.Lock()
+	if b.tokens == nil {
+		b.tokens = map[string]*Error{}
+	}
+	// A refused statement the server discarded (an earlier error in the
+	// same pipeline) never answers; forget the oldest past a bound.
+	if len(b.order) >= maxRefusalsOut {
+		delete(b.tokens, b.order[0])
+		b.order = b.order[1:]
+	}
+	b.tokens[token] = e
+	b.order = append(b.order, token)
+	b.mu.Unlock()
+	// Casting an unknown literal happens during parse analysis, so this
+	// fails at Parse in the extended protocol and before execution in the
+	// simple one, with the token in the message.
+	return "SELECT '" + refusalMarker + token + "'::pg_catalog.int4"
+}
+
+func (b *refusalBook) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.tokens) > 0
+}
+
+// match returns the refusal an ErrorResponse stands for, if any.
+func (b *refusalBook) match(msg []byte) *Error {
+	i := bytes.Index(msg, []byte(refusalMarker))
+	if i < 0 {
+		return nil
+	}
+	rest := msg[i+len(refusalMarker):]
+	if len(rest) < 24 {
+		return nil
+	}
+	token := string(rest[:24])
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.tokens[token]
+	if !ok {
+		return nil
+	}
+	delete(b.tokens, token)
+	for i, t := range b.order {
+		if t == token {
+			b.order = append(b.order[:i], b.order[i+1:]...)
+			break
+		}
+	}
+	return e
+}

@@ -1,0 +1,412 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Codes of the untyped packets a client may send before the StartupMessage.
+const (
+	sslRequestCode    = 80877103
+	gssEncRequestCode = 80877104
+	cancelRequestCode = 80877102
+
+	// Limits before authentication, as PostgreSQL's own: an unauthenticated
+	// peer cannot make pgcloak allocate more than this.
+	maxStartupPacket = 10000
+	maxAuthMessage   = 65535 + 1024
+)
+
+// session is one client connection and its upstream connection.
+type session struct {
+	srv      *Server
+	id       string
+	log      *slog.Logger
+	raw      net.Conn // the accepted connection
+	client   net.Conn // raw, or TLS over it
+	upstream net.Conn
+	cr, ur   *frameReader // client and upstream message readers
+	tls      bool
+	params   map[string]string
+	policy   SessionPolicy
+	cancel   []byte // CancelRequest packet for this session's backend
+
+	txStatus atomic.Uint32 // last ReadyForQuery status: 'I', 'T' or 'E'
+	// Requests that expect a ReadyForQuery (Query, Sync, FunctionCall)
+	// sent and answered; with dirty (messages sent since the last of
+	// them) they tell whether the backend may be busy.
+	sent, done atomic.Int64
+	dirty      atomic.Bool
+
+	refusals refusalBook
+
+	relaying    atomic.Bool           // start-up is over; upstream is set
+	clientDone  atomic.Bool           // client terminated or went away
+	terminating atomic.Bool           // pgcloak is shutting the session down
+	endReason   atomic.Pointer[Error] // error the client gets when the session ends
+
+	// Owned by the server-to-client goroutine.
+	serverFatal bool // the last ErrorResponse relayed was FATAL
+	midStream   bool // a large message is being copied through
+	sout        []byte
+
+	cout []byte // owned by the client-to-server goroutine
+}
+
+func newSession(srv *Server, c net.Conn) *session {
+	id := newSessionID()
+	return &session{srv: srv, id: id, raw: c, client: c, log: srv.log.With("session", id)}
+}
+
+// errCancelHandled ends a connection that carried a CancelRequest.
+var errCancelHandled = errors.New("cancel request handled")
+
+func (s *session) run() {
+	defer s.client.Close()
+	cfg := &s.srv.cfg
+	s.client.SetDeadline(time.Now().Add(cfg.AuthTimeout))
+
+	packet, err := s.readStartup()
+	if err != nil {
+		if err != errCancelHandled {
+			s.failStartup(err)
+		}
+		return
+	}
+	n := s.srv.active.Add(1)
+	defer s.srv.active.Add(-1)
+	if cfg.MaxClientConns > 0 && n > int64(cfg.MaxClientConns) {
+		s.sendClient(errTooManyClients())
+		return
+	}
+	if cfg.RequireClientTLS && !s.tls {
+		s.sendClient(fatal(pgerrcode.InvalidAuthorizationSpecification, "pgcloak accepts only TLS connections"))
+		return
+	}
+
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(cfg.AuthTimeout))
+	defer cancel()
+	up, err := s.srv.dialUpstream(ctx)
+	if err != nil {
+		s.log.Warn("cannot connect upstream", "err", err)
+		s.sendClient(errUpstreamUnavailable(err.Error()))
+		return
+	}
+	s.upstream = up
+	defer up.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		up.SetDeadline(dl)
+	}
+	if err := s.authenticate(ctx, packet); err != nil {
+		s.log.Debug("start-up failed", "err", err)
+		return
+	}
+	s.client.SetDeadline(time.Time{})
+	up.SetDeadline(time.Time{})
+	if s.policy != nil {
+		defer s.policy.Close()
+	}
+	s.log.Debug("session started", "client", s.client.RemoteAddr().String())
+	s.relaying.Store(true)
+	if s.terminating.Load() { // shut down during start-up
+		s.upstream.Write([]byte{'X', 0, 0, 0, 4})
+		s.sendClient(errShutdown())
+		return
+	}
+	s.relay()
+	s.log.Debug("session ended")
+}
+
+// readStartup handles SSLRequest, GSSENCRequest and CancelRequest, and
+// returns the StartupMessage packet to forward upstream.
+func (s *session) readStartup() ([]byte, error) {
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(s.client, hdr[:]); err != nil {
+			return nil, err
+		}
+		l := int(binary.BigEndian.Uint32(hdr[:]))
+		if l < 8 || l > maxStartupPacket {
+			return nil, errProtocol(fmt.Sprintf("invalid length of startup packet: %d", l))
+		}
+		// Read exactly the packet: bytes a client sends after SSLRequest
+		// and before the TLS handshake must never be read as plaintext.
+		packet := make([]byte, l)
+		copy(packet, hdr[:])
+		if _, err := io.ReadFull(s.client, packet[4:]); err != nil {
+			return nil, errProtocol("incomplete startup packet")
+		}
+		code := binary.BigEndian.Uint32(packet[4:])
+		switch code {
+		case sslRequestCode:
+			if s.tls {
+				return nil, errProtocol("SSLRequest received on an encrypted connection")
+			}
+			if s.srv.cfg.ClientTLS == nil {
+				if _, err := s.client.Write([]byte{'N'}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, err := s.client.Write([]byte{'S'}); err != nil {
+				return nil, err
+			}
+			tc := tls.Server(s.client, s.srv.cfg.ClientTLS)
+			if err := tc.Handshake(); err != nil {
+				return nil, fmt.Errorf("client TLS handshake: %w", err)
+			}
+			s.client, s.tls = tc, true
+		case gssEncRequestCode:
+			if _, err := s.client.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case cancelRequestCode:
+			s.srv.forwardCancel(packet)
+			return nil, errCancelHandled
+		default:
+			if major := code >> 16; major != 3 {
+				return nil, errProtocol(fmt.Sprintf("unsupported frontend protocol %d.%d: pgcloak supports 3.x", major, code&0xffff))
+			}
+			var sm pgproto3.StartupMessage
+			if err := sm.Decode(packet[4:]); err != nil {
+				return nil, errProtocol("invalid startup packet: " + err.Error())
+			}
+			s.params = sm.Parameters
+			return s.checkDatabase(&sm, packet)
+		}
+	}
+}
+
+// checkDatabase holds clients to the configured database, filling it in for
+// clients that name none.
+func (s *session) checkDatabase(sm *pgproto3.StartupMessage, packet []byte) ([]byte, error) {
+	want := s.srv.cfg.Database
+	if want == "" {
+		return packet, nil
+	}
+	db := sm.Parameters["database"]
+	if db == "" {
+		db = sm.Parameters["user"]
+		if _, ok := sm.Parameters["replication"]; !ok || db == want {
+			sm.Parameters["database"] = want
+			return sm.Encode(nil)
+		}
+	}
+	if db != want {
+		return nil, fatal(pgerrcode.InvalidCatalogName, fmt.Sprintf("pgcloak serves only database %q", want))
+	}
+	return packet, nil
+}
+
+// failStartup reports an error that ended the session before it started.
+func (s *session) failStartup(err error) {
+	var pe *Error
+	if errors.As(err, &pe) {
+		s.sendClient(asError(err, "FATAL"))
+		return
+	}
+	if !errors.Is(err, io.EOF) {
+		s.log.Debug("start-up failed", "err", err)
+	}
+}
+
+// sendClient writes one pgcloak error to the client; used only while no
+// relay goroutine writes to it.
+func (s *session) sendClient(e *Error) {
+	s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	s.client.Write(e.encode(nil))
+}
+
+// authenticate relays the authentication exchange between client and server
+// until the server's first ReadyForQuery. PostgreSQL verifies the
+// credentials; pgcloak only removes what cannot work across a proxy (SCRAM
+// channel binding, which binds to the TLS certificate of the peer).
+func (s *session) authenticate(ctx context.Context, packet []byte) error {
+	s.cr = newFrameReader(s.client, maxAuthMessage)
+	s.ur = newFrameReader(s.upstream, 0)
+	if _, err := s.upstream.Write(packet); err != nil {
+		s.sendClient(errUpstreamLost())
+		return err
+	}
+	var out []byte
+	flush := func() error {
+		_, err := s.client.Write(out)
+		out = out[:0]
+		return err
+	}
+	// relayResponse forwards one authentication response of the client.
+	relayResponse := func(sasl bool) error {
+		if err := flush(); err != nil {
+			return err
+		}
+		msg, err := s.cr.readMessage()
+		if err != nil {
+			return s.startupClientError(err)
+		}
+		if msg[0] != 'p' {
+			e := errProtocol(fmt.Sprintf("expected an authentication response, got message type %q", msg[0]))
+			s.sendClient(e)
+			return e
+		}
+		if sasl && s.srv.cfg.UpstreamTLS != nil {
+			if e := checkSASLBinding(msg); e != nil {
+				s.sendClient(e)
+				return e
+			}
+		}
+		_, err = s.upstream.Write(msg)
+		return err
+	}
+	for {
+		msg, err := s.ur.readMessage()
+		if err != nil {
+			s.sendClient(errUpstreamLost())
+			return err
+		}
+		switch msg[0] {
+		case 'R':
+			if len(msg) < 9 {
+				return s.startupUpstreamError("short authentication message")
+			}
+			switch code := binary.BigEndian.Uint32(msg[5:]); code {
+			case 0: // AuthenticationOk: the server accepted the login
+				if err := s.open(ctx); err != nil {
+					return err
+				}
+				out = append(out, msg...)
+			case 10: // AuthenticationSASL: offer only what can cross a proxy
+				out = appendSASLWithoutBinding(out, msg)
+				if err := relayResponse(true); err != nil {
+					return err
+				}
+			case 12: // AuthenticationSASLFinal: no response expected
+				out = append(out, msg...)
+			case 3, 5, 11: // cleartext, MD5, SASLContinue
+				out = append(out, msg...)
+				if err := relayResponse(false); err != nil {
+					return err
+				}
+			default:
+				e := fatal(pgerrcode.FeatureNotSupported,
+					fmt.Sprintf("pgcloak cannot relay authentication method %d (only SCRAM-SHA-256, MD5, password and trust)", code))
+				flush()
+				s.sendClient(e)
+				return e
+			}
+		case 'E': // the server refused: its own error goes to the client
+			out = append(out, msg...)
+			flush()
+			return errors.New("server refused the connection")
+		case 'K':
+			s.cancel = cancelPacket(msg[5:])
+			out = append(out, msg...)
+		case 'Z':
+			out = append(out, msg...)
+			s.txStatus.Store(uint32(msg[5]))
+			if err := flush(); err != nil {
+				return err
+			}
+			s.cr.max = s.srv.cfg.MaxMessageSize
+			return nil
+		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+			out = append(out, msg...)
+		}
+	}
+}
+
+func (s *session) startupClientError(err error) error {
+	var tooLarge *errMessageTooLarge
+	if errors.As(err, &tooLarge) {
+		s.sendClient(errProtocol(err.Error()))
+	}
+	return err
+}
+
+func (s *session) startupUpstreamError(msg string) error {
+	s.sendClient(errUpstreamLost())
+	return errors.New(msg)
+}
+
+// open asks the policy for the session's SessionPolicy; a refusal reaches
+// the client instead of AuthenticationOk.
+func (s *session) open(ctx context.Context) error {
+	info := SessionInfo{
+		ID:         s.id,
+		User:       s.params["user"],
+		Database:   s.params["database"],
+		Params:     s.params,
+		ClientAddr: s.client.RemoteAddr(),
+		TLS:        s.tls,
+	}
+	if info.Database == "" {
+		info.Database = info.User
+	}
+	sp, err := s.srv.policy.Open(ctx, info)
+	if err != nil {
+		var pe *Error
+		if !errors.As(err, &pe) {
+			err = &Error{Code: pgerrcode.InvalidAuthorizationSpecification, Message: err.Error()}
+		}
+		s.sendClient(asError(err, "FATAL"))
+		s.upstream.Write([]byte{'X', 0, 0, 0, 4})
+		return err
+	}
+	s.policy = sp
+	return nil
+}
+
+// cancelPacket builds the CancelRequest for a BackendKeyData body.
+func cancelPacket(key []byte) []byte {
+	p := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint32(p[0:], uint32(8+len(key)))
+	binary.BigEndian.PutUint32(p[4:], cancelRequestCode)
+	return append(p, key...)
+}
+
+// appendSASLWithoutBinding appends an AuthenticationSASL message listing the
+// server's mechanisms minus the channel-binding (-PLUS) ones.
+func appendSASLWithoutBinding(dst, msg []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 'R', 0, 0, 0, 0, 0, 0, 0, 10)
+	for _, m := range bytes.Split(msg[9:], []byte{0}) {
+		if len(m) == 0 || bytes.HasSuffix(m, []byte("-PLUS")) {
+			continue
+		}
+		dst = append(append(dst, m...), 0)
+	}
+	dst = append(dst, 0)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst
+}
+
+// checkSASLBinding refuses a SCRAM exchange that cannot succeed: a client on
+// TLS that supports channel binding says so ("y" flag), and a server on TLS
+// must then fail it as a downgrade attack. The client has to turn channel
+// binding off for a proxied connection.
+func checkSASLBinding(msg []byte) *Error {
+	var ir pgproto3.SASLInitialResponse
+	if err := ir.Decode(msg[5:]); err != nil {
+		return errProtocol("invalid SASLInitialResponse: " + err.Error())
+	}
+	if bytes.HasPrefix(ir.Data, []byte("y,")) {
+		return &Error{
+			Severity: "FATAL",
+			Code:     pgerrcode.InvalidAuthorizationSpecification,
+			Message:  "SCRAM channel binding cannot cross pgcloak, and the database server would reject this exchange as a downgrade",
+			Hint:     "Connect with channel_binding=disable: pgcloak verifies its own certificate to you and the server's to itself.",
+		}
+	}
+	return nil
+}
