@@ -268,3 +268,13 @@ func newSessionID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// PingUpstream checks that the upstream accepts connections (and TLS, when
+// configured), for readiness probes.
+func (s *Server) PingUpstream(ctx context.Context) error {
+	c, err := s.dialUpstream(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgcloak/pgcloak/proxy"
+)
+
+func init() {
+	register("serve", "run the proxy", runServe)
+}
+
+// serveFlags parses serve's flags over the config file: a flag given on the
+// command line wins over the file, the file over the defaults.
+func serveFlags(args []string) (fileConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var (
+		configFile  = fs.String("config", "", "config `FILE` (YAML); flags override it")
+		listen      = fs.String("listen", "", "client listen address(es), HOST:PORT[,HOST:PORT...] (default 127.0.0.1:6432)")
+		upstream    = fs.String("upstream", "", "PostgreSQL server, HOST:PORT (default 127.0.0.1:5432)")
+		database    = fs.String("database", "", "the only database clients may use (default: any)")
+		admin       = fs.String("admin", "", "admin HTTP listen address for metrics and health, HOST:PORT (default: off)")
+		rulesFile   = fs.String("rules", "", "privacy rules `FILE`")
+		tlsCert     = fs.String("tls-cert", "", "certificate `FILE` offered to clients")
+		tlsKey      = fs.String("tls-key", "", "private key `FILE` of -tls-cert")
+		upTLS       = fs.String("upstream-tls", "", "TLS to the server: disable, require or verify-full")
+		upCA        = fs.String("upstream-ca", "", "CA `FILE` that signs the server's certificate (verify-full)")
+		maxConns    = fs.Int("max-client-conn", 0, "maximum concurrent client connections (default 1000)")
+		logFormat   = fs.String("log-format", "", "operational log format: text or json")
+		logLevel    = fs.String("log-level", "", "operational log level: debug, info, warn, error")
+		maxMsg      = fs.String("max-message-size", "", "largest client message, e.g. 64MiB")
+		graceFlag   = fs.Duration("shutdown-grace", 0, "how long SIGTERM waits for sessions to finish (default 30s)")
+		connTimeout = fs.Duration("connect-timeout", 0, "upstream connect timeout (default 10s)")
+		authTimeout = fs.Duration("auth-timeout", 0, "start-up and authentication timeout (default 60s)")
+	)
+	cfg := defaultConfig()
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configFile != "" {
+		if err := loadConfigFile(*configFile, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = strings.Split(*listen, ",")
+		case "upstream":
+			cfg.Upstream.Address = *upstream
+		case "database":
+			cfg.Upstream.Database = *database
+		case "admin":
+			cfg.Admin = *admin
+		case "rules":
+			cfg.Rules = *rulesFile
+		case "tls-cert":
+			cfg.TLS.CertFile = *tlsCert
+		case "tls-key":
+			cfg.TLS.KeyFile = *tlsKey
+		case "upstream-tls":
+			cfg.Upstream.TLS.Mode = *upTLS
+		case "upstream-ca":
+			cfg.Upstream.TLS.CAFile = *upCA
+		case "max-client-conn":
+			cfg.Limits.MaxClientConnections = *maxConns
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "max-message-size":
+			n, perr := parseByteSize(*maxMsg)
+			if perr != nil {
+				err = &configError{key: "-max-message-size", msg: perr.Error()}
+			}
+			cfg.Limits.MaxMessageSize = byteSize(n)
+		case "shutdown-grace":
+			cfg.Timeouts.ShutdownGrace = duration(*graceFlag)
+		case "connect-timeout":
+			cfg.Timeouts.Connect = duration(*connTimeout)
+		case "auth-timeout":
+			cfg.Timeouts.Auth = duration(*authTimeout)
+		}
+	})
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func runServe(args []string) int {
+	cfg, err := serveFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
+		return 2
+	}
+	log := newLogger(cfg.Log)
+	pc, err := cfg.proxyConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
+		return 2
+	}
+	pc.Logger = log
+	if cfg.Rules != "" {
+		fmt.Fprintln(os.Stderr, "pgcloak serve: rules: enforcement is not built yet; refusing to start rather than run unprotected")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, pc, log); err != nil {
+		log.Error("pgcloak stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve listens on every address, serves until ctx is done, then shuts
+// down gracefully.
+func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logger) error {
+	srv := proxy.New(pc)
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	for _, addr := range cfg.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+	}
+	var admin *http.Server
+	if cfg.Admin != "" {
+		l, err := net.Listen("tcp", cfg.Admin)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
+		}
+		admin = &http.Server{Handler: adminHandler(srv), ReadHeaderTimeout: 10 * time.Second}
+		go admin.Serve(l)
+		log.Info("admin listening", "addr", l.Addr().String())
+	}
+	errc := make(chan error, len(listeners))
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Add(1)
+		log.Info("pgcloak listening", "addr", l.Addr().String(), "upstream", cfg.Upstream.Address)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	grace := time.Duration(cfg.Timeouts.ShutdownGrace)
+	log.Info("shutting down", "active_sessions", srv.ActiveSessions(), "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("sessions still open after the grace period were terminated")
+	}
+	wg.Wait()
+	if admin != nil {
+		admin.Close()
+	}
+	log.Info("pgcloak stopped")
+	return serveErr
+}
+
+// adminHandler serves health and metrics. Readiness grows with the later
+// issues (rules loaded, audit sink writable); for now it checks that the
+// upstream accepts connections.
+func adminHandler(srv *proxy.Server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "pgcloak", Subsystem: "proxy", Name: "client_connections_active",
+		Help: "Client sessions being served.",
+	}, func() float64 { return float64(srv.ActiveSessions()) }))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := srv.PingUpstream(ctx); err != nil {
+			http.Error(w, "upstream unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+func newLogger(c logConfig) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
