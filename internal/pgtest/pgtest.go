@@ -27,7 +27,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -380,12 +379,13 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Main starts one server for a test package, runs its tests and removes the
-// server. A server that cannot start fails the package with the reason.
+// Main starts one server for a test package, runs its tests (m is the
+// package's *testing.M) and removes the server. A server that cannot start
+// fails the package with the reason.
 //
 //	var pg *pgtest.Server
 //	func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
-func Main(m *testing.M, opts Options, srv **Server) {
+func Main(m interface{ Run() int }, opts Options, srv **Server) {
 	s, err := Start(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the test PostgreSQL server: %v\n", err)

@@ -1,0 +1,68 @@
+// Package proxy is pgcloak's PostgreSQL wire-protocol layer: it accepts
+// client connections, relays each to a connection of its own to the
+// upstream server, and asks a Policy what to do with every message that
+// carries SQL. It knows messages and sockets; it knows nothing of the
+// privacy rules beyond the Policy interface (policy.go).
+//
+// # Layers
+//
+//   - server.go: Server accepts connections, enforces the connection limit,
+//     dials the upstream (with TLS when configured), forwards cancel
+//     requests, and shuts down gracefully.
+//   - session.go: one client connection's life until its first
+//     ReadyForQuery: SSLRequest (TLS or 'N'), GSSENCRequest ('N'),
+//     CancelRequest, the StartupMessage, then the authentication exchange,
+//     relayed message by message so that PostgreSQL itself verifies the
+//     password. Policy.Open runs when the server says AuthenticationOk and
+//     may still refuse the login.
+//   - relay.go: the message loop, one goroutine per direction.
+//   - frame.go: frameReader splits a byte stream into messages in place.
+//   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
+//
+// # Lifecycle
+//
+//	accept → [SSLRequest → TLS] → StartupMessage → dial upstream →
+//	relay auth (R/p messages) → AuthenticationOk: Policy.Open →
+//	ParameterStatus, BackendKeyData → ReadyForQuery → relay loop →
+//	Terminate, EOF on either side, or Shutdown
+//
+// # The relay
+//
+// Each direction reads as many bytes as the peer has sent, walks the
+// complete messages in the buffer without copying them, and writes them on
+// with one write. A message is decoded only when something must be known
+// about it: Query, Parse and FunctionCall when the session has a policy;
+// ReadyForQuery (transaction status, and the count of answered requests);
+// ErrorResponse (FATAL, refusals). Everything else is relayed as bytes. A
+// server message larger than the buffer (a big DataRow or CopyData) is
+// streamed through rather than held; a client message is held whole, up to
+// Config.MaxMessageSize.
+//
+// Simple and extended protocol need no separate state machine here because
+// the server keeps it: pgcloak never answers for the server. In particular
+// a refused statement is not answered by pgcloak directly. It is replaced
+// by a statement that fails during parse analysis with a random token in
+// its error, and the server-to-client side swaps that error for the
+// refusal. The server therefore does exactly what a real error does at that
+// point: abort the transaction block, discard extended-protocol messages
+// until Sync, keep the statements before it in the pipeline. The client
+// sees the refusal's SQLSTATE and message in the place the statement had.
+//
+// # Cancellation and faults
+//
+// BackendKeyData is relayed untouched, so a client's CancelRequest carries
+// the server's own key and pgcloak forwards it to the upstream as it
+// arrives, on a new connection: any replica can forward any cancel, and no
+// state is shared. When a client vanishes while its backend is busy,
+// pgcloak cancels the running query before closing the upstream
+// connection (a closed socket alone would let the query run on). When the
+// upstream vanishes, the client gets FATAL 08006 at a message boundary,
+// unless the server already sent its own FATAL.
+//
+// # Where to start debugging
+//
+// Run `pgcloak serve --log-level debug` for session start and end. A
+// protocol confusion usually shows as a client error naming an unexpected
+// message type; compare the same script directly against PostgreSQL and
+// through pgcloak with transparency_test.go.
+package proxy
