@@ -12,9 +12,13 @@ import (
 	"github.com/pgcloak/pgcloak/proxy"
 )
 
-var pg *pgtest.Server
+var (
+	pg    *pgtest.Server
+	certs *pgtest.Certs // the test CA and the certificate of pg and of TLS pgcloaks
+)
 
-func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
+// The shared server has TLS on (it still accepts plaintext connections).
+func TestMain(m *testing.M) { pgtest.MainTLS(m, pgtest.Options{}, &pg, &certs) }
 
 // startProxy runs a pgcloak in front of the test server and returns its
 // address.
