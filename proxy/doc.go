@@ -41,7 +41,7 @@
 // Simple and extended protocol need no separate state machine here because
 // the server keeps it: pgcloak never answers for the server. In particular
 // a refused statement is not answered by pgcloak directly. It is replaced
-// by a statement that fails during parse analysis with a random token in
+// by a statement that fails during parse analysis with the refusal encoded in
 // its error, and the server-to-client side swaps that error for the
 // refusal. The server therefore does exactly what a real error does at that
 // point: abort the transaction block, discard extended-protocol messages

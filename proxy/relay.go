@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"sync"
 	"time"
@@ -167,7 +164,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 		// state a real error leaves (transaction aborted, messages
 		// discarded until Sync); the server-to-client side swaps that error
 		// for the refusal.
-		sql = s.refusals.add(d.Err)
+		sql = RefusalSQL(d.Err)
 	}
 	if msg[0] == 'P' {
 		parse.Query = sql
@@ -200,12 +197,10 @@ func (s *session) serverToClient() {
 				s.done.Add(1)
 			case 'E':
 				s.serverFatal = isFatal(msg)
-				if s.refusals.pending() {
-					if e := s.refusals.match(msg); e != nil {
-						out = append(out, s.ur.buf[start:at]...)
-						out = e.encode(out)
-						start = s.ur.r
-					}
+				if e := matchRefusal(msg); e != nil {
+					out = append(out, s.ur.buf[start:at]...)
+					out = e.encode(out)
+					start = s.ur.r
 				}
 			}
 		}
@@ -275,74 +270,4 @@ func isFatal(msg []byte) bool {
 		return false
 	}
 	return e.Severity == "FATAL" || e.Severity == "PANIC"
-}
-
-// refusalBook remembers refusals sent upstream as failing statements until
-// their error comes back.
-type refusalBook struct {
-	mu     sync.Mutex
-	tokens map[string]*Error
-	order  []string
-}
-
-const (
-	refusalMarker  = "pgcloak-refusal:"
-	maxRefusalsOut = 256
-)
-
-// add records a refusal and returns the SQL that stands for it.
-func (b *refusalBook) add(e *Error) string {
-	var raw [12]byte
-	rand.Read(raw[:])
-	token := hex.EncodeToString(raw[:])
-	b.mu.Lock()
-	if b.tokens == nil {
-		b.tokens = map[string]*Error{}
-	}
-	// A refused statement the server discarded (an earlier error in the
-	// same pipeline) never answers; forget the oldest past a bound.
-	if len(b.order) >= maxRefusalsOut {
-		delete(b.tokens, b.order[0])
-		b.order = b.order[1:]
-	}
-	b.tokens[token] = e
-	b.order = append(b.order, token)
-	b.mu.Unlock()
-	// Casting an unknown literal happens during parse analysis, so this
-	// fails at Parse in the extended protocol and before execution in the
-	// simple one, with the token in the message.
-	return "SELECT '" + refusalMarker + token + "'::pg_catalog.int4"
-}
-
-func (b *refusalBook) pending() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.tokens) > 0
-}
-
-// match returns the refusal an ErrorResponse stands for, if any.
-func (b *refusalBook) match(msg []byte) *Error {
-	i := bytes.Index(msg, []byte(refusalMarker))
-	if i < 0 {
-		return nil
-	}
-	rest := msg[i+len(refusalMarker):]
-	if len(rest) < 24 {
-		return nil
-	}
-	token := string(rest[:24])
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e, ok := b.tokens[token]
-	if !ok {
-		return nil
-	}
-	delete(b.tokens, token)
-	for i, t := range b.order {
-		if t == token {
-			b.order = append(b.order[:i], b.order[i+1:]...)
-			break
-		}
-	}
-	return e
 }

@@ -50,8 +50,6 @@ type session struct {
 	sent, done atomic.Int64
 	dirty      atomic.Bool
 
-	refusals refusalBook
-
 	relaying    atomic.Bool           // start-up is over; upstream is set
 	clientDone  atomic.Bool           // client terminated or went away
 	terminating atomic.Bool           // pgcloak is shutting the session down
