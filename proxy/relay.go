@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,18 +138,18 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 	case 'Q':
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
-			return nil, false, err
+			return nil, false, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
 	case 'P':
 		if err := parse.Decode(msg[5:]); err != nil {
-			return nil, false, err
+			return nil, false, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
 	case 'F':
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
-			return nil, false, err
+			return nil, false, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
@@ -173,6 +175,12 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
 	return repl, true, err
+}
+
+// malformed describes a client message pgcloak could not decode; the
+// decoder's own error ("EOF") does not say which message was wrong.
+func malformed(name string, err error) error {
+	return fmt.Errorf("invalid %s message: %s", name, strings.TrimSpace(err.Error()))
 }
 
 // serverToClient relays server messages, tracking transaction state and
