@@ -1,0 +1,212 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
+
+var loadCRM = func() func(t *testing.T) *pgx.Conn {
+	loaded := false
+	return func(t *testing.T) *pgx.Conn {
+		t.Helper()
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(ctx) })
+		if !loaded {
+			if _, err := crm.Load(ctx, conn, crm.Options{Customers: 300}); err != nil {
+				t.Fatal(err)
+			}
+			loaded = true
+		}
+		return conn
+	}
+}()
+
+// Principal mapping at connect: erin's region comes from the attribute
+// query, run against the CRM.
+func TestResolveWithAttributeQuery(t *testing.T) {
+	conn := loadCRM(t)
+	ctx := context.Background()
+	p := crmPolicy(t)
+	erin, err := p.Resolve(ctx, conn, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if erin.Role.Name != "sales_rep" || erin.Attributes["region"] != "east" || !erin.Ready() {
+		t.Fatalf("erin = %+v", erin)
+	}
+	f, _ := erin.RowFilter(customers)
+	var n, east int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM customers WHERE "+f.SQL).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	conn.QueryRow(ctx, "SELECT count(*) FROM customers WHERE region = 'east'").Scan(&east)
+	if n != east || n == 0 {
+		t.Fatalf("erin's filter selects %d customers, east has %d", n, east)
+	}
+	alice, err := p.Resolve(ctx, conn, "alice") // inline: no query
+	if err != nil || alice.Attributes["region"] != "north" {
+		t.Fatalf("alice %+v, %v", alice, err)
+	}
+	_, err = p.Resolve(ctx, conn, "mallory")
+	var ue *UnmappedLoginError
+	if !errors.As(err, &ue) {
+		t.Fatalf("mallory: %v", err)
+	}
+}
+
+// A login whose attribute query finds no row, or two, is refused.
+func TestResolveNoOrManyRows(t *testing.T) {
+	conn := loadCRM(t)
+	ctx := context.Background()
+	src := strings.Replace(string(crm.Rules), "  # No default:", `  default:
+    role: sales_rep
+    attribute_query: "SELECT region FROM sales_reps WHERE login = $1 OR (login > 'w' AND $1 = 'twins')"
+  #`, 1)
+	p, err := Parse("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr, err := p.Resolve(ctx, conn, "wade"); err != nil || pr.Attributes["region"] != "west" {
+		t.Fatalf("wade (a rep without own mapping, through the default): %+v %v", pr, err)
+	}
+	if _, err := p.Resolve(ctx, conn, "nobody"); !errors.Is(err, ErrNoAttributes) {
+		t.Fatalf("no row: %v", err)
+	}
+	if _, err := p.Resolve(ctx, conn, "twins"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found 2 rows") {
+		t.Fatalf("two rows: %v", err)
+	}
+}
+
+// An attribute value built to break out of its string constant, coming from
+// the database through the attribute query, stays one literal: the filter
+// selects nothing rather than everything.
+func TestInjectionThroughAttributeQueryStaysLiteral(t *testing.T) {
+	conn := loadCRM(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "ALTER TABLE sales_reps DROP CONSTRAINT sales_reps_region_check"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO sales_reps VALUES (99, 'mallory', 'M', 'm@x', $1)`, "x' OR '1'='1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DELETE FROM sales_reps WHERE rep_id = 99") })
+	src := strings.Replace(string(crm.Rules), "    erin:", "    mallory: {role: sales_rep, attribute_query: \"SELECT region FROM sales_reps WHERE login = $1\"}\n    erin:", 1)
+	p, err := Parse("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := p.Resolve(ctx, conn, "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range []string{"customers", "accounts", "contacts"} {
+		f, _ := m.RowFilter(TableName{"public", tab})
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tab+" WHERE "+f.SQL).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", f.SQL, err)
+		}
+		if n != 0 {
+			t.Errorf("%s: filter %s selects %d rows", tab, f.SQL, n)
+		}
+	}
+}
+
+// Every role's view of every protected column renders to SQL that runs on
+// the CRM and keeps the column's type, so a policy subquery built from the
+// views has the same row type as the table.
+func TestEveryViewRunsOnTheCRM(t *testing.T) {
+	conn := loadCRM(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, PseudonymSetupSQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO UPDATE SET key = excluded.key",
+		[]byte("0123456789abcdef-test-key")); err != nil {
+		t.Fatal(err)
+	}
+	p := crmPolicy(t)
+	cat, err := readCatalog(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Roles() {
+		for _, tab := range p.Tables() {
+			var sel []string
+			for _, dc := range cat.tables[tab.Name] {
+				v := r.Column(tab.Name, dc.name)
+				if v.Action == Deny {
+					continue
+				}
+				expr, err := v.SQL(dc.name, dc.typ)
+				if err != nil {
+					t.Fatalf("%s %s.%s: %v", r.Name, tab.Name, dc.name, err)
+				}
+				sel = append(sel, expr+" AS "+QuoteIdent(dc.name))
+			}
+			q := "SELECT " + strings.Join(sel, ", ") + " FROM " + tab.Name.SQL()
+			rows, err := conn.Query(ctx, q+" LIMIT 50")
+			if err != nil {
+				t.Fatalf("%s on %s: %v\n%s", r.Name, tab.Name, err, q)
+			}
+			fds := rows.FieldDescriptions()
+			rows.Close()
+			if rows.Err() != nil {
+				t.Fatalf("%s on %s: %v", r.Name, tab.Name, rows.Err())
+			}
+			i := 0
+			for _, dc := range cat.tables[tab.Name] {
+				if r.Column(tab.Name, dc.name).Action == Deny {
+					continue
+				}
+				if fds[i].DataTypeOID != dc.typOID {
+					t.Errorf("%s %s.%s: type %d, column %d", r.Name, tab.Name, dc.name, fds[i].DataTypeOID, dc.typOID)
+				}
+				i++
+			}
+		}
+	}
+
+	// The analyst's pseudonyms are stable and keep distinct counts.
+	a := p.Role("analyst").Column(customers, "email")
+	expr, _ := a.SQL("email", "text")
+	var distinctRaw, distinctPs int
+	var same bool
+	if err := conn.QueryRow(ctx, "SELECT count(DISTINCT email), count(DISTINCT "+expr+"), bool_and("+expr+" = "+expr+") FROM customers").
+		Scan(&distinctRaw, &distinctPs, &same); err != nil {
+		t.Fatal(err)
+	}
+	if distinctRaw != distinctPs || !same {
+		t.Errorf("pseudonyms: %d distinct emails, %d distinct pseudonyms, stable %v", distinctRaw, distinctPs, same)
+	}
+	if strings.Contains(expr, "0123456789abcdef") {
+		t.Error("the pseudonym key is in the SQL")
+	}
+	// A session login cannot read the key.
+	other, err := pgx.Connect(ctx, pg.DSN(pgtest.ScramUser, pgtest.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	var ps string
+	if err := other.QueryRow(ctx, "SELECT pgcloak.pseudonym('a@b.c')").Scan(&ps); err != nil || !strings.HasPrefix(ps, "ps_") {
+		t.Errorf("a session cannot pseudonymize: %q %v", ps, err)
+	}
+	if _, err := other.Exec(ctx, "SELECT key FROM pgcloak.pseudonym_key"); err == nil {
+		t.Error("a session can read the pseudonym key")
+	}
+}
