@@ -1,0 +1,214 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+)
+
+// syncBuffer is a log destination safe for the watcher's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newStore(t *testing.T) (*Store, string, *syncBuffer) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	write(t, path, crm.Rules)
+	logs := &syncBuffer{}
+	s, err := NewStore(path, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, path, logs
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	// Write beside and rename, as editors and ConfigMap updates do.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Alice's region moves from north to west in the second version.
+var westRules = []byte(strings.Replace(string(crm.Rules), "{region: north}", "{region: west}", 1))
+
+// The sample's sales_rep role made unable to see phone numbers: a broken
+// edit (unknown action).
+var brokenRules = []byte(strings.Replace(string(crm.Rules), "{phone: show}", "{phone: shw}", 1))
+
+func aliceFilter(t *testing.T, p *Policy) string {
+	t.Helper()
+	a, err := p.Principal("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := a.RowFilter(customers)
+	return f.SQL
+}
+
+func TestStoreReload(t *testing.T) {
+	s, path, logs := newStore(t)
+	old := s.Current()
+	v1 := old.Version()
+
+	// Unchanged: success, no swap.
+	if err := s.Reload(); err != nil || s.Current() != old {
+		t.Fatalf("unchanged reload: %v", err)
+	}
+
+	write(t, path, westRules)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	cur := s.Current()
+	if cur.Version() == v1 || aliceFilter(t, cur) != "region = 'west'::pg_catalog.text" {
+		t.Fatalf("new rules not in force: %s", aliceFilter(t, cur))
+	}
+	// A statement that started under the old rules still has them.
+	if aliceFilter(t, old) != "region = 'north'::pg_catalog.text" {
+		t.Fatal("the old policy changed")
+	}
+
+	write(t, path, brokenRules)
+	err := s.Reload()
+	var le *LoadError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), `unknown action "shw"`) || le.Errors[0].Pos.Line == 0 {
+		t.Fatalf("broken reload: %v", err)
+	}
+	if s.Current() != cur {
+		t.Fatal("a broken file replaced the rules")
+	}
+	st := s.Stats()
+	if st.Successes != 2 || st.Failures != 1 || st.LastSuccessful || st.Version != cur.Version() {
+		t.Fatalf("stats %+v", st)
+	}
+	if !strings.Contains(logs.String(), "rules reload rejected") || !strings.Contains(logs.String(), "line=") {
+		t.Errorf("the rejection is not logged with its position:\n%s", logs)
+	}
+
+	os.Remove(path)
+	if err := s.Reload(); err == nil || s.Current() != cur {
+		t.Fatal("a missing file replaced the rules")
+	}
+}
+
+func TestNewStoreRejectsBrokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	write(t, path, brokenRules)
+	if _, err := NewStore(path, nil); err == nil {
+		t.Fatal("broken file accepted")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStoreWatch(t *testing.T) {
+	s, path, logs := newStore(t)
+	v1 := s.Current().Version()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Watch(ctx, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Readers keep using the store while it reloads.
+	var stop atomic.Bool
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for !stop.Load() {
+				p := s.Current()
+				if a, err := p.Principal("alice"); err != nil || a.Role == nil {
+					t.Error("a reader saw a broken policy")
+					return
+				}
+			}
+		}()
+	}
+	defer func() { stop.Store(true); readers.Wait() }()
+
+	write(t, path, westRules)
+	waitFor(t, "the new rules", func() bool { return s.Current().Version() != v1 })
+	v2 := s.Current().Version()
+	if aliceFilter(t, s.Current()) != "region = 'west'::pg_catalog.text" {
+		t.Fatal("wrong rules in force")
+	}
+
+	write(t, path, brokenRules)
+	waitFor(t, "the rejection", func() bool { return s.Stats().Failures == 1 })
+	time.Sleep(200 * time.Millisecond) // ten more polls
+	if st := s.Stats(); st.Failures != 1 || st.LastSuccessful || s.Current().Version() != v2 {
+		t.Fatalf("after a broken file: %+v (reported once, old rules kept)", st)
+	}
+	if n := strings.Count(logs.String(), "rules reload rejected"); n != 1 {
+		t.Errorf("rejection logged %d times", n)
+	}
+
+	write(t, path, crm.Rules)
+	waitFor(t, "the fixed rules", func() bool { return s.Current().Version() == v1 })
+	if !s.Stats().LastSuccessful {
+		t.Error("still unsuccessful after the fix")
+	}
+}
+
+// Several writes in quick succession make one reload.
+func TestStoreWatchDebounces(t *testing.T) {
+	s, path, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Watch(ctx, 50*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	before := s.Stats().Successes
+	for i := range 10 {
+		write(t, path, []byte(string(westRules)+strings.Repeat("\n", i+1)))
+		time.Sleep(10 * time.Millisecond)
+	}
+	final := []byte(string(westRules) + strings.Repeat("\n", 10))
+	waitFor(t, "the reload", func() bool {
+		b, _ := os.ReadFile(path)
+		return bytes.Equal(b, final) && s.Stats().Successes > before && s.Current().Version() != crmPolicy(t).Version()
+	})
+	time.Sleep(150 * time.Millisecond)
+	if n := s.Stats().Successes - before; n > 2 {
+		t.Errorf("%d reloads for one burst of writes", n)
+	}
+}
