@@ -15,12 +15,24 @@ type Policy interface {
 
 // SessionInfo describes an authenticated client session.
 type SessionInfo struct {
-	ID         string            // pgcloak's session id, for logs
-	User       string            // login from the StartupMessage, verified by the server
-	Database   string            // database the session is connected to
-	Params     map[string]string // every StartupMessage parameter
-	ClientAddr net.Addr
-	TLS        bool // the client connection is encrypted
+	ID       string            // pgcloak's session id, for logs
+	User     string            // login from the StartupMessage, verified by the server
+	Database string            // database the session is connected to
+	Params   map[string]string // every StartupMessage parameter
+	// ServerParams are the server's ParameterStatus values at start-up.
+	ServerParams map[string]string
+	ClientAddr   net.Addr
+	TLS          bool // the client connection is encrypted
+	// Upstream runs queries on the session's own server connection, before
+	// the client has it (the session's search_path, for instance). Valid
+	// only during Open.
+	Upstream UpstreamQuerier
+}
+
+// UpstreamQuerier runs one simple-protocol query and returns its rows as
+// text (nil for NULL).
+type UpstreamQuerier interface {
+	Query(ctx context.Context, sql string) ([][]*string, error)
 }
 
 // SessionPolicy decides on each statement of one session. It is used by one

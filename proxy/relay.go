@@ -91,7 +91,10 @@ func (s *session) clientToServer() {
 				s.sent.Add(1)
 				continue
 			case 'X':
+				// Before the write: the server closes as soon as it reads
+				// Terminate, and that EOF must not read as a lost server.
 				terminate = true
+				s.clientDone.Store(true)
 				continue
 			default:
 				s.dirty.Store(true)

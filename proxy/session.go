@@ -40,8 +40,10 @@ type session struct {
 	cr, ur   *frameReader // client and upstream message readers
 	tls      bool
 	params   map[string]string
-	policy   SessionPolicy
-	cancel   []byte // CancelRequest packet for this session's backend
+	// serverParams are the ParameterStatus values of the start-up.
+	serverParams map[string]string
+	policy       SessionPolicy
+	cancel       []byte // CancelRequest packet for this session's backend
 
 	txStatus atomic.Uint32 // last ReadyForQuery status: 'I', 'T' or 'E'
 	// Requests that expect a ReadyForQuery (Query, Sync, FunctionCall)
@@ -103,6 +105,7 @@ func (s *session) run() {
 		return
 	}
 	s.upstream = up
+	s.serverParams = map[string]string{}
 	defer up.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		up.SetDeadline(dl)
@@ -280,9 +283,8 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 			}
 			switch code := binary.BigEndian.Uint32(msg[5:]); code {
 			case 0: // AuthenticationOk: the server accepted the login
-				if err := s.open(ctx); err != nil {
-					return err
-				}
+				// The policy decides once the server is ready (at the first
+				// ReadyForQuery); until then the client hears nothing more.
 				out = append(out, msg...)
 			case 10: // AuthenticationSASL: offer only what can cross a proxy
 				out = appendSASLWithoutBinding(out, msg)
@@ -313,12 +315,21 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 		case 'Z':
 			out = append(out, msg...)
 			s.txStatus.Store(uint32(msg[5]))
+			if err := s.open(ctx); err != nil {
+				return err
+			}
 			if err := flush(); err != nil {
 				return err
 			}
 			s.cr.max = s.srv.cfg.MaxMessageSize
 			return nil
-		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if ps.Decode(msg[5:]) == nil {
+				s.serverParams[ps.Name] = ps.Value
+			}
+			out = append(out, msg...)
+		default: // NoticeResponse, NegotiateProtocolVersion
 			out = append(out, msg...)
 		}
 	}
@@ -341,12 +352,14 @@ func (s *session) startupUpstreamError(msg string) error {
 // the client instead of AuthenticationOk.
 func (s *session) open(ctx context.Context) error {
 	info := SessionInfo{
-		ID:         s.id,
-		User:       s.params["user"],
-		Database:   s.params["database"],
-		Params:     s.params,
-		ClientAddr: s.client.RemoteAddr(),
-		TLS:        s.tls,
+		ID:           s.id,
+		User:         s.params["user"],
+		Database:     s.params["database"],
+		Params:       s.params,
+		ServerParams: s.serverParams,
+		ClientAddr:   s.client.RemoteAddr(),
+		TLS:          s.tls,
+		Upstream:     upstreamQuerier{s},
 	}
 	if info.Database == "" {
 		info.Database = info.User
