@@ -21,14 +21,18 @@ import (
 // fileConfig is pgcloak.yaml, the serve command's configuration file. Flags
 // override it; every field has a default, so flags alone are enough.
 type fileConfig struct {
-	Listen   []string       `yaml:"listen"`
-	Admin    string         `yaml:"admin"`
-	Rules    string         `yaml:"rules"`
-	Upstream upstreamConfig `yaml:"upstream"`
-	TLS      clientTLS      `yaml:"tls"`
-	Limits   limitsConfig   `yaml:"limits"`
-	Timeouts timeoutsConfig `yaml:"timeouts"`
-	Log      logConfig      `yaml:"log"`
+	Listen []string `yaml:"listen"`
+	Admin  string   `yaml:"admin"`
+	Rules  string   `yaml:"rules"`
+	// CatalogDSN is pgcloak's own connection: catalog snapshots and
+	// attribute queries. Needed with rules.
+	CatalogDSN     string         `yaml:"catalog_dsn"`
+	CatalogRefresh duration       `yaml:"catalog_refresh"`
+	Upstream       upstreamConfig `yaml:"upstream"`
+	TLS            clientTLS      `yaml:"tls"`
+	Limits         limitsConfig   `yaml:"limits"`
+	Timeouts       timeoutsConfig `yaml:"timeouts"`
+	Log            logConfig      `yaml:"log"`
 }
 
 type upstreamConfig struct {
@@ -77,7 +81,8 @@ func defaultConfig() fileConfig {
 			Auth:          duration(proxy.DefaultAuthTimeout),
 			ShutdownGrace: duration(30 * time.Second),
 		},
-		Log: logConfig{Format: "text", Level: "info"},
+		CatalogRefresh: duration(time.Minute),
+		Log:            logConfig{Format: "text", Level: "info"},
 	}
 }
 
@@ -204,6 +209,12 @@ func (c *fileConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.Admin); err != nil {
 			return bad("admin", "%q is not HOST:PORT", c.Admin)
 		}
+	}
+	if c.Rules != "" && c.CatalogDSN == "" {
+		return bad("catalog_dsn", "is needed with rules: pgcloak reads the catalog over its own connection")
+	}
+	if c.CatalogRefresh <= 0 {
+		return bad("catalog_refresh", "must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.Upstream.Address); err != nil {
 		return bad("upstream.address", "%q is not HOST:PORT", c.Upstream.Address)

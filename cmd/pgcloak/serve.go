@@ -37,6 +37,7 @@ func serveFlags(args []string) (fileConfig, error) {
 		database    = fs.String("database", "", "the only database clients may use (default: any)")
 		admin       = fs.String("admin", "", "admin HTTP listen address for metrics and health, HOST:PORT (default: off)")
 		rulesFile   = fs.String("rules", "", "privacy rules `FILE`")
+		catalogDSN  = fs.String("catalog-dsn", "", "connection string pgcloak uses to read the catalog and run attribute queries (needed with -rules)")
 		tlsCert     = fs.String("tls-cert", "", "certificate `FILE` offered to clients")
 		tlsKey      = fs.String("tls-key", "", "private key `FILE` of -tls-cert")
 		upTLS       = fs.String("upstream-tls", "", "TLS to the server: disable, require or verify-full")
@@ -74,6 +75,8 @@ func serveFlags(args []string) (fileConfig, error) {
 			cfg.Admin = *admin
 		case "rules":
 			cfg.Rules = *rulesFile
+		case "catalog-dsn":
+			cfg.CatalogDSN = *catalogDSN
 		case "tls-cert":
 			cfg.TLS.CertFile = *tlsCert
 		case "tls-key":
@@ -124,12 +127,16 @@ func runServe(args []string) int {
 		return 2
 	}
 	pc.Logger = log
-	if cfg.Rules != "" {
-		fmt.Fprintln(os.Stderr, "pgcloak serve: rules: enforcement is not built yet; refusing to start rather than run unprotected")
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Rules != "" {
+		engine, err := startPolicy(ctx, cfg, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
+			return 2
+		}
+		pc.Policy = engine
+	}
 	if err := serve(ctx, cfg, pc, log); err != nil {
 		log.Error("pgcloak stopped", "err", err)
 		return 1

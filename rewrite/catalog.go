@@ -1,0 +1,370 @@
+package rewrite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Catalog is an immutable snapshot of what the rewrite needs to know about
+// the database: relations and their columns, inheritance, what views read,
+// and which functions and operators are leakproof. Load reads it over
+// pgcloak's own connection; a refresh builds a new one and swaps it in.
+type Catalog struct {
+	rels       map[relKey]*Relation
+	byOID      map[uint32]*Relation
+	relnames   map[string][]*Relation // relation name → relations of that name in any schema
+	funcs      map[string]*funcInfo   // function name → what is known of all functions of that name
+	ops        map[string]*opInfo     // operator name → leakproofness
+	schemas    map[string]bool
+	Generation uint64
+}
+
+type relKey struct{ schema, name string }
+
+// Relation is a table, view or other relation of the database.
+type Relation struct {
+	OID     uint32
+	Schema  string
+	Name    string
+	Kind    byte // pg_class.relkind: r, p, v, m, f, S, t, c
+	Columns []Column
+	// Parents are the relations this one inherits from or is a partition
+	// of, transitively.
+	Parents []*Relation
+	// Reads are the relations a view or materialized view reads,
+	// transitively; ReadsFunctions says it calls functions outside
+	// pg_catalog.
+	Reads          []*Relation
+	ReadsFunctions bool
+
+	parentOIDs []uint32
+	readOIDs   []uint32
+}
+
+// Column is a column of a relation, in attnum order (dropped ones left out).
+type Column struct {
+	Name    string
+	Num     int16
+	Type    string // format_type(atttypid, atttypmod)
+	TypeOID uint32
+}
+
+// Column returns a column by name, or nil.
+func (r *Relation) Column(name string) *Column {
+	for i := range r.Columns {
+		if r.Columns[i].Name == name {
+			return &r.Columns[i]
+		}
+	}
+	return nil
+}
+
+type funcInfo struct {
+	schemas      map[string]bool // schemas that hold a function of this name
+	allLeakproof bool
+	catalogOnly  bool // every function of this name is in pg_catalog
+}
+
+type opInfo struct {
+	leakproof       bool            // every operator of this name is leakproof
+	leakproofByLeft map[uint32]bool // per left operand type
+	catalogOnly     bool
+}
+
+// Relation finds a relation by schema and name.
+func (c *Catalog) Relation(schema, name string) *Relation { return c.rels[relKey{schema, name}] }
+
+// RelationByOID finds a relation by OID.
+func (c *Catalog) RelationByOID(oid uint32) *Relation { return c.byOID[oid] }
+
+// SchemaExists says whether a schema exists.
+func (c *Catalog) SchemaExists(name string) bool { return c.schemas[name] }
+
+// Resolve finds the relation an unqualified name denotes on searchPath
+// (pg_catalog is searched first unless the path names it).
+func (c *Catalog) Resolve(name string, searchPath []string) *Relation {
+	for _, s := range effectivePath(searchPath) {
+		if r := c.rels[relKey{s, name}]; r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func effectivePath(searchPath []string) []string {
+	for _, s := range searchPath {
+		if s == "pg_catalog" {
+			return searchPath
+		}
+	}
+	return append([]string{"pg_catalog"}, searchPath...)
+}
+
+// Load reads a catalog snapshot. It sees what the connection's role can
+// see; pgcloak's catalog login must be able to read the catalogs (any role
+// can) and does not need to read the tables.
+func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
+	c := &Catalog{
+		rels:     map[relKey]*Relation{},
+		byOID:    map[uint32]*Relation{},
+		relnames: map[string][]*Relation{},
+		funcs:    map[string]*funcInfo{},
+		ops:      map[string]*opInfo{},
+		schemas:  map[string]bool{},
+	}
+	steps := []struct {
+		what string
+		sql  string
+		scan func(pgx.Rows) error
+	}{
+		{"schemas", `SELECT nspname FROM pg_catalog.pg_namespace`, c.scanSchema},
+		{"relations", `
+			SELECT c.oid, n.nspname, c.relname, c.relkind::text
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r','p','v','m','f','S','t') AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanRelation},
+		{"columns", `
+			SELECT a.attrelid, a.attname, a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid
+			FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','p','v','m','f')
+			  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_temp\_%'
+			ORDER BY a.attrelid, a.attnum`, c.scanColumn},
+		{"inheritance", `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits`, c.scanInherits},
+		{"view dependencies", `
+			SELECT DISTINCT r.ev_class, d.refobjid, d.refclassid = 'pg_catalog.pg_proc'::regclass
+			FROM pg_catalog.pg_rewrite r
+			JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+			WHERE d.refclassid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_proc'::regclass)
+			  AND d.refobjid <> r.ev_class`, c.scanViewDep},
+		{"functions", `
+			SELECT p.proname, n.nspname, p.proleakproof
+			FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace`, c.scanFunc},
+		{"operators", `
+			SELECT o.oprname, n.nspname, o.oprleft, p.proleakproof
+			FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace`, c.scanOp},
+	}
+	for _, st := range steps {
+		rows, err := conn.Query(ctx, st.sql)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
+		}
+		for rows.Next() {
+			if err := st.scan(rows); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
+		}
+	}
+	c.link()
+	return c, nil
+}
+
+func (c *Catalog) scanSchema(rows pgx.Rows) error {
+	var s string
+	if err := rows.Scan(&s); err != nil {
+		return err
+	}
+	c.schemas[s] = true
+	return nil
+}
+
+func (c *Catalog) scanRelation(rows pgx.Rows) error {
+	r := &Relation{}
+	var kind string
+	if err := rows.Scan(&r.OID, &r.Schema, &r.Name, &kind); err != nil {
+		return err
+	}
+	r.Kind = kind[0]
+	c.add(r)
+	return nil
+}
+
+func (c *Catalog) add(r *Relation) {
+	c.rels[relKey{r.Schema, r.Name}] = r
+	c.byOID[r.OID] = r
+	c.relnames[r.Name] = append(c.relnames[r.Name], r)
+}
+
+func (c *Catalog) scanColumn(rows pgx.Rows) error {
+	var rel uint32
+	var col Column
+	if err := rows.Scan(&rel, &col.Name, &col.Num, &col.Type, &col.TypeOID); err != nil {
+		return err
+	}
+	if r := c.byOID[rel]; r != nil {
+		r.Columns = append(r.Columns, col)
+	}
+	return nil
+}
+
+func (c *Catalog) scanInherits(rows pgx.Rows) error {
+	var child, parent uint32
+	if err := rows.Scan(&child, &parent); err != nil {
+		return err
+	}
+	if r := c.byOID[child]; r != nil {
+		r.parentOIDs = append(r.parentOIDs, parent)
+	}
+	return nil
+}
+
+func (c *Catalog) scanViewDep(rows pgx.Rows) error {
+	var view, ref uint32
+	var isFunc bool
+	if err := rows.Scan(&view, &ref, &isFunc); err != nil {
+		return err
+	}
+	r := c.byOID[view]
+	if r == nil {
+		return nil
+	}
+	if isFunc {
+		// Functions a view calls are resolved below: only pg_catalog ones
+		// are known not to read tables behind pgcloak's back.
+		r.readOIDs = append(r.readOIDs, 0)
+		return nil
+	}
+	r.readOIDs = append(r.readOIDs, ref)
+	return nil
+}
+
+func (c *Catalog) scanFunc(rows pgx.Rows) error {
+	var name, schema string
+	var leakproof bool
+	if err := rows.Scan(&name, &schema, &leakproof); err != nil {
+		return err
+	}
+	f := c.funcs[name]
+	if f == nil {
+		f = &funcInfo{schemas: map[string]bool{}, allLeakproof: true, catalogOnly: true}
+		c.funcs[name] = f
+	}
+	f.schemas[schema] = true
+	f.allLeakproof = f.allLeakproof && leakproof
+	f.catalogOnly = f.catalogOnly && schema == "pg_catalog"
+	return nil
+}
+
+func (c *Catalog) scanOp(rows pgx.Rows) error {
+	var name, schema string
+	var left uint32
+	var leakproof bool
+	if err := rows.Scan(&name, &schema, &left, &leakproof); err != nil {
+		return err
+	}
+	o := c.ops[name]
+	if o == nil {
+		o = &opInfo{leakproof: true, leakproofByLeft: map[uint32]bool{}, catalogOnly: true}
+		c.ops[name] = o
+	}
+	o.leakproof = o.leakproof && leakproof
+	if prev, ok := o.leakproofByLeft[left]; ok {
+		o.leakproofByLeft[left] = prev && leakproof
+	} else {
+		o.leakproofByLeft[left] = leakproof
+	}
+	o.catalogOnly = o.catalogOnly && schema == "pg_catalog"
+	return nil
+}
+
+// link resolves parent and view dependency OIDs into transitive closures.
+func (c *Catalog) link() {
+	for _, r := range c.byOID {
+		seen := map[uint32]bool{}
+		var walk func(oids []uint32)
+		walk = func(oids []uint32) {
+			for _, o := range oids {
+				if seen[o] {
+					continue
+				}
+				seen[o] = true
+				if p := c.byOID[o]; p != nil {
+					r.Parents = append(r.Parents, p)
+					walk(p.parentOIDs)
+				}
+			}
+		}
+		walk(r.parentOIDs)
+
+		seen = map[uint32]bool{r.OID: true}
+		var reads func(oids []uint32)
+		reads = func(oids []uint32) {
+			for _, o := range oids {
+				if o == 0 {
+					r.ReadsFunctions = true
+					continue
+				}
+				if seen[o] {
+					continue
+				}
+				seen[o] = true
+				if d := c.byOID[o]; d != nil {
+					r.Reads = append(r.Reads, d)
+					reads(d.readOIDs)
+					reads(d.parentOIDs)
+				}
+			}
+		}
+		reads(r.readOIDs)
+	}
+}
+
+// funcSafe says whether calls of the function name (optionally
+// schema-qualified) can only reach built-in functions.
+func (c *Catalog) funcBuiltin(schema, name string) bool {
+	f := c.funcs[name]
+	if f == nil {
+		return false // unknown: let nothing through that we cannot name
+	}
+	if schema != "" {
+		return schema == "pg_catalog" && f.schemas["pg_catalog"]
+	}
+	return f.catalogOnly
+}
+
+// funcLeakproof says whether every function of that name is leakproof.
+func (c *Catalog) funcLeakproof(name string) bool {
+	f := c.funcs[name]
+	return f != nil && f.allLeakproof
+}
+
+// opBuiltin says whether the operator name denotes only built-in operators.
+func (c *Catalog) opBuiltin(schema, name string) bool {
+	o := c.ops[name]
+	if o == nil {
+		return false
+	}
+	if schema != "" {
+		return schema == "pg_catalog" && o.catalogOnly
+	}
+	return o.catalogOnly
+}
+
+// opLeakproof says whether the operator is leakproof for a left operand of
+// type left (0: unknown, then every operator of that name must be).
+func (c *Catalog) opLeakproof(name string, left uint32) bool {
+	o := c.ops[name]
+	if o == nil {
+		return false
+	}
+	if left != 0 {
+		if lp, ok := o.leakproofByLeft[left]; ok {
+			return lp
+		}
+	}
+	return o.leakproof
+}
+
+// String summarises the snapshot, for logs.
+func (c *Catalog) String() string {
+	var kinds strings.Builder
+	fmt.Fprintf(&kinds, "%d relations, %d functions, %d operators", len(c.byOID), len(c.funcs), len(c.ops))
+	return kinds.String()
+}

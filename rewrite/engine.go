@@ -1,0 +1,405 @@
+package rewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// Engine is the privacy policy the proxy asks: it maps each verified login
+// to its principal, then rewrites or refuses every statement of a
+// restricted session. It implements proxy.Policy.
+type Engine struct {
+	rules      func() *rules.Policy
+	catalogDSN string
+	log        *slog.Logger
+
+	state atomic.Pointer[engineState] // catalog snapshot and its caches
+
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+	refreshing  atomic.Bool
+
+	connMu sync.Mutex
+	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
+}
+
+// engineState is one catalog snapshot with the caches built on it.
+type engineState struct {
+	cat     *Catalog
+	subq    *subqueryCache
+	results *resultCache
+}
+
+// NewEngine returns an engine reading rules from current and the catalog
+// over catalogDSN. Call Start before serving.
+func NewEngine(current func() *rules.Policy, catalogDSN string, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{rules: current, catalogDSN: catalogDSN, log: log}
+}
+
+// Start loads the catalog and refreshes it every interval until ctx ends.
+// A catalog that cannot be loaded yet is retried; restricted sessions are
+// refused until it is.
+func (e *Engine) Start(ctx context.Context, interval time.Duration) error {
+	err := e.Refresh(ctx)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				e.connMu.Lock()
+				if e.conn != nil {
+					e.conn.Close(context.Background())
+				}
+				e.connMu.Unlock()
+				return
+			case <-t.C:
+				if err := e.Refresh(ctx); err != nil {
+					e.log.Warn("catalog refresh failed", "err", err)
+				}
+			}
+		}
+	}()
+	return err
+}
+
+// Ready says whether a catalog is loaded.
+func (e *Engine) Ready() bool { return e.state.Load() != nil }
+
+// Refresh loads a new catalog snapshot and swaps it in.
+func (e *Engine) Refresh(ctx context.Context) error {
+	e.refreshMu.Lock()
+	defer e.refreshMu.Unlock()
+	var cat *Catalog
+	err := e.withConn(ctx, func(c *pgx.Conn) error {
+		var err error
+		cat, err = Load(ctx, c)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if old := e.state.Load(); old != nil {
+		cat.Generation = old.cat.Generation + 1
+	}
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache()})
+	e.lastRefresh = time.Now()
+	e.log.Debug("catalog loaded", "catalog", cat.String())
+	return nil
+}
+
+// refreshSoon refreshes the catalog in the background after a statement
+// that may have changed it.
+func (e *Engine) refreshSoon() {
+	if e.refreshing.Swap(true) {
+		return
+	}
+	go func() {
+		defer e.refreshing.Store(false)
+		time.Sleep(50 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Refresh(ctx); err != nil {
+			e.log.Warn("catalog refresh failed", "err", err)
+		}
+	}()
+}
+
+// withConn runs f on pgcloak's own connection, (re)connecting as needed.
+func (e *Engine) withConn(ctx context.Context, f func(*pgx.Conn) error) error {
+	e.connMu.Lock()
+	defer e.connMu.Unlock()
+	if e.conn == nil || e.conn.IsClosed() {
+		c, err := pgx.Connect(ctx, e.catalogDSN)
+		if err != nil {
+			return fmt.Errorf("catalog connection: %w", err)
+		}
+		e.conn = c
+	}
+	err := f(e.conn)
+	if err != nil && e.conn.PgConn().IsBusy() {
+		e.conn.Close(ctx)
+		e.conn = nil
+	}
+	return err
+}
+
+// connQuerier runs attribute queries on the engine's connection.
+type connQuerier struct{ e *Engine }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (q connQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	var row pgx.Row = errRow{errors.New("no connection")}
+	err := q.e.withConn(ctx, func(c *pgx.Conn) error {
+		// Scan inside the lock: the row belongs to the connection.
+		vals, err := c.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		defer vals.Close()
+		if !vals.Next() {
+			if err := vals.Err(); err != nil {
+				return err
+			}
+			row = errRow{pgx.ErrNoRows}
+			return nil
+		}
+		raw, err := vals.Values()
+		if err != nil {
+			return err
+		}
+		row = valuesRow(raw)
+		return vals.Err()
+	})
+	if err != nil {
+		return errRow{err}
+	}
+	return row
+}
+
+// valuesRow scans already-read values into pointers.
+type valuesRow []any
+
+func (r valuesRow) Scan(dst ...any) error {
+	if len(dst) != len(r) {
+		return fmt.Errorf("attribute query: %d columns, %d destinations", len(r), len(dst))
+	}
+	for i, d := range dst {
+		switch p := d.(type) {
+		case **string:
+			if r[i] == nil {
+				*p = nil
+			} else {
+				s := fmt.Sprint(r[i])
+				*p = &s
+			}
+		case *int64:
+			switch v := r[i].(type) {
+			case int64:
+				*p = v
+			case int32:
+				*p = int64(v)
+			default:
+				return fmt.Errorf("attribute query: column %d is %T, not a count", i, r[i])
+			}
+		default:
+			return fmt.Errorf("attribute query: cannot scan into %T", d)
+		}
+	}
+	return nil
+}
+
+// Open maps the session's login to its principal. Unrestricted principals
+// get nil: their sessions pass through untouched.
+func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
+	s := &session{e: e, login: info.User, params: info.Params}
+	if err := s.resolve(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := info.Upstream.Query(ctx,
+		"SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, i) ORDER BY i")
+	if err != nil {
+		return nil, fmt.Errorf("pgcloak: reading the session's search_path: %w", err)
+	}
+	s.searchPath = []string{}
+	for _, r := range rows {
+		if r[0] != nil {
+			s.searchPath = append(s.searchPath, *r[0])
+		}
+	}
+	if s.restricted {
+		if info.ServerParams["standard_conforming_strings"] != "on" {
+			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+				Message: "pgcloak: restricted sessions need standard_conforming_strings on (rule: fail_closed)"}
+		}
+		if e.state.Load() == nil {
+			return nil, &proxy.Error{Code: pgerrcode.CannotConnectNow,
+				Message: "pgcloak is not ready: the database catalog is not loaded yet"}
+		}
+	}
+	s.setContext()
+	return s, nil
+}
+
+// session is one restricted session's policy.
+type session struct {
+	e          *Engine
+	login      string
+	params     map[string]string
+	pol        *rules.Policy
+	pr         *rules.Principal
+	purposes   []string
+	searchPath []string
+	restricted bool
+	ctx        *Context // nil: unrestricted
+	openErr    error    // set when a reload left the login without a role
+}
+
+func (s *session) setContext() {
+	s.ctx = nil
+	if s.restricted {
+		s.ctx = NewContext(s.pol, s.pr, s.purposes, s.searchPath)
+	}
+}
+
+// resolve maps the login under the rules in force.
+func (s *session) resolve(ctx context.Context) error {
+	pol := s.e.rules()
+	if pol == nil {
+		return &proxy.Error{Code: pgerrcode.CannotConnectNow, Message: "pgcloak is not ready: no rules loaded"}
+	}
+	pr, err := pol.Resolve(ctx, connQuerier{s.e}, s.login)
+	if err != nil {
+		var um *rules.UnmappedLoginError
+		if errors.As(err, &um) {
+			return &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification, Message: err.Error()}
+		}
+		return &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+			Message: "pgcloak: cannot map login to a principal: " + err.Error()}
+	}
+	s.pol, s.pr = pol, pr
+	s.restricted = !pr.Unrestricted()
+	if !s.restricted {
+		return nil
+	}
+	role := pr.Role
+	s.purposes = role.Purposes
+	if want := s.params["pgcloak.purpose"]; want != "" && !role.PurposeFixed {
+		ok := false
+		for _, p := range role.Purposes {
+			ok = ok || p == want
+		}
+		if !ok {
+			return &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+				Message: fmt.Sprintf("pgcloak: role %q may not work for purpose %q", role.Name, want)}
+		}
+		s.purposes = []string{want}
+	} else if role.PurposeFixed && len(role.Purposes) > 0 {
+		s.purposes = role.Purposes[:1]
+	}
+	return nil
+}
+
+// current returns the context under the rules in force, re-mapping the
+// login after a reload.
+func (s *session) current() (*Context, error) {
+	if pol := s.e.rules(); pol != s.pol {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.openErr = s.resolve(ctx)
+		cancel()
+		s.setContext()
+	}
+	return s.ctx, s.openErr
+}
+
+func (s *session) Query(sql string) proxy.Decision { return s.decide(sql) }
+
+func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision { return s.decide(sql) }
+
+func (s *session) FunctionCall(uint32) proxy.Decision {
+	return proxy.ErrRefused(pgerrcode.FeatureNotSupported,
+		"pgcloak: the FunctionCall message is refused for restricted roles (rule: fail_closed)")
+}
+
+func (s *session) Close() {}
+
+func (s *session) decide(sql string) proxy.Decision {
+	ctx, err := s.current()
+	if err != nil {
+		var pe *proxy.Error
+		if errors.As(err, &pe) {
+			return proxy.Decision{Action: proxy.Refuse, Err: pe}
+		}
+		return proxy.ErrRefused(pgerrcode.InvalidAuthorizationSpecification, err.Error())
+	}
+	if ctx == nil {
+		return proxy.Decision{} // unrestricted after a reload
+	}
+	st := s.e.state.Load()
+	if st == nil {
+		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
+	}
+	res := st.rewrite(ctx, sql)
+	if res.CatalogChange {
+		s.e.refreshSoon()
+	}
+	if res.Unchanged {
+		return proxy.Decision{}
+	}
+	return proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL}
+}
+
+// rewrite rewrites through the result cache.
+func (st *engineState) rewrite(ctx *Context, sql string) *Result {
+	key := ctx.Key + "\x00" + sql
+	if r := st.results.get(key); r != nil {
+		return r
+	}
+	r := Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
+	st.results.put(key, r)
+	return r
+}
+
+func refusalSQL(r *Refusal) string {
+	return proxy.RefusalSQL(&proxy.Error{Code: r.Code, Message: r.Message})
+}
+
+// Explain rewrites sql for a login as a session of it would be, for
+// `pgcloak explain`. searchPath stands in for the session's.
+func (e *Engine) Explain(ctx context.Context, login string, searchPath []string, sql string) (*Result, *rules.Principal, error) {
+	s := &session{e: e, login: login, searchPath: searchPath}
+	if err := s.resolve(ctx); err != nil {
+		return nil, nil, err
+	}
+	s.setContext()
+	if s.ctx == nil {
+		return &Result{SQL: sql, Unchanged: true}, s.pr, nil
+	}
+	st := e.state.Load()
+	if st == nil {
+		return nil, nil, errors.New("catalog not loaded")
+	}
+	return Rewrite(st.cat, s.ctx, st.subq, sql, func(r *Refusal) string { return "/* refused */ " + r.Message }), s.pr, nil
+}
+
+// resultCache maps (context, SQL) to the rewrite's result.
+type resultCache struct {
+	mu sync.RWMutex
+	m  map[string]*Result
+}
+
+const maxResults = 50000
+
+func newResultCache() *resultCache { return &resultCache{m: map[string]*Result{}} }
+
+func (c *resultCache) get(k string) *Result {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[k]
+}
+
+func (c *resultCache) put(k string, r *Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxResults {
+		clear(c.m)
+	}
+	c.m[k] = r
+}

@@ -1,0 +1,50 @@
+package rewrite
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// Setup creates, idempotently, what pgcloak needs inside the database: the
+// pgcloak schema with the keyed pseudonym functions and a random key that
+// only their owner can read. Run it as the owner of the protected tables
+// (or a superuser). An existing key is kept, so pseudonyms stay stable.
+func Setup(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, rules.PseudonymSetupSQL); err != nil {
+		return fmt.Errorf("setup: pseudonym functions: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	// The key travels as a bind parameter: never in SQL text, never in logs.
+	if _, err := conn.Exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO NOTHING", key); err != nil {
+		return fmt.Errorf("setup: pseudonym key: %w", err)
+	}
+	return nil
+}
+
+// SetupMissing says what of Setup's work the database lacks, for `pgcloak
+// check`; "" when nothing.
+func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var fn, key bool
+	err := conn.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym'),
+		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !fn:
+		return "the pgcloak.pseudonym function is missing: run pgcloak setup --database DSN", nil
+	case !key:
+		return "the pseudonym key table is missing: run pgcloak setup --database DSN", nil
+	}
+	return "", nil
+}

@@ -1,0 +1,247 @@
+package rewrite
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// statement checks and rewrites one statement (a top-level one, or one
+// nested in EXPLAIN, PREPARE, DECLARE, COPY or a CTE).
+func (w *walker) statement(n *pg_query.Node) {
+	if n == nil || w.err != nil {
+		return
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		if x.SelectStmt.IntoClause != nil {
+			w.kind(rules.StmtDDL, "SELECT INTO")
+			w.skipNewRelation(x.SelectStmt.IntoClause)
+		} else {
+			w.kind(rules.StmtSelect, "SELECT")
+		}
+		w.selectStmt(x.SelectStmt, true)
+	case *pg_query.Node_InsertStmt:
+		s := x.InsertStmt
+		w.kind(rules.StmtInsert, "INSERT")
+		defer w.with(s.WithClause)()
+		w.writeTarget(s.Relation, "INSERT")
+		if sel := s.SelectStmt.GetSelectStmt(); sel != nil {
+			w.selectStmt(sel, true)
+		}
+		w.qual = true
+		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "select_stmt")
+	case *pg_query.Node_UpdateStmt:
+		s := x.UpdateStmt
+		w.kind(rules.StmtUpdate, "UPDATE")
+		defer w.with(s.WithClause)()
+		w.writeTarget(s.Relation, "UPDATE")
+		w.qual = true
+		for _, f := range s.FromClause {
+			w.fromItem(f)
+		}
+		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "from_clause")
+	case *pg_query.Node_DeleteStmt:
+		s := x.DeleteStmt
+		w.kind(rules.StmtDelete, "DELETE")
+		defer w.with(s.WithClause)()
+		w.writeTarget(s.Relation, "DELETE")
+		w.qual = true
+		for _, f := range s.UsingClause {
+			w.fromItem(f)
+		}
+		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "using_clause")
+	case *pg_query.Node_MergeStmt:
+		s := x.MergeStmt
+		w.kind(rules.StmtMerge, "MERGE")
+		defer w.with(s.WithClause)()
+		w.writeTarget(s.Relation, "MERGE")
+		w.qual = true
+		w.fromItem(s.SourceRelation)
+		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "source_relation")
+	case *pg_query.Node_CopyStmt:
+		w.copyStmt(x.CopyStmt)
+	case *pg_query.Node_ExplainStmt:
+		w.kind(rules.StmtExplain, "EXPLAIN")
+		w.statement(x.ExplainStmt.Query)
+	case *pg_query.Node_PrepareStmt:
+		w.kind(rules.StmtPrepare, "PREPARE")
+		w.statement(x.PrepareStmt.Query)
+	case *pg_query.Node_ExecuteStmt:
+		w.kind(rules.StmtPrepare, "EXECUTE")
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_DeallocateStmt:
+		w.kind(rules.StmtPrepare, "DEALLOCATE")
+	case *pg_query.Node_DeclareCursorStmt:
+		w.kind(rules.StmtCursor, "DECLARE")
+		w.statement(x.DeclareCursorStmt.Query)
+	case *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
+		w.kind(rules.StmtCursor, "FETCH/CLOSE")
+	case *pg_query.Node_TransactionStmt:
+		w.kind(rules.StmtTransaction, "transaction control")
+	case *pg_query.Node_VariableShowStmt:
+		w.kind(rules.StmtShow, "SHOW")
+	case *pg_query.Node_DiscardStmt:
+		w.kind(rules.StmtDiscard, "DISCARD")
+	case *pg_query.Node_VariableSetStmt:
+		w.setStmt(x.VariableSetStmt)
+	case *pg_query.Node_DoStmt:
+		w.fail(refuseRule("statements", "DO runs code pgcloak cannot inspect; restricted roles may not run it"))
+	case *pg_query.Node_CallStmt:
+		w.fail(refuseRule("statements", "CALL runs a procedure pgcloak cannot inspect; restricted roles may not run it"))
+	case *pg_query.Node_LoadStmt, *pg_query.Node_AlterSystemStmt:
+		w.fail(refuseRule("statements", "restricted roles may not load libraries or change the server configuration"))
+	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
+		w.kind(rules.StmtListen, "LISTEN")
+	case *pg_query.Node_NotifyStmt:
+		w.kind(rules.StmtNotify, "NOTIFY")
+	case *pg_query.Node_LockStmt:
+		w.kind(rules.StmtLock, "LOCK")
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_TruncateStmt:
+		w.kind(rules.StmtTruncate, "TRUNCATE")
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_VacuumStmt, *pg_query.Node_ClusterStmt, *pg_query.Node_ReindexStmt,
+		*pg_query.Node_CheckPointStmt, *pg_query.Node_RefreshMatViewStmt:
+		w.kind(rules.StmtMaintenance, "maintenance")
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_CreateTableAsStmt:
+		w.kind(rules.StmtDDL, "CREATE TABLE AS")
+		w.ddl = true
+		w.skipNewRelation(x.CreateTableAsStmt.Into)
+		w.statement(x.CreateTableAsStmt.Query)
+	case *pg_query.Node_ViewStmt:
+		w.kind(rules.StmtDDL, "CREATE VIEW")
+		w.ddl = true
+		w.statement(x.ViewStmt.Query)
+	default:
+		w.kind(rules.StmtDDL, "DDL")
+		w.ddl = true
+		w.message(n.ProtoReflect())
+	}
+}
+
+// kind checks that the role may run statements of kind k.
+func (w *walker) kind(k rules.StatementKind, what string) {
+	if w.err != nil {
+		return
+	}
+	w.kinds = append(w.kinds, k)
+	if !w.rw.ctx.Principal.Allows(k) {
+		role := w.rw.ctx.Principal.Role.Name
+		w.fail(refuseRule("roles."+role+".statements", "role %q may not run %s statements (kind %s)", role, what, k))
+	}
+}
+
+// skipNewRelation leaves alone the name of a relation a statement creates.
+func (w *walker) skipNewRelation(into *pg_query.IntoClause) {
+	if into == nil || into.Rel == nil {
+		return
+	}
+	if into.Rel.Relpersistence != "t" && !w.rw.ctx.Principal.Allows(rules.StmtDDL) {
+		w.fail(refuseRule("statements", "restricted roles may create only temporary relations"))
+	}
+}
+
+// writeTarget checks the target of a write. Writes to protected tables come
+// with the write-path rewrite; until then they are refused.
+func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) {
+	if rv == nil || w.err != nil {
+		return
+	}
+	rel, tab, ok := w.resolveChecked(rv)
+	if !ok {
+		return
+	}
+	if tab != nil || (rel != nil && w.rw.readsProtected(rel)) {
+		w.fail(refuseRule("tables."+tableLabel(rel, tab), "%s into protected table %s is not allowed for restricted roles yet", what, tableLabel(rel, tab)))
+	}
+}
+
+// copyStmt: COPY … TO of a protected table becomes COPY (SELECT …) TO;
+// COPY to or from a server file or program is refused; COPY FROM into a
+// protected table waits for the write path.
+func (w *walker) copyStmt(s *pg_query.CopyStmt) {
+	if s.IsProgram || s.Filename != "" {
+		w.fail(refuseRule("statements", "COPY to or from a server file or program is not allowed for restricted roles"))
+		return
+	}
+	if s.IsFrom {
+		w.kind(rules.StmtCopyFrom, "COPY FROM")
+		w.writeTarget(s.Relation, "COPY FROM")
+		w.qual = true
+		w.messageExcept(s.ProtoReflect(), "relation")
+		return
+	}
+	w.kind(rules.StmtCopyTo, "COPY TO")
+	if s.Query != nil {
+		w.statement(s.Query)
+		return
+	}
+	if s.Relation == nil || w.err != nil {
+		return
+	}
+	if !w.protectedRef(s.Relation) {
+		w.relation(s.Relation, false)
+		return
+	}
+	// COPY t (a, b) TO STDOUT reads only t's own rows (not its children).
+	rv := s.Relation
+	rv.Inh = false
+	var targets []*pg_query.Node
+	if len(s.Attlist) == 0 {
+		targets = []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(
+			pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)}
+	}
+	for _, a := range s.Attlist {
+		targets = append(targets, pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{a}, -1), -1))
+	}
+	sel := &pg_query.SelectStmt{
+		TargetList: targets,
+		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: rv}}},
+	}
+	s.Relation, s.Attlist = nil, nil
+	s.Query = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+	w.changed = true
+	w.selectStmt(sel, true)
+}
+
+// unsafeSettings are settings a restricted session may not change: they
+// would redirect names, switch identity, or change how the SQL pgcloak
+// parsed is read by the server.
+var unsafeSettings = map[string]bool{
+	"search_path":                 true,
+	"role":                        true,
+	"session_authorization":       true,
+	"standard_conforming_strings": true,
+	"backslash_quote":             true,
+	"escape_string_warning":       true,
+	"session_replication_role":    true,
+	"row_security":                true,
+}
+
+func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
+	name := strings.ToLower(s.Name)
+	switch s.Kind {
+	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_RESET_ALL:
+		// RESET returns a setting to its value at connection start, which
+		// is the value pgcloak read when the session opened.
+		w.kind(rules.StmtSet, "RESET")
+		return
+	case pg_query.VariableSetKind_VAR_SET_MULTI:
+		w.kind(rules.StmtTransaction, "SET TRANSACTION")
+		return
+	}
+	if unsafeSettings[name] {
+		w.fail(refuseRule("settings", "restricted roles may not change %s", name))
+		return
+	}
+	if strings.HasPrefix(name, "pgcloak.") {
+		w.fail(refuseRule("settings", "setting %s is reserved for pgcloak", name))
+		return
+	}
+	w.kind(rules.StmtSet, "SET")
+	w.message(s.ProtoReflect())
+}

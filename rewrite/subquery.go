@@ -1,0 +1,237 @@
+package rewrite
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// A policy subquery stands in for one protected relation:
+//
+//	(SELECT <mask of col1> AS col1, … FROM [ONLY] schema.rel
+//	 WHERE <row filter> AND <linked rows pass their filters and opt-outs>
+//	 [OFFSET 0]) AS <the reference's alias or name>
+//
+// Its columns have the relation's names, order and types, so SELECT *,
+// positional references, whole-row references and row_to_json keep
+// working, and every part of the outer query sees masked values only.
+// OFFSET 0 fences it: PostgreSQL neither pulls it up nor pushes quals into
+// it, so no outer function runs on a row before the filter has passed it.
+
+// subqueryCache keeps the parsed policy subqueries of one catalog snapshot,
+// per context, relation and inheritance flag. Parsed trees are shared and
+// never mutated.
+type subqueryCache struct {
+	mu sync.RWMutex
+	m  map[subqueryKey]*subqueryEntry
+}
+
+type subqueryKey struct {
+	ctx string
+	oid uint32
+	inh bool
+}
+
+type subqueryEntry struct {
+	plain, fenced *pg_query.Node
+	denied        []string
+	err           error
+}
+
+const maxSubqueries = 20000
+
+func newSubqueryCache() *subqueryCache {
+	return &subqueryCache{m: map[subqueryKey]*subqueryEntry{}}
+}
+
+func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh bool) (plain, fenced *pg_query.Node, denied []string, err error) {
+	k := subqueryKey{rw.ctx.Key, rel.OID, inh}
+	c.mu.RLock()
+	e := c.m[k]
+	c.mu.RUnlock()
+	if e == nil {
+		e = &subqueryEntry{}
+		var sql string
+		sql, e.denied, e.err = rw.policySQL(rel, tab, inh)
+		if e.err == nil {
+			e.plain, e.err = parseSelect(sql)
+		}
+		if e.err == nil {
+			e.fenced, e.err = parseSelect(sql + " OFFSET 0")
+		}
+		c.mu.Lock()
+		if len(c.m) >= maxSubqueries {
+			clear(c.m)
+		}
+		c.m[k] = e
+		c.mu.Unlock()
+	}
+	return e.plain, e.fenced, e.denied, e.err
+}
+
+func parseSelect(sql string) (*pg_query.Node, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil, fmt.Errorf("policy subquery does not parse: %w\n%s", err, sql)
+	}
+	return tree.Stmts[0].Stmt, nil
+}
+
+// policySQL renders the policy subquery of rel (protected by tab) for the
+// context's principal.
+func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh bool) (string, []string, error) {
+	pr := rw.ctx.Principal
+	pol := rw.ctx.Policy
+	self := rules.QuoteIdent(rel.Name)
+	var denied []string
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range rel.Columns {
+		v := pr.Column(tab.Name, c.Name)
+		var expr string
+		if v.Action == rules.Deny {
+			expr = "NULL::" + c.Type
+			denied = append(denied, c.Name)
+		} else {
+			e, err := v.SQL(c.Name, c.Type)
+			if err != nil {
+				return "", nil, refuseRule("tables."+tab.Name.String(), "column %s of %s cannot be masked: %v", c.Name, tab.Name, err)
+			}
+			expr = e
+			if v.HideIfOptedOut && v.Action != rules.Hide {
+				cond, err := rw.chain(tab, self, 1, false, func(alias string) string {
+					return pol.Subject().OptedOut(rules.SensitiveData, alias)
+				})
+				if err != nil {
+					return "", nil, err
+				}
+				if cond != "" {
+					expr = "CASE WHEN " + cond + " THEN NULL ELSE " + expr + " END"
+				}
+			}
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(expr + " AS " + rules.QuoteIdent(c.Name))
+	}
+	b.WriteString(" FROM ")
+	if !inh {
+		b.WriteString("ONLY ")
+	}
+	b.WriteString(rules.QuoteIdent(rel.Schema) + "." + self)
+
+	var conds []string
+	own, err := rw.filterSQL(tab)
+	if err != nil {
+		return "", nil, err
+	}
+	if own != "" {
+		conds = append(conds, "("+own+")")
+	}
+	linked, err := rw.chain(tab, self, 1, true, rw.notOptedOut)
+	if err != nil {
+		return "", nil, err
+	}
+	if linked != "" {
+		conds = append(conds, linked)
+	}
+	if len(conds) > 0 {
+		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+	}
+	return b.String(), denied, nil
+}
+
+// notOptedOut is the condition that the subject row at alias has opted out
+// of none of the session's purposes.
+func (rw *rewrite) notOptedOut(alias string) string {
+	var parts []string
+	for _, p := range rw.ctx.Purposes {
+		parts = append(parts, "NOT "+rw.ctx.Policy.Subject().OptedOut(p, alias))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// chain renders the condition that the data subject of a row of tab (read
+// as outer) satisfies subjectCond, following the links of the rules; with
+// filters, every linked row must also pass the role's row filter of its
+// table. It returns "" when there is nothing to require.
+func (rw *rewrite) chain(tab *rules.Table, outer string, depth int, filters bool, subjectCond func(alias string) string) (string, error) {
+	pol := rw.ctx.Policy
+	if tab.Subject {
+		if pol.Subject() == nil {
+			return "", nil
+		}
+		return subjectCond(outer), nil
+	}
+	if tab.Link == nil {
+		return "", nil
+	}
+	if depth > 16 {
+		return "", refuseRule("tables."+tab.Name.String(), "the subject link of %s is too deep", tab.Name)
+	}
+	next := pol.Table(tab.Link.References)
+	if next == nil {
+		return "", refuseRule("tables."+tab.Name.String(), "the subject link of %s names an unknown table", tab.Name)
+	}
+	alias := fmt.Sprintf("pgcloak_l%d", depth)
+	conds := []string{alias + "." + rules.QuoteIdent(tab.Link.ReferencesColumn) + " = " + outer + "." + rules.QuoteIdent(tab.Link.Column)}
+	if filters {
+		f, err := rw.filterSQL(next)
+		if err != nil {
+			return "", err
+		}
+		if f != "" {
+			conds = append(conds, "("+f+")")
+		}
+	}
+	inner, err := rw.chain(next, alias, depth+1, filters, subjectCond)
+	if err != nil {
+		return "", err
+	}
+	if inner != "" {
+		conds = append(conds, inner)
+	}
+	if !filters && inner == "" {
+		return "", nil
+	}
+	return "EXISTS (SELECT 1 FROM " + next.Name.SQL() + " " + alias + " WHERE " + strings.Join(conds, " AND ") + ")", nil
+}
+
+// filterSQL renders the principal's row filter of tab, its attributes bound
+// as typed literals; "" when the role has none.
+func (rw *rewrite) filterSQL(tab *rules.Table) (string, error) {
+	f, ok := rw.ctx.Principal.RowFilter(tab.Name)
+	if !ok {
+		return "", nil
+	}
+	return deparseExpr(f.Node())
+}
+
+// parserVersion is the parse tree version the deparser expects.
+var parserVersion = func() int32 {
+	tree, err := pg_query.Parse("SELECT")
+	if err != nil {
+		panic(err)
+	}
+	return tree.Version
+}()
+
+// deparseExpr prints one expression with pg_query's deparser.
+func deparseExpr(n *pg_query.Node) (string, error) {
+	tree := &pg_query.ParseResult{Version: parserVersion, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{
+		Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{WhereClause: n}}}}}}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", err
+	}
+	const prefix = "SELECT WHERE "
+	if !strings.HasPrefix(out, prefix) {
+		return "", fmt.Errorf("unexpected deparse %q", out)
+	}
+	return strings.TrimPrefix(out, prefix), nil
+}

@@ -1,0 +1,357 @@
+package rewrite
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// walker visits every node of one statement. The generic part ranges over
+// the protobuf message, so no child is ever skipped, whatever its Go type
+// (pg_query has fields that are *SelectStmt, *RangeVar, *WithClause rather
+// than *Node). The typed handlers cover what changes meaning: scopes (CTE
+// names), FROM items (where protected relations are substituted), and
+// expressions (functions and operators are checked; leaky ones in a place
+// that can become a scan qual turn on the fence).
+type walker struct {
+	rw *rewrite
+
+	scopes []map[string]bool // CTE names visible, innermost last
+	qual   bool              // inside an expression that may run as a scan qual
+	leaky  bool              // a non-leakproof function may run as a qual
+
+	subs     []*policySub // substitutions made in this statement
+	colRefs  []*pg_query.ColumnRef
+	funcRefs []*pg_query.FuncCall
+	kinds    []rules.StatementKind
+	ddl      bool // the statement may change the catalog
+	changed  bool // something other than a substitution changed the text
+	err      error
+}
+
+// policySub is one protected relation reference replaced by its policy
+// subquery.
+type policySub struct {
+	node   *pg_query.RangeSubselect
+	rel    *Relation
+	alias  string
+	schema string // the reference's schema qualifier, if it had one
+	plain  *pg_query.Node
+	fenced *pg_query.Node
+	denied []string
+}
+
+func (w *walker) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// node walks any node.
+func (w *walker) node(n *pg_query.Node) {
+	if n == nil || w.err != nil {
+		return
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		w.selectStmt(x.SelectStmt, false)
+	case *pg_query.Node_RangeVar:
+		w.relation(x.RangeVar, false)
+	case *pg_query.Node_FuncCall:
+		w.funcCall(x.FuncCall)
+	case *pg_query.Node_AExpr:
+		w.operator(x.AExpr.Name, x.AExpr.Lexpr)
+		if x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_LIKE || x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_ILIKE ||
+			x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_SIMILAR {
+			w.leakIfQual()
+		}
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_ColumnRef:
+		w.columnRef(x.ColumnRef)
+	case *pg_query.Node_TypeCast:
+		// A cast of a constant or parameter happens at parse or bind time;
+		// a cast of anything else runs a conversion that can fail.
+		switch x.TypeCast.Arg.GetNode().(type) {
+		case *pg_query.Node_AConst, *pg_query.Node_ParamRef:
+		default:
+			w.leakIfQual()
+		}
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_SubLink:
+		if len(x.SubLink.OperName) > 0 {
+			w.operator(x.SubLink.OperName, x.SubLink.Testexpr)
+		}
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_MinMaxExpr, *pg_query.Node_XmlExpr, *pg_query.Node_XmlSerialize,
+		*pg_query.Node_JsonFuncExpr, *pg_query.Node_JsonParseExpr, *pg_query.Node_JsonScalarExpr,
+		*pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonIsPredicate, *pg_query.Node_AIndirection:
+		w.leakIfQual()
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
+		// A data-modifying statement nested in a query (a CTE).
+		w.nested(func() { w.statement(n) })
+	case *pg_query.Node_WithClause:
+		w.fail(refuseUnsupported("a WITH clause in this position"))
+	default:
+		w.message(n.ProtoReflect())
+	}
+}
+
+// message walks every set field of a message.
+func (w *walker) message(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		w.field(fd, v)
+		return w.err == nil
+	})
+}
+
+// messageExcept walks the fields of m except those named.
+func (w *walker) messageExcept(m protoreflect.Message, skip ...protoreflect.Name) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		for _, s := range skip {
+			if fd.Name() == s {
+				return true
+			}
+		}
+		w.field(fd, v)
+		return w.err == nil
+	})
+}
+
+func (w *walker) field(fd protoreflect.FieldDescriptor, v protoreflect.Value) {
+	if fd.Kind() != protoreflect.MessageKind {
+		return
+	}
+	if fd.IsList() {
+		l := v.List()
+		for i := 0; i < l.Len() && w.err == nil; i++ {
+			w.child(l.Get(i).Message())
+		}
+		return
+	}
+	w.child(v.Message())
+}
+
+func (w *walker) child(m protoreflect.Message) {
+	switch x := m.Interface().(type) {
+	case *pg_query.Node:
+		w.node(x)
+	case *pg_query.SelectStmt:
+		w.selectStmt(x, false)
+	case *pg_query.RangeVar:
+		w.relation(x, false)
+	case *pg_query.WithClause:
+		w.fail(refuseUnsupported("a WITH clause in this position"))
+	default:
+		w.message(m)
+	}
+}
+
+// nested walks f as a query nested in another: everything in it may end up
+// as a qual of the outer plan.
+func (w *walker) nested(f func()) {
+	q := w.qual
+	w.qual = true
+	f()
+	w.qual = q
+}
+
+func (w *walker) leakIfQual() {
+	if w.qual {
+		w.leaky = true
+	}
+}
+
+// with opens the scope of a WITH clause and walks its queries. In WITH
+// RECURSIVE every name is visible in every query; otherwise a query sees
+// only the names before it. The returned function closes the scope.
+func (w *walker) with(wc *pg_query.WithClause) func() {
+	if wc == nil {
+		return func() {}
+	}
+	scope := map[string]bool{}
+	w.scopes = append(w.scopes, scope)
+	var ctes []*pg_query.CommonTableExpr
+	for _, n := range wc.Ctes {
+		cte := n.GetCommonTableExpr()
+		if cte == nil {
+			w.fail(refuseUnsupported("an unexpected WITH item"))
+			return func() {}
+		}
+		ctes = append(ctes, cte)
+		if wc.Recursive {
+			scope[cte.Ctename] = true
+		}
+	}
+	for _, cte := range ctes {
+		w.nested(func() { w.messageExcept(cte.ProtoReflect()) })
+		scope[cte.Ctename] = true
+	}
+	return func() { w.scopes = w.scopes[:len(w.scopes)-1] }
+}
+
+func (w *walker) cteVisible(name string) bool {
+	for _, s := range w.scopes {
+		if s[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// selectStmt walks a SELECT. top is true for the statement's own query
+// (and the branches of its set operation): its output expressions run on
+// rows that already passed every qual, so they need no fence.
+func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
+	if s == nil || w.err != nil {
+		return
+	}
+	defer w.with(s.WithClause)()
+	if s.Op != pg_query.SetOperation_SETOP_NONE {
+		w.selectStmt(s.Larg, top)
+		w.selectStmt(s.Rarg, top)
+	}
+	q := w.qual
+	w.qual = q || !top
+	for _, f := range s.FromClause {
+		w.fromItem(f)
+	}
+	w.qual = true
+	w.node(s.WhereClause)
+	w.node(s.HavingClause)
+	w.qual = q || !top
+	w.messageExcept(s.ProtoReflect(), "with_clause", "larg", "rarg", "from_clause", "where_clause", "having_clause")
+	w.qual = q
+}
+
+// fromItem walks one item of a FROM list (or a USING list, or a MERGE
+// source), substituting protected relations.
+func (w *walker) fromItem(n *pg_query.Node) {
+	if n == nil || w.err != nil {
+		return
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		if sub := w.relation(x.RangeVar, true); sub != nil {
+			n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: sub}
+		}
+	case *pg_query.Node_JoinExpr:
+		w.fromItem(x.JoinExpr.Larg)
+		w.fromItem(x.JoinExpr.Rarg)
+		q := w.qual
+		w.qual = true
+		w.node(x.JoinExpr.Quals)
+		w.qual = q
+	case *pg_query.Node_RangeSubselect:
+		w.nested(func() { w.node(x.RangeSubselect.Subquery) })
+	case *pg_query.Node_RangeTableSample:
+		if rv := x.RangeTableSample.Relation.GetRangeVar(); rv != nil {
+			if w.protectedRef(rv) {
+				w.fail(refuseUnsupported("TABLESAMPLE on a protected table"))
+				return
+			}
+		}
+		w.message(n.ProtoReflect())
+	default: // functions in FROM, XMLTABLE, JSON_TABLE
+		w.nested(func() { w.message(n.ProtoReflect()) })
+	}
+}
+
+// columnRef records references for the deny checks.
+func (w *walker) columnRef(c *pg_query.ColumnRef) {
+	w.colRefs = append(w.colRefs, c)
+}
+
+// funcCall checks a function against the allowlist.
+func (w *walker) funcCall(f *pg_query.FuncCall) {
+	schema, name := qualifiedName(f.Funcname)
+	if err := w.rw.checkFunction(schema, name); err != nil {
+		w.fail(err)
+		return
+	}
+	if !w.rw.cat.funcLeakproof(name) {
+		w.leakIfQual()
+	}
+	w.funcRefs = append(w.funcRefs, f)
+	w.message(f.ProtoReflect())
+}
+
+// operator checks an operator: only built-in operators may be used, and a
+// non-leakproof one in a qual turns the fence on.
+func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
+	schema, name := qualifiedName(names)
+	switch strings.ToUpper(name) {
+	case "BETWEEN", "NOT BETWEEN", "BETWEEN SYMMETRIC", "NOT BETWEEN SYMMETRIC":
+		for _, op := range []string{">=", "<="} {
+			w.operator([]*pg_query.Node{pg_query.MakeStrNode(op)}, left)
+		}
+		return
+	}
+	if !w.rw.cat.opBuiltin(schema, name) {
+		w.fail(refuseRule("function_allowlist", "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
+		return
+	}
+	if !w.rw.cat.opLeakproof(name, w.typeOf(left)) {
+		w.leakIfQual()
+	}
+}
+
+// typeOf guesses the type of an expression that is a plain column of a
+// substituted relation; 0 when unknown.
+func (w *walker) typeOf(n *pg_query.Node) uint32 {
+	c := n.GetColumnRef()
+	if c == nil {
+		return 0
+	}
+	fields := stringFields(c.Fields)
+	if len(fields) == 0 {
+		return 0
+	}
+	col := fields[len(fields)-1]
+	var found *Column
+	for _, s := range w.subs {
+		if len(fields) >= 2 && fields[len(fields)-2] != s.alias {
+			continue
+		}
+		if c := s.rel.Column(col); c != nil {
+			if found != nil {
+				return 0
+			}
+			found = c
+		}
+	}
+	if found == nil {
+		return 0
+	}
+	return found.TypeOID
+}
+
+// qualifiedName splits a name list into schema and last name.
+func qualifiedName(names []*pg_query.Node) (schema, name string) {
+	parts := stringFields(names)
+	switch len(parts) {
+	case 0:
+		return "", ""
+	case 1:
+		return "", parts[0]
+	default:
+		return parts[len(parts)-2], parts[len(parts)-1]
+	}
+}
+
+// stringFields returns the string parts of a name list; "*" for A_Star.
+func stringFields(nodes []*pg_query.Node) []string {
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		switch x := n.Node.(type) {
+		case *pg_query.Node_String_:
+			out = append(out, x.String_.Sval)
+		case *pg_query.Node_AStar:
+			out = append(out, "*")
+		}
+	}
+	return out
+}
