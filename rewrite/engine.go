@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,6 +226,12 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 		}
 	}
 	if s.restricted {
+		// pgcloak's masks call built-in functions by their bare names, as
+		// the rules' filters do: pg_catalog must be searched first.
+		if i := slices.Index(s.searchPath, "pg_catalog"); i > 0 {
+			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+				Message: "pgcloak: restricted sessions must search pg_catalog first; the session's search_path puts it later (rule: fail_closed)"}
+		}
 		if info.ServerParams["standard_conforming_strings"] != "on" {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: "pgcloak: restricted sessions need standard_conforming_strings on (rule: fail_closed)"}
