@@ -174,30 +174,48 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last := stat(s.path)
-	pending := false
-	missing := false
-	for n := 1; ; n++ {
+	s.watch(ctx, t.C, nil)
+}
+
+// watch is Watch driven by ticks, so that tests can drive it; handled, if
+// set, is called after each tick.
+func (s *Store) watch(ctx context.Context, ticks <-chan time.Time, handled func()) {
+	w := watchState{last: stat(s.path)}
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
-		st := stat(s.path)
-		switch {
-		case !st.ok:
-			if !missing {
-				s.log.Warn("rules file is gone; the rules in force stay", "file", s.path)
-				missing = true
-			}
-			last = st
-			continue
-		case st != last:
-			last, pending, missing = st, true, false
-			continue
-		case pending || n%5 == 0:
-			pending = false
-			s.reload(true)
+		s.poll(&w)
+		if handled != nil {
+			handled()
 		}
+	}
+}
+
+// watchState is what the watcher remembers between polls.
+type watchState struct {
+	last    fileState
+	pending bool // changed at the last poll: reload once it stays the same
+	missing bool // reported gone
+	n       int  // polls so far
+}
+
+func (s *Store) poll(w *watchState) {
+	w.n++
+	st := stat(s.path)
+	switch {
+	case !st.ok:
+		if !w.missing {
+			s.log.Warn("rules file is gone; the rules in force stay", "file", s.path)
+			w.missing = true
+		}
+		w.last = st
+	case st != w.last:
+		w.last, w.pending, w.missing = st, true, false
+	case w.pending || w.n%5 == 0:
+		w.pending = false
+		s.reload(true)
 	}
 }
