@@ -159,12 +159,12 @@ func (m *Mask) SQL(column, sqlType string) (string, error) {
 		e = "CASE WHEN " + c + " IS NULL THEN NULL ELSE " + e + " END"
 	case MaskPartial:
 		f, l := strconv.Itoa(m.First), strconv.Itoa(m.Last)
-		e = "CASE WHEN length(" + c + ") <= " + strconv.Itoa(m.First+m.Last) +
-			" THEN repeat('*', length(" + c + ")) ELSE left(" + c + ", " + f + ") || repeat('*', length(" + c + ") - " +
-			strconv.Itoa(m.First+m.Last) + ") || right(" + c + ", " + l + ") END"
+		e = "CASE WHEN pg_catalog.length(" + c + ") <= " + strconv.Itoa(m.First+m.Last) +
+			" THEN pg_catalog.repeat('*', pg_catalog.length(" + c + ")) ELSE pg_catalog.left(" + c + ", " + f + ") || pg_catalog.repeat('*', pg_catalog.length(" + c + ") - " +
+			strconv.Itoa(m.First+m.Last) + ") || pg_catalog.right(" + c + ", " + l + ") END"
 	case MaskEmail:
-		e = "CASE WHEN strpos(" + c + ", '@') > 1 THEN left(" + c + ", 1) || '***' || substr(" + c +
-			", strpos(" + c + ", '@')) ELSE repeat('*', length(" + c + ")) END"
+		e = "CASE WHEN pg_catalog.strpos(" + c + ", '@') > 1 THEN pg_catalog.left(" + c + ", 1) || '***' || pg_catalog.substr(" + c +
+			", pg_catalog.strpos(" + c + ", '@')) ELSE pg_catalog.repeat('*', pg_catalog.length(" + c + ")) END"
 	case MaskPseudonymize:
 		if FamilyOf(sqlType) == FamilyInteger {
 			bits := map[string]string{"smallint": "15", "int2": "15", "integer": "31", "int4": "31", "int": "31"}[strings.ToLower(sqlType)]
@@ -176,9 +176,9 @@ func (m *Mask) SQL(column, sqlType string) (string, error) {
 			e = PseudonymFunction + "(" + c + "::text)"
 		}
 	case MaskGeneralize:
-		e = "date_trunc(" + QuoteLiteral(m.Unit) + ", " + c + ")"
+		e = "pg_catalog.date_trunc(" + QuoteLiteral(m.Unit) + ", " + c + ")"
 	case MaskBucket:
-		e = "floor(" + c + "::numeric / " + m.Width + ") * " + m.Width
+		e = "pg_catalog.floor(" + c + "::numeric / " + m.Width + ") * " + m.Width
 	case MaskSQL:
 		// A custom expression is used as written; pgcloak check verifies its
 		// type against the column's.

@@ -253,9 +253,9 @@ func TestMaskSQL(t *testing.T) {
 	cases := []struct {
 		mask, col, typ, want string
 	}{
-		{"initial", "last_name", "text", `(CASE WHEN length("last_name") <= 1 THEN repeat('*', length("last_name")) ELSE left("last_name", 1) || repeat('*', length("last_name") - 1) || right("last_name", 0) END)::text`},
-		{"birth_year", "birth_date", "date", `(date_trunc('year', "birth_date"))::date`},
-		{"income_band", "annual_income", "numeric(12,2)", `(floor("annual_income"::numeric / 25000) * 25000)::numeric(12,2)`},
+		{"initial", "last_name", "text", `(CASE WHEN pg_catalog.length("last_name") <= 1 THEN pg_catalog.repeat('*', pg_catalog.length("last_name")) ELSE pg_catalog.left("last_name", 1) || pg_catalog.repeat('*', pg_catalog.length("last_name") - 1) || pg_catalog.right("last_name", 0) END)::text`},
+		{"birth_year", "birth_date", "date", `(pg_catalog.date_trunc('year', "birth_date"))::date`},
+		{"income_band", "annual_income", "numeric(12,2)", `(pg_catalog.floor("annual_income"::numeric / 25000) * 25000)::numeric(12,2)`},
 		{"ticket_text", "body", "text", `("left"("body", 20) || ' […]')`},
 		{"street_hidden", "street", "text", `(CASE WHEN "street" IS NULL THEN NULL ELSE '(street withheld)' END)::text`},
 	}
