@@ -83,34 +83,38 @@ func (s *session) clientToServer() {
 				break
 			}
 			switch msg[0] {
-			case 'Q', 'F':
+			case 'Q', 'F', 'S':
 				s.dirty.Store(false)
 				s.sent.Add(1)
-			case 'S':
-				s.dirty.Store(false)
-				s.sent.Add(1)
-				continue
 			case 'X':
 				// Before the write: the server closes as soon as it reads
 				// Terminate, and that EOF must not read as a lost server.
 				terminate = true
 				s.clientDone.Store(true)
-				continue
 			default:
 				s.dirty.Store(true)
 			}
-			if s.policy == nil || (msg[0] != 'Q' && msg[0] != 'P' && msg[0] != 'F') {
-				continue
+			var repl, extra []byte
+			changed := false
+			if s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
+				repl, changed, err = s.decide(msg)
+				if err != nil {
+					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
+					s.endUpstream()
+					return
+				}
 			}
-			repl, changed, err := s.decide(msg)
-			if err != nil {
-				s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
-				s.endUpstream()
-				return
+			if s.wire != nil {
+				extra = s.wire.request(msg)
 			}
-			if changed {
+			if changed || extra != nil {
 				out = append(out, s.cr.buf[start:at]...)
-				out = append(out, repl...)
+				if changed {
+					out = append(out, repl...)
+				} else {
+					out = append(out, msg...)
+				}
+				out = append(out, extra...)
 				start = s.cr.r
 			}
 		}
@@ -196,6 +200,9 @@ func (s *session) serverToClient() {
 		}
 		start := s.ur.r
 		out := s.sout[:0]
+		if s.wire != nil {
+			s.wire.mu.Lock()
+		}
 		for {
 			at := s.ur.r
 			msg, ok, _ := s.ur.next()
@@ -214,6 +221,18 @@ func (s *session) serverToClient() {
 					start = s.ur.r
 				}
 			}
+			if s.wire != nil {
+				if repl, changed := s.wire.response(msg, s.scratch); changed {
+					if start <= at { // not already replaced above
+						out = append(out, s.ur.buf[start:at]...)
+						out = append(out, repl...)
+						start = s.ur.r
+					}
+				}
+			}
+		}
+		if s.wire != nil {
+			s.wire.mu.Unlock()
 		}
 		var err error
 		if len(out) == 0 {
@@ -243,6 +262,10 @@ func (s *session) streamLarge() error {
 	switch typ {
 	case 'E', 'N', 'Z', 'T', 'S', 'A', 'K':
 		return nil // inspected (or may be): read whole
+	case 'D':
+		if s.wire != nil {
+			return nil // may need masking: read whole
+		}
 	}
 	s.midStream = true // until the copy completes
 	head := s.ur.take()

@@ -61,6 +61,9 @@ type session struct {
 	serverFatal bool // the last ErrorResponse relayed was FATAL
 	midStream   bool // a large message is being copied through
 	sout        []byte
+	scratch     []byte // a masked DataRow
+
+	wire *wireState // nil unless the policy checks result columns
 
 	cout []byte // owned by the client-to-server goroutine
 }
@@ -375,6 +378,9 @@ func (s *session) open(ctx context.Context) error {
 		return err
 	}
 	s.policy = sp
+	if wc, ok := sp.(WireChecker); ok {
+		s.wire = newWireState(wc)
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
@@ -30,6 +31,8 @@ type Engine struct {
 	refreshMu   sync.Mutex
 	lastRefresh time.Time
 	refreshing  atomic.Bool
+
+	incidents atomic.Int64
 
 	connMu sync.Mutex
 	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
@@ -118,6 +121,36 @@ func (e *Engine) refreshSoon() {
 			e.log.Warn("catalog refresh failed", "err", err)
 		}
 	}()
+}
+
+// refreshForUnknown loads a fresh catalog snapshot when a statement names
+// a relation the current one lacks: it may be a relation created since (a
+// view over protected tables, say), which must not pass for a temporary
+// table. Requests within 200 ms of a refresh share it.
+func (e *Engine) refreshForUnknown() {
+	asked := time.Now()
+	e.refreshMu.Lock()
+	fresh := e.lastRefresh.After(asked.Add(-200 * time.Millisecond))
+	e.refreshMu.Unlock()
+	if fresh {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Refresh(ctx); err != nil {
+		e.log.Warn("catalog refresh failed", "err", err)
+	}
+}
+
+// hasNewUnknown says whether a result names relations the session has not
+// yet found to be its own temporary ones.
+func (s *session) hasNewUnknown(res *Result) bool {
+	for _, n := range res.Unknown {
+		if !s.temps[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // withConn runs f on pgcloak's own connection, (re)connecting as needed.
@@ -255,8 +288,9 @@ type session struct {
 	purposes   []string
 	searchPath []string
 	restricted bool
-	ctx        *Context // nil: unrestricted
-	openErr    error    // set when a reload left the login without a role
+	ctx        *Context        // nil: unrestricted
+	openErr    error           // set when a reload left the login without a role
+	temps      map[string]bool // names found to be the session's temporary relations
 }
 
 func (s *session) setContext() {
@@ -344,7 +378,21 @@ func (s *session) decide(sql string) proxy.Decision {
 		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
 	}
 	res := st.rewrite(ctx, sql)
+	if s.hasNewUnknown(res) {
+		s.e.refreshForUnknown()
+		st = s.e.state.Load()
+		res = st.rewrite(ctx, sql)
+		// Still unknown after a fresh look: the session's own temporary
+		// relations (which pgcloak's connection cannot see).
+		for _, n := range res.Unknown {
+			if s.temps == nil {
+				s.temps = map[string]bool{}
+			}
+			s.temps[n] = true
+		}
+	}
 	if res.CatalogChange {
+		s.temps = nil
 		s.e.refreshSoon()
 	}
 	if res.Unchanged {
@@ -410,3 +458,53 @@ func (c *resultCache) put(k string, r *Result) {
 	}
 	c.m[k] = r
 }
+
+// MaskColumns is the wire check (DESIGN.md §5.4): a result column that
+// comes straight from a protected column the principal may not see raw
+// means a rewrite failed. It is masked and reported as an incident.
+func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
+	if s.ctx == nil {
+		return nil
+	}
+	st := s.e.state.Load()
+	if st == nil {
+		return nil
+	}
+	rw := &rewrite{cat: st.cat, ctx: s.ctx}
+	var mask []bool
+	for i, f := range fields {
+		if f.TableOID == 0 {
+			continue
+		}
+		rel := st.cat.RelationByOID(f.TableOID)
+		if rel == nil {
+			continue
+		}
+		tab := rw.protecting(rel)
+		if tab == nil {
+			continue
+		}
+		var col string
+		for _, c := range rel.Columns {
+			if c.Num == int16(f.TableAttributeNumber) {
+				col = c.Name
+			}
+		}
+		v := s.pr.Column(tab.Name, col)
+		allowed := s.pr.Table(tab.Name).Allowed
+		if allowed && col != "" && v.Action == rules.Show && !v.HideIfOptedOut {
+			continue
+		}
+		if mask == nil {
+			mask = make([]bool, len(fields))
+		}
+		mask[i] = true
+		s.e.incidents.Add(1)
+		s.e.log.Error("wire check: a result column comes straight from a protected column; sent as NULL",
+			"table", tab.Name.String(), "column", col, "role", s.pr.Role.Name)
+	}
+	return mask
+}
+
+// Incidents counts wire-check incidents since start.
+func (e *Engine) Incidents() int64 { return e.incidents.Load() }

@@ -64,6 +64,10 @@ type Result struct {
 	Refused []*Refusal
 	// CatalogChange is set when a statement may change the catalog.
 	CatalogChange bool
+	// Unknown lists relation names the catalog snapshot does not have: the
+	// engine refreshes the snapshot and rewrites again before trusting
+	// that they are the session's temporary relations.
+	Unknown []string
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -135,6 +139,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			res.Reads = append(res.Reads, s.rel.Schema+"."+s.rel.Name)
 		}
 		res.CatalogChange = res.CatalogChange || w.ddl
+		res.Unknown = append(res.Unknown, w.unknown...)
 		changed = changed || w.changed || len(w.subs) > 0
 	}
 	if !changed {
@@ -315,6 +320,7 @@ func (w *walker) resolveChecked(rv *pg_query.RangeVar) (rel *Relation, tab *rule
 				return nil, nil, false
 			}
 		}
+		w.unknown = append(w.unknown, rv.Relname)
 		if rv.Schemaname != "" || rv.Relpersistence != "t" {
 			if a := pr.Table(name); !a.Allowed && !w.rw.temporaryCandidate(rv) {
 				w.fail(refuseRule("tables", "%s", a.Reason))

@@ -27,8 +27,9 @@ type walker struct {
 	colRefs  []*pg_query.ColumnRef
 	funcRefs []*pg_query.FuncCall
 	kinds    []rules.StatementKind
-	ddl      bool // the statement may change the catalog
-	changed  bool // something other than a substitution changed the text
+	ddl      bool     // the statement may change the catalog
+	unknown  []string // relation names not in the catalog
+	changed  bool     // something other than a substitution changed the text
 	err      error
 }
 
