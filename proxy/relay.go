@@ -94,7 +94,7 @@ func (s *session) clientToServer() {
 			default:
 				s.dirty.Store(true)
 			}
-			var repl, extra []byte
+			var repl, pre, post []byte
 			changed := false
 			if s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
 				repl, changed, err = s.decide(msg)
@@ -105,16 +105,20 @@ func (s *session) clientToServer() {
 				}
 			}
 			if s.wire != nil {
-				extra = s.wire.request(msg)
+				if msg[0] == 'B' {
+					pre = s.reprepare(msg)
+				}
+				post = s.wire.request(msg)
 			}
-			if changed || extra != nil {
+			if changed || pre != nil || post != nil {
 				out = append(out, s.cr.buf[start:at]...)
+				out = append(out, pre...)
 				if changed {
 					out = append(out, repl...)
 				} else {
 					out = append(out, msg...)
 				}
-				out = append(out, extra...)
+				out = append(out, post...)
 				start = s.cr.r
 			}
 		}
@@ -153,6 +157,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 			return nil, false, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
+		s.remember(&parse)
 	case 'F':
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
@@ -163,18 +168,10 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 			d = ErrRefused("0A000", "pgcloak cannot rewrite a FunctionCall message")
 		}
 	}
-	sql := d.SQL
-	switch d.Action {
-	case Forward:
+	if d.Action == Forward {
 		return nil, false, nil
-	case Refuse:
-		// The refusal travels through the server as a statement that fails
-		// at parse analysis, so that the server itself keeps the protocol
-		// state a real error leaves (transaction aborted, messages
-		// discarded until Sync); the server-to-client side swaps that error
-		// for the refusal.
-		sql = RefusalSQL(d.Err)
 	}
+	sql := decidedSQL(d)
 	if msg[0] == 'P' {
 		parse.Query = sql
 		repl, err = parse.Encode(nil)
@@ -182,6 +179,19 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
 	return repl, true, err
+}
+
+// decidedSQL is the SQL to send for a Rewrite or Refuse decision.
+func decidedSQL(d Decision) string {
+	if d.Action == Refuse {
+		// The refusal travels through the server as a statement that fails
+		// at parse analysis, so that the server itself keeps the protocol
+		// state a real error leaves (transaction aborted, messages
+		// discarded until Sync); the server-to-client side swaps that error
+		// for the refusal.
+		return RefusalSQL(d.Err)
+	}
+	return d.SQL
 }
 
 // malformed describes a client message pgcloak could not decode; the

@@ -63,7 +63,11 @@ type session struct {
 	sout        []byte
 	scratch     []byte // a masked DataRow
 
-	wire *wireState // nil unless the policy checks result columns
+	wire *wireState // nil for sessions without a policy
+
+	// Owned by the client-to-server goroutine: the statements the client
+	// prepared, as it sent them, for re-preparing after a rules change.
+	prepared map[string]*preparedStmt
 
 	cout []byte // owned by the client-to-server goroutine
 }
@@ -378,7 +382,8 @@ func (s *session) open(ctx context.Context) error {
 		return err
 	}
 	s.policy = sp
-	if wc, ok := sp.(WireChecker); ok {
+	if sp != nil {
+		wc, _ := sp.(WireChecker)
 		s.wire = newWireState(wc)
 	}
 	return nil

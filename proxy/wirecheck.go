@@ -51,6 +51,14 @@ type wireReq struct {
 	internal bool   // sent by pgcloak: the response is not relayed
 }
 
+// internal records a message pgcloak sends on its own; its response is
+// kept from the client.
+func (w *wireState) internal(kind, sub byte, name string) {
+	w.mu.Lock()
+	w.queue = append(w.queue, wireReq{kind: kind, sub: sub, name: name, internal: true})
+	w.mu.Unlock()
+}
+
 func newWireState(c WireChecker) *wireState {
 	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{}}
 }
@@ -68,7 +76,7 @@ func (w *wireState) request(msg []byte) (extra []byte) {
 		portal := cstring(body)
 		stmt := cstring(body[len(portal)+1:])
 		r = wireReq{kind: 'B', name: portal, stmt: stmt}
-		if !w.described[stmt] {
+		if w.checker != nil && !w.described[stmt] {
 			d := &pgproto3.Describe{ObjectType: 'P', Name: portal}
 			extra, _ = d.Encode(nil)
 		}
@@ -139,6 +147,10 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		if h == nil {
 			return msg
 		}
+		if h.internal {
+			w.pop()
+			return nil
+		}
 		if msg[0] == '2' && h.kind == 'B' {
 			w.portals[h.name] = w.stmts[h.stmt]
 		}
@@ -152,7 +164,7 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		w.pop()
 	case 'T', 'n':
 		var mask []bool
-		if msg[0] == 'T' {
+		if msg[0] == 'T' && w.checker != nil {
 			var rd pgproto3.RowDescription
 			if rd.Decode(msg[5:]) == nil {
 				mask = w.checker.MaskColumns(rd.Fields)

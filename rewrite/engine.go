@@ -280,17 +280,19 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 
 // session is one restricted session's policy.
 type session struct {
-	e          *Engine
-	login      string
-	params     map[string]string
-	pol        *rules.Policy
-	pr         *rules.Principal
-	purposes   []string
-	searchPath []string
-	restricted bool
-	ctx        *Context        // nil: unrestricted
-	openErr    error           // set when a reload left the login without a role
-	temps      map[string]bool // names found to be the session's temporary relations
+	e           *Engine
+	login       string
+	params      map[string]string
+	pol         *rules.Policy
+	pr          *rules.Principal
+	purposes    []string
+	searchPath  []string
+	restricted  bool
+	ctx         *Context          // nil: unrestricted
+	openErr     error             // set when a reload left the login without a role
+	temps       map[string]bool   // names found to be the session's temporary relations
+	gen         uint64            // bumped when the rules in force change
+	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
 }
 
 func (s *session) setContext() {
@@ -346,8 +348,17 @@ func (s *session) current() (*Context, error) {
 		s.openErr = s.resolve(ctx)
 		cancel()
 		s.setContext()
+		s.gen++
 	}
 	return s.ctx, s.openErr
+}
+
+// Generation changes whenever the session's earlier decisions may no
+// longer hold (the rules were reloaded): the proxy then prepares the
+// client's statements again before using them.
+func (s *session) Generation() uint64 {
+	s.current()
+	return s.gen
 }
 
 func (s *session) Query(sql string) proxy.Decision { return s.decide(sql) }
@@ -395,10 +406,38 @@ func (s *session) decide(sql string) proxy.Decision {
 		s.temps = nil
 		s.e.refreshSoon()
 	}
+	if d, stale := s.trackPrepared(res); stale {
+		return d
+	}
 	if res.Unchanged {
 		return proxy.Decision{}
 	}
 	return proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL}
+}
+
+// trackPrepared follows SQL-level PREPARE, EXECUTE and DEALLOCATE: a
+// statement prepared under rules that have changed since is refused, as
+// its stored body was rewritten for the old rules.
+func (s *session) trackPrepared(res *Result) (proxy.Decision, bool) {
+	for _, n := range res.Executes {
+		if g, ok := s.sqlPrepared[n]; ok && g != s.gen {
+			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
+				"pgcloak: prepared statement %q was prepared under privacy rules that changed since; PREPARE it again (rule: fail_closed)", n)), true
+		}
+	}
+	for _, n := range res.Deallocates {
+		if n == "" {
+			clear(s.sqlPrepared)
+		}
+		delete(s.sqlPrepared, n)
+	}
+	for _, n := range res.Prepares {
+		if s.sqlPrepared == nil {
+			s.sqlPrepared = map[string]uint64{}
+		}
+		s.sqlPrepared[n] = s.gen
+	}
+	return proxy.Decision{}, false
 }
 
 // rewrite rewrites through the result cache.

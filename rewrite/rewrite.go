@@ -68,6 +68,9 @@ type Result struct {
 	// engine refreshes the snapshot and rewrites again before trusting
 	// that they are the session's temporary relations.
 	Unknown []string
+	// SQL-level prepared statements: PREPAREd, EXECUTEd and DEALLOCATEd
+	// names ("" for DEALLOCATE ALL).
+	Prepares, Executes, Deallocates []string
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -140,6 +143,9 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		}
 		res.CatalogChange = res.CatalogChange || w.ddl
 		res.Unknown = append(res.Unknown, w.unknown...)
+		res.Prepares = append(res.Prepares, w.prepares...)
+		res.Executes = append(res.Executes, w.executes...)
+		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
 	}
 	if !changed {

@@ -68,12 +68,15 @@ func (w *walker) statement(n *pg_query.Node) {
 		w.statement(x.ExplainStmt.Query)
 	case *pg_query.Node_PrepareStmt:
 		w.kind(rules.StmtPrepare, "PREPARE")
+		w.prepares = append(w.prepares, x.PrepareStmt.Name)
 		w.statement(x.PrepareStmt.Query)
 	case *pg_query.Node_ExecuteStmt:
 		w.kind(rules.StmtPrepare, "EXECUTE")
+		w.executes = append(w.executes, x.ExecuteStmt.Name)
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_DeallocateStmt:
 		w.kind(rules.StmtPrepare, "DEALLOCATE")
+		w.deallocates = append(w.deallocates, x.DeallocateStmt.Name)
 	case *pg_query.Node_DeclareCursorStmt:
 		w.kind(rules.StmtCursor, "DECLARE")
 		w.statement(x.DeclareCursorStmt.Query)

@@ -29,8 +29,10 @@ type walker struct {
 	kinds    []rules.StatementKind
 	ddl      bool     // the statement may change the catalog
 	unknown  []string // relation names not in the catalog
-	changed  bool     // something other than a substitution changed the text
-	err      error
+
+	prepares, executes, deallocates []string
+	changed                         bool // something other than a substitution changed the text
+	err                             error
 }
 
 // policySub is one protected relation reference replaced by its policy
