@@ -24,8 +24,8 @@ const (
 type Finding struct {
 	Severity Severity `json:"severity"`
 	// Code is a stable name for the kind of finding, for CI pipelines:
-	// rules, schema, mask-type, filter, attribute-query, unclassed-column,
-	// looks-personal.
+	// rules, schema, setup, mask-type, filter, attribute-query,
+	// unclassed-column, looks-personal.
 	Code    string `json:"code"`
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
@@ -159,6 +159,10 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	var havePseudonym bool
 	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
 		return nil, err
+	}
+	if !havePseudonym {
+		out = append(out, Finding{Severity: SevError, Code: "setup",
+			Message: "schema pgcloak is missing (pseudonym functions and key): run pgcloak setup --database DSN"})
 	}
 	out = append(out, p.probeMasks(pr, cat, havePseudonym)...)
 	out = append(out, p.probeFilters(pr, cat)...)

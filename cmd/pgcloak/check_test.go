@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -33,6 +34,10 @@ var crmServer = sync.OnceValues(func() (*pgtest.Server, error) {
 	}
 	defer conn.Close(ctx)
 	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 400}); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := rewrite.Setup(ctx, conn); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -78,7 +83,23 @@ func runCheckArgs(t *testing.T, args ...string) (int, string) {
 func TestCheckShippedRulesClean(t *testing.T) {
 	pg := crmDB(t)
 	path := writeRules(t, crm.Rules)
-	code, out := runCheckArgs(t, "--rules", path, "--database", pg.DSN(pgtest.SuperUser, pgtest.Database), "--strict")
+	dsn := pg.DSN(pgtest.SuperUser, pgtest.Database)
+
+	// Without pgcloak setup, check says so; after it, the rules are clean.
+	if err := pg.Exec(context.Background(), "DROP SCHEMA pgcloak CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCheckArgs(t, "--rules", path, "--database", dsn, "--strict")
+	if code != 1 || !strings.Contains(out, "run pgcloak setup") {
+		t.Fatalf("without setup: exit %d:\n%s", code, out)
+	}
+	if code := runSetup([]string{"--database", dsn}); code != 0 {
+		t.Fatalf("pgcloak setup: exit %d", code)
+	}
+	if code := runSetup([]string{"--database", dsn}); code != 0 {
+		t.Fatalf("pgcloak setup, again: exit %d", code)
+	}
+	code, out = runCheckArgs(t, "--rules", path, "--database", dsn, "--strict")
 	if code != 0 || !strings.HasSuffix(out, "ok\n") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
