@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +266,13 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: "pgcloak: restricted sessions must search pg_catalog first; the session's search_path puts it later (rule: fail_closed)"}
 		}
+		// pgcloak parses what the server will parse; an encoding whose
+		// multibyte characters can hide a quote or backslash byte would let
+		// the two read the same bytes differently.
+		if enc := strings.ToUpper(info.ServerParams["client_encoding"]); unsafeEncodings[enc] {
+			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+				Message: fmt.Sprintf("pgcloak: restricted sessions may not use client_encoding %s; use UTF8 (rule: fail_closed)", enc)}
+		}
 		if info.ServerParams["standard_conforming_strings"] != "on" {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: "pgcloak: restricted sessions need standard_conforming_strings on (rule: fail_closed)"}
@@ -277,6 +285,11 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 	s.setContext()
 	return s, nil
 }
+
+// unsafeEncodings are the client-only encodings whose multibyte
+// characters may contain the bytes of ' or \.
+var unsafeEncodings = map[string]bool{"SJIS": true, "SHIFT_JIS_2004": true, "BIG5": true, "GBK": true,
+	"UHC": true, "GB18030": true, "JOHAB": true}
 
 // session is one restricted session's policy.
 type session struct {

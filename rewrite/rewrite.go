@@ -181,7 +181,9 @@ func (w *walker) finish() {
 			continue
 		}
 		for _, s := range w.subs {
-			if s.schema != "" && f[len(f)-3] == s.schema && f[len(f)-2] == s.alias {
+			// schema.table.column names a relation referenced without an
+			// alias; its subquery is now named by the bare table name.
+			if s.alias == s.rel.Name && f[len(f)-3] == s.rel.Schema && f[len(f)-2] == s.alias {
 				c.Fields = c.Fields[len(c.Fields)-2:]
 			}
 		}

@@ -223,6 +223,8 @@ var unsafeSettings = map[string]bool{
 	"escape_string_warning":       true,
 	"session_replication_role":    true,
 	"row_security":                true,
+	"client_encoding":             true,
+	"names":                       true,
 }
 
 func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
