@@ -226,7 +226,8 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	w.node(s.WhereClause)
 	w.node(s.HavingClause)
 	w.qual = q || !top
-	w.messageExcept(s.ProtoReflect(), "with_clause", "larg", "rarg", "from_clause", "where_clause", "having_clause")
+	// FOR UPDATE OF names FROM items (aliases), not relations to read.
+	w.messageExcept(s.ProtoReflect(), "with_clause", "larg", "rarg", "from_clause", "where_clause", "having_clause", "locking_clause")
 	w.qual = q
 }
 
