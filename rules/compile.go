@@ -662,6 +662,25 @@ func (c *compiler) role(name string, fr *fileRole, at Pos) *Role {
 		r.filters[t.Name] = ft
 	}
 	r.overrides = c.columnRules(fr.Columns, ctx)
+	for _, e := range fr.BlindWrites.Entries {
+		t, ok := c.knownTable(Str{V: e.Key, At: e.KeyAt}, "blind_writes of "+ctx)
+		if !ok {
+			continue
+		}
+		if r.blind == nil {
+			r.blind = map[TableName]map[string]bool{}
+		}
+		if r.blind[t.Name] == nil {
+			r.blind[t.Name] = map[string]bool{}
+		}
+		for _, col := range e.Val {
+			if t.Column(col.V) == nil {
+				c.add(col.At, "blind_writes of %s names column %q, which table %s does not class", ctx, col.V, t.Name)
+				continue
+			}
+			r.blind[t.Name][col.V] = true
+		}
+	}
 	switch {
 	case fr.Purpose != nil && fr.Purposes != nil:
 		c.add(fr.Purpose.At, "%s has both purpose and purposes; a role works for one purpose or chooses among several", ctx)

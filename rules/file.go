@@ -239,6 +239,7 @@ type fileRole struct {
 	Purpose       *Str                   `yaml:"purpose"`
 	Purposes      []Str                  `yaml:"purposes"`
 	ReviewChanges bool                   `yaml:"review_changes"`
+	BlindWrites   omap[[]Str]            `yaml:"blind_writes" noun:"blind writes of table"`
 }
 
 type filePrincipals struct {

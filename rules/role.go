@@ -23,11 +23,18 @@ type Role struct {
 	overrides  map[TableName]map[string]rule
 	// views holds the precomputed answer for every classed column of every
 	// protected table.
-	views    map[TableName]map[string]ColumnView
+	views map[TableName]map[string]ColumnView
+	// blind lists the columns the role may write without seeing them.
+	blind    map[TableName]map[string]bool
 	unlisted bool // unlisted tables allowed
 	policy   *Policy
 	At       Pos
 }
+
+// BlindWrite says whether the role may write column col of table t even
+// though it does not see the column raw (blind_writes): support may set a
+// new phone number it cannot read back.
+func (r *Role) BlindWrite(t TableName, col string) bool { return r.blind[t][col] }
 
 // Allows says whether the role may run statements of kind k.
 func (r *Role) Allows(k StatementKind) bool { return r.statements.has(k) }
