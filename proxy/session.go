@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -187,10 +188,16 @@ func (s *session) readStartup() ([]byte, error) {
 			if major := code >> 16; major != 3 {
 				return nil, errProtocol(fmt.Sprintf("unsupported frontend protocol %d.%d: pgcloak supports 3.x", major, code&0xffff))
 			}
+			// pgproto3 decodes only versions 3.0 and 3.2, but PostgreSQL
+			// answers any 3.x with NegotiateProtocolVersion: read the
+			// parameters as 3.0 and forward the version the client asked.
+			body := bytes.Clone(packet[4:])
+			binary.BigEndian.PutUint32(body, pgproto3.ProtocolVersion30)
 			var sm pgproto3.StartupMessage
-			if err := sm.Decode(packet[4:]); err != nil {
-				return nil, errProtocol("invalid startup packet: " + err.Error())
+			if err := sm.Decode(body); err != nil {
+				return nil, errProtocol("invalid startup packet: " + strings.TrimSpace(err.Error()))
 			}
+			sm.ProtocolVersion = code
 			s.params = sm.Parameters
 			return s.checkDatabase(&sm, packet)
 		}

@@ -298,3 +298,29 @@ func TestTransparency(t *testing.T) {
 		})
 	}
 }
+
+// Start-ups that PostgreSQL negotiates rather than refuses (a 3.x minor
+// version it does not speak, a protocol option it does not know) get the
+// same answer through pgcloak.
+func TestTransparencyNegotiation(t *testing.T) {
+	_, addr := startProxy(t, proxy.Config{})
+	for _, packet := range [][]byte{
+		startupPacket(3<<16|1, "user", pgtest.TrustUser, "database", pgtest.Database),
+		startupPacket(3<<16|2, "user", pgtest.TrustUser, "database", pgtest.Database),
+		startupPacket(3<<16|0, "user", pgtest.TrustUser, "database", pgtest.Database, "_pq_.pgcloak_test", "on"),
+	} {
+		var answers [2][]string
+		for i, a := range []string{pg.Addr(), addr} {
+			w := dialWire(t, a)
+			w.sendRaw(packet)
+			var err error
+			if answers[i], err = w.readUntil('Z', 1); err != nil {
+				t.Fatalf("%s, start-up %q: %v after %v", a, packet, err, answers[i])
+			}
+		}
+		if strings.Join(answers[0], "\n") != strings.Join(answers[1], "\n") {
+			t.Fatalf("start-up %q:\ndirect:\n\t%s\npgcloak:\n\t%s", packet,
+				strings.Join(answers[0], "\n\t"), strings.Join(answers[1], "\n\t"))
+		}
+	}
+}
