@@ -34,6 +34,11 @@ type Relation struct {
 	// Parents are the relations this one inherits from or is a partition
 	// of, transitively.
 	Parents []*Relation
+	// PrimaryKey lists the primary key's columns, if there is one.
+	PrimaryKey []string
+	// HasChildren is set for a table that others inherit from or that is
+	// partitioned.
+	HasChildren bool
 	// Reads are the relations a view or materialized view reads,
 	// transitively; ReadsFunctions says it calls functions outside
 	// pg_catalog.
@@ -133,6 +138,12 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_temp\_%'
 			ORDER BY a.attrelid, a.attnum`, c.scanColumn},
 		{"inheritance", `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits`, c.scanInherits},
+		{"primary keys", `
+			SELECT i.indrelid, a.attname
+			FROM pg_catalog.pg_index i
+			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indisprimary
+			ORDER BY i.indrelid, pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum)`, c.scanPrimaryKey},
 		{"view dependencies", `
 			SELECT DISTINCT r.ev_class, d.refobjid, d.refclassid = 'pg_catalog.pg_proc'::regclass
 			FROM pg_catalog.pg_rewrite r
@@ -215,6 +226,18 @@ func (c *Catalog) scanInherits(rows pgx.Rows) error {
 	return nil
 }
 
+func (c *Catalog) scanPrimaryKey(rows pgx.Rows) error {
+	var rel uint32
+	var col string
+	if err := rows.Scan(&rel, &col); err != nil {
+		return err
+	}
+	if r := c.byOID[rel]; r != nil {
+		r.PrimaryKey = append(r.PrimaryKey, col)
+	}
+	return nil
+}
+
 func (c *Catalog) scanViewDep(rows pgx.Rows) error {
 	var view, ref uint32
 	var isFunc bool
@@ -286,6 +309,7 @@ func (c *Catalog) link() {
 				}
 				seen[o] = true
 				if p := c.byOID[o]; p != nil {
+					p.HasChildren = true
 					r.Parents = append(r.Parents, p)
 					walk(p.parentOIDs)
 				}

@@ -385,7 +385,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		w.fail(refuseRule("tables."+tab.Name.String(), "protected table %s cannot be used in this position by restricted roles", tab.Name))
 		return nil
 	}
-	plain, fenced, denied, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh)
+	plain, fenced, denied, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
 	if err != nil {
 		w.fail(err)
 		return nil

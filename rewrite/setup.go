@@ -18,6 +18,9 @@ func Setup(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, rules.PseudonymSetupSQL); err != nil {
 		return fmt.Errorf("setup: pseudonym functions: %w", err)
 	}
+	if _, err := conn.Exec(ctx, checkViolationSQL); err != nil {
+		return fmt.Errorf("setup: check function: %w", err)
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
@@ -29,20 +32,33 @@ func Setup(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// CheckViolation is the function a rewritten write calls to fail, as a
+// WITH CHECK policy would, when a row it writes is outside the principal's
+// row filter. It raises 42501 with the message it is given (which names the
+// rule, never a value).
+const CheckViolation = "pgcloak.check_violation"
+
+const checkViolationSQL = `
+CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog
+	AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = message; END $$;
+`
+
 // SetupMissing says what of Setup's work the database lacks, for `pgcloak
 // check`; "" when nothing.
 func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var fn, key bool
 	err := conn.QueryRow(ctx, `SELECT
 		EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym'),
+		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym')
+		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL,
 		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)
 	if err != nil {
 		return "", err
 	}
 	switch {
 	case !fn:
-		return "the pgcloak.pseudonym function is missing: run pgcloak setup --database DSN", nil
+		return "the pgcloak functions are missing: run pgcloak setup --database DSN", nil
 	case !key:
 		return "the pseudonym key table is missing: run pgcloak setup --database DSN", nil
 	}

@@ -24,40 +24,22 @@ func (w *walker) statement(n *pg_query.Node) {
 		}
 		w.selectStmt(x.SelectStmt, true)
 	case *pg_query.Node_InsertStmt:
-		s := x.InsertStmt
 		w.kind(rules.StmtInsert, "INSERT")
-		defer w.with(s.WithClause)()
-		w.writeTarget(s.Relation, "INSERT")
-		if sel := s.SelectStmt.GetSelectStmt(); sel != nil {
-			w.selectStmt(sel, true)
-		}
-		w.qual = true
-		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "select_stmt")
+		w.insertStmt(x.InsertStmt)
 	case *pg_query.Node_UpdateStmt:
-		s := x.UpdateStmt
 		w.kind(rules.StmtUpdate, "UPDATE")
-		defer w.with(s.WithClause)()
-		w.writeTarget(s.Relation, "UPDATE")
-		w.qual = true
-		for _, f := range s.FromClause {
-			w.fromItem(f)
-		}
-		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "from_clause")
+		w.updateStmt(x.UpdateStmt)
 	case *pg_query.Node_DeleteStmt:
-		s := x.DeleteStmt
 		w.kind(rules.StmtDelete, "DELETE")
-		defer w.with(s.WithClause)()
-		w.writeTarget(s.Relation, "DELETE")
-		w.qual = true
-		for _, f := range s.UsingClause {
-			w.fromItem(f)
-		}
-		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "using_clause")
+		w.deleteStmt(x.DeleteStmt)
 	case *pg_query.Node_MergeStmt:
 		s := x.MergeStmt
 		w.kind(rules.StmtMerge, "MERGE")
 		defer w.with(s.WithClause)()
-		w.writeTarget(s.Relation, "MERGE")
+		if _, tab, ok := w.writeTarget(s.Relation, "MERGE"); ok && tab != nil {
+			w.fail(refuseUnsupported("MERGE into protected table " + tab.Name.String()))
+			return
+		}
 		w.qual = true
 		w.fromItem(s.SourceRelation)
 		w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "source_relation")
@@ -148,24 +130,9 @@ func (w *walker) skipNewRelation(into *pg_query.IntoClause) {
 	}
 }
 
-// writeTarget checks the target of a write. Writes to protected tables come
-// with the write-path rewrite; until then they are refused.
-func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) {
-	if rv == nil || w.err != nil {
-		return
-	}
-	rel, tab, ok := w.resolveChecked(rv)
-	if !ok {
-		return
-	}
-	if tab != nil || (rel != nil && w.rw.readsProtected(rel)) {
-		w.fail(refuseRule("tables."+tableLabel(rel, tab), "%s into protected table %s is not allowed for restricted roles yet", what, tableLabel(rel, tab)))
-	}
-}
-
 // copyStmt: COPY … TO of a protected table becomes COPY (SELECT …) TO;
 // COPY to or from a server file or program is refused; COPY FROM into a
-// protected table waits for the write path.
+// protected table gets the row filter check (write.go).
 func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	if s.IsProgram || s.Filename != "" {
 		w.fail(refuseRule("statements", "COPY to or from a server file or program is not allowed for restricted roles"))
@@ -173,9 +140,9 @@ func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	}
 	if s.IsFrom {
 		w.kind(rules.StmtCopyFrom, "COPY FROM")
-		w.writeTarget(s.Relation, "COPY FROM")
-		w.qual = true
-		w.messageExcept(s.ProtoReflect(), "relation")
+		if w.err == nil {
+			w.copyFrom(s)
+		}
 		return
 	}
 	w.kind(rules.StmtCopyTo, "COPY TO")

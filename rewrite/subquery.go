@@ -31,9 +31,10 @@ type subqueryCache struct {
 }
 
 type subqueryKey struct {
-	ctx string
-	oid uint32
-	inh bool
+	ctx   string
+	oid   uint32
+	inh   bool
+	write bool
 }
 
 type subqueryEntry struct {
@@ -48,15 +49,15 @@ func newSubqueryCache() *subqueryCache {
 	return &subqueryCache{m: map[subqueryKey]*subqueryEntry{}}
 }
 
-func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh bool) (plain, fenced *pg_query.Node, denied []string, err error) {
-	k := subqueryKey{rw.ctx.Key, rel.OID, inh}
+func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (plain, fenced *pg_query.Node, denied []string, err error) {
+	k := subqueryKey{rw.ctx.Key, rel.OID, inh, write}
 	c.mu.RLock()
 	e := c.m[k]
 	c.mu.RUnlock()
 	if e == nil {
 		e = &subqueryEntry{}
 		var sql string
-		sql, e.denied, e.err = rw.policySQL(rel, tab, inh)
+		sql, e.denied, e.err = rw.policySQL(rel, tab, inh, write)
 		if e.err == nil {
 			e.plain, e.err = parseSelect(sql)
 		}
@@ -82,8 +83,9 @@ func parseSelect(sql string) (*pg_query.Node, error) {
 }
 
 // policySQL renders the policy subquery of rel (protected by tab) for the
-// context's principal.
-func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh bool) (string, []string, error) {
+// context's principal. For a write it also returns the raw keys of the rows
+// as pgcloak_k1, pgcloak_k2, … (see writeKeys).
+func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh, write bool) (string, []string, error) {
 	pr := rw.ctx.Principal
 	pol := rw.ctx.Policy
 	self := rules.QuoteIdent(rel.Name)
@@ -118,6 +120,11 @@ func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh bool) (string,
 			b.WriteString(", ")
 		}
 		b.WriteString(expr + " AS " + rules.QuoteIdent(c.Name))
+	}
+	if write {
+		for i, k := range writeKeys(rel) {
+			fmt.Fprintf(&b, ", %s AS pgcloak_k%d", rules.QuoteIdent(k), i+1)
+		}
 	}
 	b.WriteString(" FROM ")
 	if !inh {
@@ -186,6 +193,11 @@ func (rw *rewrite) chain(tab *rules.Table, outer string, depth int, filters bool
 			return "", err
 		}
 		if f != "" {
+			// Name the linked row's columns: a bare name could otherwise
+			// reach out to the row that links to it.
+			if f, _, err = qualifyTopLevel(f, alias); err != nil {
+				return "", err
+			}
 			conds = append(conds, "("+f+")")
 		}
 	}

@@ -31,8 +31,13 @@ type walker struct {
 	unknown  []string // relation names not in the catalog
 
 	prepares, executes, deallocates []string
-	changed                         bool // something other than a substitution changed the text
-	err                             error
+
+	// writeRef is the reference, in the row-choosing subquery of an UPDATE
+	// or DELETE, that stands for the write's target: its policy subquery
+	// also returns the raw keys of the rows.
+	writeRef *pg_query.RangeVar
+	changed  bool // something other than a substitution changed the text
+	err      error
 }
 
 // policySub is one protected relation reference replaced by its policy

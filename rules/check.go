@@ -160,9 +160,13 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
 		return nil, err
 	}
-	if !havePseudonym {
+	var haveCheck bool
+	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL").Scan(&haveCheck); err != nil {
+		return nil, err
+	}
+	if !havePseudonym || !haveCheck {
 		out = append(out, Finding{Severity: SevError, Code: "setup",
-			Message: "schema pgcloak is missing (pseudonym functions and key): run pgcloak setup --database DSN"})
+			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}
 	out = append(out, p.probeMasks(pr, cat, havePseudonym)...)
 	out = append(out, p.probeFilters(pr, cat)...)
