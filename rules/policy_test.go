@@ -218,7 +218,7 @@ func TestTableAccess(t *testing.T) {
 
 func TestStatementKinds(t *testing.T) {
 	p := crmPolicy(t)
-	if !p.Role("sales_rep").Allows(StmtUpdate) || p.Role("sales_rep").Allows(StmtDelete) || p.Role("sales_rep").Allows(StmtDDL) {
+	if !p.Role("sales_rep").Allows(StmtUpdate) || !p.Role("sales_rep").Allows(StmtDelete) || p.Role("sales_rep").Allows(StmtDDL) || p.Role("sales_rep").Allows(StmtMerge) {
 		t.Error("sales_rep statements")
 	}
 	if !p.Role("consultant").Allows(StmtSelect) || p.Role("consultant").Allows(StmtInsert) {
