@@ -115,7 +115,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
 	changed := false
 	for _, raw := range tree.Stmts {
-		w := &walker{rw: rw}
+		w := &walker{rw: rw, text: statementText(sql, raw)}
 		w.statement(raw.Stmt)
 		if w.err == nil {
 			w.checkDenied()
@@ -159,6 +159,19 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 	}
 	res.SQL = out
 	return res
+}
+
+// statementText is the part of sql one parsed statement came from.
+func statementText(sql string, raw *pg_query.RawStmt) string {
+	start := int(raw.StmtLocation)
+	end := len(sql)
+	if raw.StmtLen > 0 {
+		end = start + int(raw.StmtLen)
+	}
+	if start < 0 || start > end || end > len(sql) {
+		return sql
+	}
+	return sql[start:end]
 }
 
 func parseMessage(err error) string {

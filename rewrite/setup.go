@@ -42,6 +42,41 @@ const checkViolationSQL = `
 CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog
 	AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = message; END $$;
+
+-- Change requests (DESIGN.md §2.5): held changes to personal data. Sessions
+-- cannot read or write the table; they reach it only through
+-- request_change, which pgcloak calls in the SQL it writes (and which the
+-- function allowlist keeps restricted sessions from calling themselves).
+CREATE TABLE IF NOT EXISTS pgcloak.change_requests (
+	id             bigserial PRIMARY KEY,
+	requested_at   timestamptz NOT NULL DEFAULT now(),
+	requester      text NOT NULL,
+	requester_role text NOT NULL,
+	table_name     text NOT NULL,
+	row_key        jsonb NOT NULL,
+	new_values     jsonb NOT NULL,
+	statement      text NOT NULL,
+	status         text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'applied', 'rejected')),
+	decided_by     text,
+	decided_at     timestamptz,
+	decision_note  text
+);
+REVOKE ALL ON pgcloak.change_requests FROM PUBLIC;
+REVOKE ALL ON SEQUENCE pgcloak.change_requests_id_seq FROM PUBLIC;
+CREATE OR REPLACE FUNCTION pgcloak.request_change(requester text, requester_role text, table_name text,
+		row_key jsonb, new_values jsonb, statement text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog
+	AS $$
+DECLARE
+	rid bigint;
+BEGIN
+	INSERT INTO pgcloak.change_requests (requester, requester_role, table_name, row_key, new_values, statement)
+	VALUES (requester, requester_role, table_name, row_key, new_values, statement)
+	RETURNING id INTO rid;
+	RAISE NOTICE 'pgcloak: change request % recorded; an approver will apply or reject it', rid
+		USING DETAIL = 'table ' || table_name;
+	RETURN true;
+END $$;
 `
 
 // SetupMissing says what of Setup's work the database lacks, for `pgcloak
@@ -51,7 +86,8 @@ func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
 	err := conn.QueryRow(ctx, `SELECT
 		EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym')
-		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL,
+		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL
+		AND pg_catalog.to_regclass('pgcloak.change_requests') IS NOT NULL,
 		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)
 	if err != nil {
 		return "", err

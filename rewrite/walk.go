@@ -17,7 +17,8 @@ import (
 // expressions (functions and operators are checked; leaky ones in a place
 // that can become a scan qual turn on the fence).
 type walker struct {
-	rw *rewrite
+	rw   *rewrite
+	text string // the statement's own SQL text
 
 	scopes []map[string]bool // CTE names visible, innermost last
 	qual   bool              // inside an expression that may run as a scan qual

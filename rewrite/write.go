@@ -191,11 +191,41 @@ func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
 		!w.returningSafe(rel, tab, alias, s.ReturningList, fromAliases) {
 		return
 	}
+	// Review needs the row choice twice (review.go): keep an unwalked copy.
+	review := w.rw.ctx.Principal.Role.ReviewChanges
+	var fromCopy []*pg_query.Node
+	var whereCopy *pg_query.Node
+	if review {
+		for _, f := range s.FromClause {
+			fromCopy = append(fromCopy, proto.Clone(f).(*pg_query.Node))
+		}
+		if s.WhereClause != nil {
+			whereCopy = proto.Clone(s.WhereClause).(*pg_query.Node)
+		}
+	}
 	in, ok := w.targetRows(s.Relation, rel, tab, s.FromClause, s.WhereClause)
 	if !ok {
 		return
 	}
-	cond := in
+	// Substitute the reads in SET and RETURNING before anything copies
+	// them (the check below evaluates the SET expressions again).
+	w.qual = true
+	for _, v := range values {
+		w.node(v)
+	}
+	for _, r := range s.ReturningList {
+		w.node(r)
+	}
+	if w.err != nil {
+		return
+	}
+	s.FromClause, s.WhereClause = nil, in
+	w.changed = true
+	if review && w.reviewUpdate(s, rel, tab, alias, cols, values, in, func() (*pg_query.Node, bool) {
+		return w.targetRows(s.Relation, rel, tab, fromCopy, whereCopy)
+	}) {
+		return
+	}
 	check, err := w.rw.updateCheck(tab, alias, cols, values)
 	if err != nil {
 		w.fail(err)
@@ -203,16 +233,7 @@ func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
 	}
 	if check != nil {
 		w.leaky = true
-		cond = andNodes(in, check)
-	}
-	s.FromClause, s.WhereClause = nil, cond
-	w.changed = true
-	w.qual = true
-	for _, v := range values {
-		w.node(v)
-	}
-	for _, r := range s.ReturningList {
-		w.node(r)
+		s.WhereClause = andNodes(in, check)
 	}
 }
 

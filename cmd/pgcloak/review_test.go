@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
+)
+
+// pgcloak review lists, shows, approves and rejects change requests, and
+// will not let the requester decide their own.
+func TestReviewCommand(t *testing.T) {
+	pg := crmDB(t)
+	ctx := context.Background()
+	dsn := pg.DSN(pgtest.SuperUser, pgtest.Database)
+	path := writeRules(t, crm.Rules)
+	var id int64
+	var ids [2]int64
+	for i := range ids {
+		conn := directConn(t, dsn)
+		if err := conn.QueryRow(ctx, "SELECT min(customer_id) FROM customers WHERE region = 'north'").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, `INSERT INTO pgcloak.change_requests (requester, requester_role, table_name, row_key, new_values, statement)
+			VALUES ('sam', 'support', 'public.customers', jsonb_build_object('customer_id', $1::bigint), jsonb_build_object('phone', $2::text), 'UPDATE customers SET phone = $1')
+			RETURNING id`, id, fmt.Sprintf("+1 555 01%02d", i)).Scan(&ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := runReview([]string{"list", "--database", dsn}); code != 0 {
+		t.Fatalf("list: %d", code)
+	}
+	if code := runReview([]string{"show", "--database", dsn, fmt.Sprint(ids[0])}); code != 0 {
+		t.Fatalf("show: %d", code)
+	}
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "sam", fmt.Sprint(ids[0])}); code != 1 {
+		t.Fatalf("the requester approving their own request: exit %d", code)
+	}
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "petra", fmt.Sprint(ids[0])}); code != 0 {
+		t.Fatalf("approve: %d", code)
+	}
+	if code := runReview([]string{"reject", "--database", dsn, "--rules", path, "--approver", "petra", "--note", "dup", fmt.Sprint(ids[1])}); code != 0 {
+		t.Fatalf("reject: %d", code)
+	}
+	conn := directConn(t, dsn)
+	var phone, s0, s1 string
+	if err := conn.QueryRow(ctx, `SELECT c.phone, (SELECT status FROM pgcloak.change_requests WHERE id = $2), (SELECT status FROM pgcloak.change_requests WHERE id = $3)
+		FROM customers c WHERE customer_id = $1`, id, ids[0], ids[1]).Scan(&phone, &s0, &s1); err != nil {
+		t.Fatal(err)
+	}
+	if phone != "+1 555 0100" || s0 != "applied" || s1 != "rejected" {
+		t.Fatalf("phone %q, statuses %q %q", phone, s0, s1)
+	}
+}
+
+func directConn(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

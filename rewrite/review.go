@@ -1,0 +1,133 @@
+package rewrite
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// Changes to personal data are reviewed (DESIGN.md §2.5). For a role with
+// review_changes, an UPDATE that sets columns describing a person (classes
+// identity, personal and sensitive) does not change them: for each row it
+// would change, pgcloak.request_change records a change request (the
+// requester, the row's key, the new values, the normalized statement; never
+// the old values) and sends the client a NoticeResponse naming it. Columns
+// of class public in the same statement are updated at once; an UPDATE of
+// personal data only answers UPDATE 0.
+//
+//	UPDATE t AS a SET <public columns, or key = key>
+//	WHERE <rows, as for any UPDATE>
+//	  AND CASE WHEN <rows> THEN [NOT] pgcloak.request_change(…) ELSE false END
+//
+// The CASE keeps the recording function off every row but those the UPDATE
+// chooses, whatever order the planner evaluates quals in.
+
+// RequestChange is the function that records a change request.
+const RequestChange = "pgcloak.request_change"
+
+func personalClass(c rules.Class) bool {
+	return c == rules.Identity || c == rules.Personal || c == rules.Sensitive
+}
+
+// reviewUpdate turns the personal part of an UPDATE into change requests.
+// It reports whether it handled the statement.
+func (w *walker) reviewUpdate(s *pg_query.UpdateStmt, rel *Relation, tab *rules.Table, alias string,
+	cols []string, values []*pg_query.Node, in *pg_query.Node, rows func() (*pg_query.Node, bool)) bool {
+	pr := w.rw.ctx.Principal
+	var reviewCols, keepCols []string
+	var reviewVals []*pg_query.Node
+	var keep []*pg_query.Node
+	for i, c := range cols {
+		if personalClass(pr.Column(tab.Name, c).Class) {
+			reviewCols = append(reviewCols, c)
+			reviewVals = append(reviewVals, values[i])
+		} else {
+			keepCols = append(keepCols, c)
+			keep = append(keep, s.TargetList[i])
+		}
+	}
+	if len(reviewCols) == 0 {
+		return false
+	}
+	if len(rel.PrimaryKey) == 0 {
+		w.fail(refuseUnsupported("review of changes to " + tab.Name.String() + ", which has no primary key"))
+		return true
+	}
+	// The public columns still go through the row filter check.
+	check, err := w.rw.updateCheck(tab, alias, keepCols, pickValues(cols, values, keepCols))
+	if err != nil {
+		w.fail(err)
+		return true
+	}
+	var key, vals []string
+	for _, k := range rel.PrimaryKey {
+		key = append(key, rules.QuoteLiteral(k), rules.QuoteIdent(alias)+"."+rules.QuoteIdent(k))
+	}
+	for i, c := range reviewCols {
+		e, err := deparseExpr(reviewVals[i])
+		if err != nil {
+			w.fail(err)
+			return true
+		}
+		vals = append(vals, rules.QuoteLiteral(c), "("+e+")::pg_catalog.text")
+	}
+	call := RequestChange + "(" + strings.Join([]string{
+		rules.QuoteLiteral(pr.Login),
+		rules.QuoteLiteral(pr.Role.Name),
+		rules.QuoteLiteral(tab.Name.String()),
+		"pg_catalog.jsonb_build_object(" + strings.Join(key, ", ") + ")",
+		"pg_catalog.jsonb_build_object(" + strings.Join(vals, ", ") + ")",
+		rules.QuoteLiteral(w.normalized()),
+	}, ", ") + ")"
+	if len(keep) == 0 {
+		call = "NOT " + call
+	}
+	callNode, err := parseExpr(call)
+	if err != nil {
+		w.fail(err)
+		return true
+	}
+	again, ok := rows()
+	if !ok {
+		return true
+	}
+	no, _ := parseExpr("false")
+	guard := pg_query.MakeCaseExprNode(nil, []*pg_query.Node{pg_query.MakeCaseWhenNode(again, callNode, -1)}, -1)
+	guard.GetCaseExpr().Defresult = no
+	if len(keep) == 0 {
+		// Nothing is updated; SET needs a column: the key, to itself.
+		k := rel.PrimaryKey[0]
+		keep = []*pg_query.Node{pg_query.MakeResTargetNodeWithNameAndVal(k,
+			pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(alias), pg_query.MakeStrNode(k)}, -1), -1)}
+		s.WhereClause = guard
+	} else {
+		s.WhereClause = andNodes(andNodes(in, check), guard)
+	}
+	s.TargetList = keep
+	w.leaky = true
+	return true
+}
+
+func pickValues(cols []string, values []*pg_query.Node, want []string) []*pg_query.Node {
+	var out []*pg_query.Node
+	for _, c := range want {
+		for i, have := range cols {
+			if have == c {
+				out = append(out, values[i])
+			}
+		}
+	}
+	return out
+}
+
+// normalized is the statement's text with its constants replaced, for the
+// change request and the access log: it never holds a value.
+func (w *walker) normalized() string {
+	out, err := pg_query.Normalize(w.text)
+	if err != nil {
+		return "(statement not normalizable)"
+	}
+	return out
+}
