@@ -483,7 +483,14 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 	if st == nil {
 		return nil, nil, errors.New("catalog not loaded")
 	}
-	return Rewrite(st.cat, s.ctx, st.subq, sql, func(r *Refusal) string { return "/* refused */ " + r.Message }), s.pr, nil
+	// A refused statement is shown as a statement that names the refusal:
+	// Rewrite parses what the renderer returns.
+	return Rewrite(st.cat, s.ctx, st.subq, sql, explainRefusal), s.pr, nil
+}
+
+// explainRefusal renders a refusal for Explain.
+func explainRefusal(r *Refusal) string {
+	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
 }
 
 // resultCache maps (context, SQL) to the rewrite's result.

@@ -1312,3 +1312,22 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainRefused: Engine.Explain (pgcloak explain) reports a refused
+// statement, alone or among others, instead of failing.
+func TestExplainRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, sql := range []string{
+		"SELECT * FROM commissions",
+		"SELECT 1; SELECT religion FROM customers; SELECT count(*) FROM customers",
+		"SELECT pg_read_file('/etc/passwd')",
+	} {
+		res, _, err := engine.Explain(ctx, "dex", []string{"public"}, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if len(res.Refused) == 0 || !strings.Contains(res.SQL, "(rule: ") {
+			t.Errorf("%s: refusal not reported: %+v", sql, res)
+		}
+	}
+}
