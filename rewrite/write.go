@@ -181,6 +181,10 @@ func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
 			w.fail(refuseUnsupported("UPDATE of a part of a column of a protected table"))
 			return
 		}
+		if rt.Val.GetMultiAssignRef() != nil {
+			w.fail(refuseUnsupported("UPDATE … SET (a, b) = (…) on a protected table; set the columns one by one"))
+			return
+		}
 		cols = append(cols, rt.Name)
 		values = append(values, rt.Val)
 	}
