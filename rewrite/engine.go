@@ -35,6 +35,8 @@ type Engine struct {
 
 	incidents atomic.Int64
 
+	cacheHits, cacheMisses atomic.Int64
+
 	connMu sync.Mutex
 	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
 }
@@ -301,11 +303,14 @@ type session struct {
 	purposes    []string
 	searchPath  []string
 	restricted  bool
+	app         *rules.Principal  // a delegating application's own principal
+	endUser     string            // the end user it named (the setting's value)
 	ctx         *Context          // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
 	gen         uint64            // bumped when the rules in force change
 	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
+	lastRes     *Result           // the last decision's rewrite, for the access log
 }
 
 func (s *session) setContext() {
@@ -329,6 +334,14 @@ func (s *session) resolve(ctx context.Context) error {
 		}
 		return &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 			Message: "pgcloak: cannot map login to a principal: " + err.Error()}
+	}
+	if pr.Delegating {
+		s.app = pr
+		if s.endUser != "" {
+			if pr, err = s.e.endUser(ctx, pol, pr, s.endUser); err != nil {
+				return err
+			}
+		}
 	}
 	s.pol, s.pr = pol, pr
 	s.restricted = !pr.Unrestricted()
@@ -374,13 +387,13 @@ func (s *session) Generation() uint64 {
 	return s.gen
 }
 
-func (s *session) Query(sql string) proxy.Decision { return s.decide(sql) }
+func (s *session) Query(sql string) proxy.Decision { return s.audited(sql, s.decide(sql)) }
 
-func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision { return s.decide(sql) }
+func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision { return s.audited(sql, s.decide(sql)) }
 
 func (s *session) FunctionCall(uint32) proxy.Decision {
-	return proxy.ErrRefused(pgerrcode.FeatureNotSupported,
-		"pgcloak: the FunctionCall message is refused for restricted roles (rule: fail_closed)")
+	return s.functionCall(proxy.ErrRefused(pgerrcode.FeatureNotSupported,
+		"pgcloak: the FunctionCall message is refused for restricted roles (rule: fail_closed)"))
 }
 
 func (s *session) Close() {}
@@ -397,15 +410,20 @@ func (s *session) decide(sql string) proxy.Decision {
 	if ctx == nil {
 		return proxy.Decision{} // unrestricted after a reload
 	}
+	if s.app != nil {
+		if d, ok := s.delegation(sql); ok {
+			return d
+		}
+	}
 	st := s.e.state.Load()
 	if st == nil {
 		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
 	}
-	res := st.rewrite(ctx, sql)
+	res := s.rewrite(st, ctx, sql)
 	if s.hasNewUnknown(res) {
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
-		res = st.rewrite(ctx, sql)
+		res = s.rewrite(st, ctx, sql)
 		// Still unknown after a fresh look: the session's own temporary
 		// relations (which pgcloak's connection cannot see).
 		for _, n := range res.Unknown {
