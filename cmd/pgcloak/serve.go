@@ -37,7 +37,7 @@ func serveFlags(args []string) (fileConfig, error) {
 		database    = fs.String("database", "", "the only database clients may use (default: any)")
 		admin       = fs.String("admin", "", "admin HTTP listen address for metrics and health, HOST:PORT (default: off)")
 		rulesFile   = fs.String("rules", "", "privacy rules `FILE`")
-		catalogDSN  = fs.String("catalog-dsn", "", "connection string pgcloak uses to read the catalog and run attribute queries (needed with -rules)")
+		catalogDSN  = fs.String("catalog-dsn", "", "connection string pgcloak uses to read the catalog and run attribute queries (needed with -rules; default $PGCLOAK_CATALOG_DSN)")
 		tlsCert     = fs.String("tls-cert", "", "certificate `FILE` offered to clients")
 		tlsKey      = fs.String("tls-key", "", "private key `FILE` of -tls-cert")
 		upTLS       = fs.String("upstream-tls", "", "TLS to the server: disable, require or verify-full")
@@ -107,6 +107,11 @@ func serveFlags(args []string) (fileConfig, error) {
 	})
 	if err != nil {
 		return cfg, err
+	}
+	if cfg.CatalogDSN == "" {
+		// The connection string holds a password: it may come from the
+		// environment (a Kubernetes Secret) rather than the config file.
+		cfg.CatalogDSN = os.Getenv("PGCLOAK_CATALOG_DSN")
 	}
 	return cfg, cfg.validate()
 }
