@@ -888,7 +888,7 @@ FROM accounts a JOIN contacts k ON k.account_id = a.account_id ORDER BY a.accoun
 // --- running them ---------------------------------------------------------
 
 type result struct {
-	cols []string // name and type OID of each column
+	cols []string // name, type OID and type modifier of each column
 	rows []string // rendered rows
 	copy []byte
 	code string // SQLSTATE of an error
@@ -941,7 +941,7 @@ func run(ctx context.Context, conn *pgx.Conn, q goldenQuery, args []any, mode pg
 		rows, err := conn.Query(ctx, q.sql, append([]any{mode}, args...)...)
 		if err == nil {
 			for _, fd := range rows.FieldDescriptions() {
-				res.cols = append(res.cols, fmt.Sprintf("%s:%d", fd.Name, fd.DataTypeOID))
+				res.cols = append(res.cols, fmt.Sprintf("%s:%d(%d)", fd.Name, fd.DataTypeOID, fd.TypeModifier))
 			}
 			for rows.Next() {
 				vals, verr := rows.Values()
