@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"net"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // Policy is the seam between the wire protocol and the privacy rules. The
@@ -64,6 +66,10 @@ type Decision struct {
 	Action Action
 	SQL    string // with Rewrite
 	Err    *Error // with Refuse
+	// Audit describes the message's statements, in order, for the access
+	// log and the statement metrics; the proxy adds what the server
+	// answers to each. Shared and never modified.
+	Audit []*audit.Statement
 }
 
 // ErrRefused builds a refusal decision.

@@ -389,7 +389,9 @@ func (s *session) Generation() uint64 {
 
 func (s *session) Query(sql string) proxy.Decision { return s.audited(sql, s.decide(sql)) }
 
-func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision { return s.audited(sql, s.decide(sql)) }
+func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision {
+	return s.audited(sql, s.decide(sql))
+}
 
 func (s *session) FunctionCall(uint32) proxy.Decision {
 	return s.functionCall(proxy.ErrRefused(pgerrcode.FeatureNotSupported,

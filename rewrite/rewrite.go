@@ -18,6 +18,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -71,6 +72,9 @@ type Result struct {
 	// SQL-level prepared statements: PREPAREd, EXECUTEd and DEALLOCATEd
 	// names ("" for DEALLOCATE ALL).
 	Prepares, Executes, Deallocates []string
+	// Statements describe each statement for the access log, with its
+	// decision (audit.go).
+	Statements []*audit.Statement
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -113,6 +117,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		return res
 	}
 	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
+	described := rw.describeTree(sql, tree)
 	changed := false
 	for _, raw := range tree.Stmts {
 		w := &walker{rw: rw, text: statementText(sql, raw)}
@@ -135,6 +140,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
+			res.addStatement(described, ctx, w, r)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -147,6 +153,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
+		res.addStatement(described, ctx, w, nil)
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true

@@ -1,0 +1,139 @@
+package audit
+
+import "time"
+
+// Record types. Statement, connection and chain records share one shape;
+// the fields a type does not use are left out of its line.
+const (
+	// TypeStart opens a chain, or a file of it (Cause says which), and
+	// names the rules in force.
+	TypeStart = "start"
+	// TypeEnd closes a file: at rotation and at shutdown.
+	TypeEnd = "end"
+	// TypeLost says how many records could not be written (fail_open).
+	TypeLost = "lost"
+	// TypeRules says the rules in force changed.
+	TypeRules = "rules"
+
+	TypeConnect    = "connect"    // a client sent its start-up packet
+	TypeAuth       = "auth"       // the outcome of its authentication
+	TypeDisconnect = "disconnect" // the session ended
+	TypeStatement  = "statement"  // one statement execution
+)
+
+// Decisions on a statement.
+const (
+	Allowed   = "allowed"   // forwarded unchanged
+	Rewritten = "rewritten" // forwarded as rewritten by the rules
+	Denied    = "denied"    // refused by pgcloak; the server never ran it
+)
+
+// Auth outcomes.
+const (
+	AuthOK       = "ok"       // the server accepted the login and the rules mapped it
+	AuthRejected = "rejected" // the server refused the login (wrong password, no such role)
+	AuthRefused  = "refused"  // pgcloak refused the login (unmapped, TLS required, too many clients)
+	AuthError    = "error"    // the server could not be reached
+	AuthAborted  = "aborted"  // the client went away during authentication
+)
+
+// Record is one line of the access log. A Record is immutable once
+// emitted: the writer adds the sequence number and the hash chain as it
+// writes the line.
+type Record struct {
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+
+	// The session.
+	Session     string `json:"session,omitempty"`
+	Client      string `json:"client,omitempty"`
+	Login       string `json:"login,omitempty"`
+	Database    string `json:"database,omitempty"`
+	Application string `json:"application_name,omitempty"`
+	TLS         bool   `json:"tls,omitempty"`
+
+	// What the rules made of the statement (statement records), or of the
+	// login (auth records: Role, Purpose).
+	*Statement
+
+	// What the server made of it.
+	Protocol   string `json:"protocol,omitempty"` // simple, extended or function_call
+	Rows       *int64 `json:"rows,omitempty"`     // returned or affected, when the command says
+	Suspended  bool   `json:"suspended,omitempty"`
+	DurationUS int64  `json:"duration_us,omitempty"`
+	SQLState   string `json:"sqlstate,omitempty"` // on error
+
+	// Auth records.
+	Outcome string `json:"outcome,omitempty"`
+
+	// Chain records.
+	Cause        string `json:"cause,omitempty"`    // start: new, restart, rotate, reopen; end: rotate, shutdown
+	Previous     string `json:"previous,omitempty"` // start: none, closed, unclean
+	RulesVersion string `json:"rules_version,omitempty"`
+	Lost         int64  `json:"lost,omitempty"`
+}
+
+// Statement is what the policy knows about one statement: who runs it, what
+// it is and touches, and what the rules decided. Policies build it once per
+// statement text and share it between executions: it is never modified.
+// It carries no value: the query text has every constant replaced.
+type Statement struct {
+	Role    string `json:"role,omitempty"`
+	Purpose string `json:"purpose,omitempty"`
+	EndUser string `json:"end_user,omitempty"`
+
+	Kind        string `json:"kind,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Query is the statement with constants replaced by $n and comments
+	// removed; empty when it does not parse.
+	Query   string   `json:"query,omitempty"`
+	Objects []Object `json:"objects,omitempty"`
+
+	Decision string `json:"decision,omitempty"`
+	// Reason is the rule behind a denial ("roles.sales_rep.statements").
+	Reason string `json:"reason,omitempty"`
+
+	// ReasonCode is Reason's family, one of ReasonCodes, for metrics.
+	ReasonCode string `json:"-"`
+	// Masked counts the masked columns of Objects, for metrics.
+	Masked int `json:"-"`
+}
+
+// Object is one relation a statement touches.
+type Object struct {
+	Relation string `json:"relation"`
+	Access   string `json:"access"` // read or write
+	// Protected: the rules name the relation.
+	Protected bool `json:"protected,omitempty"`
+	// Columns touched, with their class (protected relations only).
+	Columns map[string]string `json:"columns,omitempty"`
+	// Masked columns and how (mask, pseudonymize, hide, deny).
+	Masked map[string]string `json:"masked,omitempty"`
+	// Filters applied: row_filter, opt_out:<purpose>.
+	Filters []string `json:"filters,omitempty"`
+}
+
+// ReasonCodes are the families of denial reasons: the first segment of a
+// rule name, and the refusals pgcloak makes on its own. Metrics label
+// denials with these only.
+var ReasonCodes = []string{
+	"roles", "tables", "statements", "settings", "catalog", "function_allowlist", "fail_closed",
+	"login", "not_ready", "prepared_stale", "audit_unavailable", "other",
+}
+
+// ReasonCode maps a rule name to its family in ReasonCodes.
+func ReasonCode(rule string) string {
+	head := rule
+	for i := 0; i < len(rule); i++ {
+		if rule[i] == '.' {
+			head = rule[:i]
+			break
+		}
+	}
+	for _, c := range ReasonCodes {
+		if c == head {
+			return c
+		}
+	}
+	return "other"
+}

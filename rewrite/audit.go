@@ -1,0 +1,766 @@
+package rewrite
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// The access log (DESIGN.md §6) records every statement with what it is
+// (kind, fingerprint, text with every constant replaced), what it touches
+// (relations, and the columns of protected ones with their class), and what
+// the rules made of it (decision, reason, masks and filters). This file
+// builds those descriptions; the proxy adds what the server answered.
+//
+// Describing a statement costs a parse, a normalization and a walk, so
+// descriptions are cached by the statement's shape: its text with literals,
+// comments and whitespace reduced, which is the same for every execution of
+// a statement that differs only in its constants. The text that reaches the
+// log comes from pg_query's normalizer and is then scanned again, so that
+// no constant the normalizer leaves (in a PREPARE body, say) and no comment
+// survives.
+
+// maxQueryText bounds the normalized text kept per statement.
+const maxQueryText = 4096
+
+// describeKey identifies a cached description: the catalog and context it
+// was resolved in, and the statement's shape.
+type describeKey struct {
+	cat   *Catalog
+	ctx   string
+	shape string
+}
+
+type describeCacheT struct {
+	mu sync.RWMutex
+	m  map[describeKey][]*audit.Statement
+}
+
+const maxDescriptions = 10000
+
+// descriptions is shared by all engines and observers: its keys say which
+// catalog and context each entry belongs to.
+var descriptions = &describeCacheT{m: map[describeKey][]*audit.Statement{}}
+
+func (c *describeCacheT) get(k describeKey) []*audit.Statement {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[k]
+}
+
+func (c *describeCacheT) put(k describeKey, v []*audit.Statement) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxDescriptions {
+		clear(c.m)
+	}
+	c.m[k] = v
+}
+
+// describer resolves the relations of a statement.
+type describer struct {
+	cat        *Catalog      // nil: names as written
+	pol        *rules.Policy // nil: nothing is protected
+	searchPath []string
+	role       string
+	purpose    string
+	endUser    string
+}
+
+// describe returns the descriptions of the statements of sql, decided
+// Allowed. tree is sql's parse tree if the caller has it (it is not
+// changed); ctxKey names everything besides the catalog that the
+// description depends on.
+func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*audit.Statement {
+	shape, cacheable := shapeKey(sql)
+	k := describeKey{cat: d.cat, ctx: ctxKey, shape: shape}
+	if cacheable {
+		if v := descriptions.get(k); v != nil {
+			return v
+		}
+	}
+	if tree == nil {
+		var err error
+		if tree, err = pg_query.Parse(sql); err != nil {
+			return []*audit.Statement{{Role: d.role, Purpose: d.purpose, EndUser: d.endUser, Kind: "unknown", Decision: audit.Allowed}}
+		}
+	}
+	out := make([]*audit.Statement, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		text := statementText(sql, raw)
+		st := &audit.Statement{Role: d.role, Purpose: d.purpose, EndUser: d.endUser,
+			Kind: statementKind(raw.Stmt), Query: normalizedText(text), Decision: audit.Allowed}
+		if fp, err := pg_query.Fingerprint(text); err == nil {
+			st.Fingerprint = fp
+		}
+		st.Objects = d.objects(raw.Stmt)
+		out = append(out, st)
+	}
+	if cacheable {
+		descriptions.put(k, out)
+	}
+	return out
+}
+
+// normalizedText is text with constants replaced by $n (pg_query's
+// normalizer), then scanned: comments are removed, any constant the
+// normalizer left is replaced too, and whitespace is collapsed. "" when
+// it cannot be scanned.
+func normalizedText(text string) string {
+	norm, err := pg_query.Normalize(text)
+	if err != nil {
+		return ""
+	}
+	sc, err := pg_query.Scan(norm)
+	if err != nil {
+		return ""
+	}
+	maxParam := 0
+	for _, t := range sc.Tokens {
+		if t.Token == pg_query.Token_PARAM {
+			n := 0
+			for _, c := range norm[t.Start+1 : t.End] {
+				n = n*10 + int(c-'0')
+			}
+			maxParam = max(maxParam, n)
+		}
+	}
+	var b strings.Builder
+	for _, t := range sc.Tokens {
+		var tok string
+		switch t.Token {
+		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+			continue
+		case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST,
+			pg_query.Token_ICONST, pg_query.Token_FCONST:
+			maxParam++
+			tok = "$" + itoa(maxParam)
+		default:
+			tok = norm[t.Start:t.End]
+		}
+		if b.Len() > 0 && needsSpace(norm, t) {
+			b.WriteByte(' ')
+		}
+		if b.Len()+len(tok) > maxQueryText {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// needsSpace says whether whitespace stood before token t.
+func needsSpace(s string, t *pg_query.ScanToken) bool {
+	return t.Start > 0 && strings.ContainsRune(" \t\n\r\f\v", rune(s[t.Start-1]))
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for ; n > 0; n /= 10 {
+		i--
+		b[i] = byte('0' + n%10)
+	}
+	return string(b[i:])
+}
+
+// statementKind is the kind of a top-level statement, as the rules name
+// kinds (rules.StatementKind).
+func statementKind(n *pg_query.Node) string {
+	var k rules.StatementKind
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_SelectStmt:
+		k = rules.StmtSelect
+		if x.SelectStmt.IntoClause != nil {
+			k = rules.StmtDDL
+		}
+	case *pg_query.Node_InsertStmt:
+		k = rules.StmtInsert
+	case *pg_query.Node_UpdateStmt:
+		k = rules.StmtUpdate
+	case *pg_query.Node_DeleteStmt:
+		k = rules.StmtDelete
+	case *pg_query.Node_MergeStmt:
+		k = rules.StmtMerge
+	case *pg_query.Node_CopyStmt:
+		k = rules.StmtCopyTo
+		if x.CopyStmt.IsFrom {
+			k = rules.StmtCopyFrom
+		}
+	case *pg_query.Node_ExplainStmt:
+		k = rules.StmtExplain
+	case *pg_query.Node_PrepareStmt, *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt:
+		k = rules.StmtPrepare
+	case *pg_query.Node_DeclareCursorStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
+		k = rules.StmtCursor
+	case *pg_query.Node_TransactionStmt:
+		k = rules.StmtTransaction
+	case *pg_query.Node_VariableShowStmt:
+		k = rules.StmtShow
+	case *pg_query.Node_DiscardStmt:
+		k = rules.StmtDiscard
+	case *pg_query.Node_VariableSetStmt:
+		k = rules.StmtSet
+		if x.VariableSetStmt.Kind == pg_query.VariableSetKind_VAR_SET_MULTI {
+			k = rules.StmtTransaction
+		}
+	case *pg_query.Node_DoStmt:
+		k = rules.StmtDo
+	case *pg_query.Node_CallStmt:
+		k = rules.StmtCall
+	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
+		k = rules.StmtListen
+	case *pg_query.Node_NotifyStmt:
+		k = rules.StmtNotify
+	case *pg_query.Node_LockStmt:
+		k = rules.StmtLock
+	case *pg_query.Node_TruncateStmt:
+		k = rules.StmtTruncate
+	case *pg_query.Node_VacuumStmt, *pg_query.Node_ClusterStmt, *pg_query.Node_ReindexStmt,
+		*pg_query.Node_CheckPointStmt, *pg_query.Node_RefreshMatViewStmt:
+		k = rules.StmtMaintenance
+	default:
+		k = rules.StmtDDL
+	}
+	return k.String()
+}
+
+// objects lists the relations a statement names, with the columns it
+// names of the protected ones. It reads names, not plans: a column is
+// attributed to every relation in the statement that has a column of that
+// name unless a qualifier says which, and * to all of them, so the list may
+// say more than the statement reads, never less.
+func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
+	var (
+		refs     []*pg_query.RangeVar
+		cols     [][]string // ColumnRef fields; "*" for A_Star
+		ctes     = map[string]bool{}
+		target   *pg_query.RangeVar // written by the statement
+		written  []string           // columns it writes; nil with allCols
+		allWrite bool
+	)
+	switch x := stmt.GetNode().(type) {
+	case *pg_query.Node_InsertStmt:
+		target = x.InsertStmt.Relation
+		for _, c := range x.InsertStmt.Cols {
+			written = append(written, c.GetResTarget().GetName())
+		}
+		allWrite = len(written) == 0
+	case *pg_query.Node_UpdateStmt:
+		target = x.UpdateStmt.Relation
+		for _, c := range x.UpdateStmt.TargetList {
+			written = append(written, c.GetResTarget().GetName())
+		}
+	case *pg_query.Node_DeleteStmt:
+		target = x.DeleteStmt.Relation
+	case *pg_query.Node_MergeStmt:
+		target, allWrite = x.MergeStmt.Relation, true
+	case *pg_query.Node_CopyStmt:
+		if x.CopyStmt.IsFrom {
+			target = x.CopyStmt.Relation
+			for _, a := range x.CopyStmt.Attlist {
+				written = append(written, a.GetString_().GetSval())
+			}
+			allWrite = len(written) == 0
+		} else if x.CopyStmt.Relation != nil && len(x.CopyStmt.Attlist) == 0 {
+			cols = append(cols, []string{"*"})
+		} else {
+			for _, a := range x.CopyStmt.Attlist {
+				cols = append(cols, []string{a.GetString_().GetSval()})
+			}
+		}
+	}
+	// The relations a utility statement works on itself: the one CREATE,
+	// ALTER or VACUUM names, the ones TRUNCATE empties.
+	own := map[*pg_query.RangeVar]string{}
+	if k := statementKind(stmt); k == "ddl" || k == "maintenance" || k == "lock" || k == "truncate" {
+		access := "ddl"
+		if k == "truncate" {
+			access = "write"
+		}
+		inner := stmt.ProtoReflect()
+		inner.Range(func(_ protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			inner = v.Message() // the one field of the Node oneof
+			return false
+		})
+		inner.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			var ms []protoreflect.Message
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i := 0; i < v.List().Len(); i++ {
+					ms = append(ms, v.List().Get(i).Message())
+				}
+			case fd.Message() != nil && !fd.IsMap():
+				ms = append(ms, v.Message())
+			}
+			for _, m := range ms {
+				switch x := m.Interface().(type) {
+				case *pg_query.RangeVar:
+					own[x] = access
+				case *pg_query.Node:
+					if rv := x.GetRangeVar(); rv != nil {
+						own[rv] = access
+					}
+				case *pg_query.IntoClause:
+					if x.Rel != nil {
+						own[x.Rel] = access
+					}
+				}
+			}
+			return true
+		})
+	}
+	visitMessages(stmt.ProtoReflect(), func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.RangeVar:
+			refs = append(refs, x)
+		case *pg_query.CommonTableExpr:
+			ctes[x.Ctename] = true
+		case *pg_query.ColumnRef:
+			var f []string
+			for _, n := range x.Fields {
+				if n.GetAStar() != nil {
+					f = append(f, "*")
+				} else {
+					f = append(f, n.GetString_().GetSval())
+				}
+			}
+			cols = append(cols, f)
+		}
+	})
+
+	type found struct {
+		obj     *audit.Object
+		alias   string
+		columns []string
+		tab     *rules.Table
+	}
+	var objs []*found
+	byKey := map[string]*found{}
+	for _, rv := range refs {
+		if rv.Schemaname == "" && ctes[rv.Relname] {
+			continue
+		}
+		name, columns, tab := d.resolve(rv)
+		access := "read"
+		if rv == target {
+			access = "write"
+		} else if a, ok := own[rv]; ok {
+			access = a
+		}
+		alias := rv.Relname
+		if rv.Alias != nil {
+			alias = rv.Alias.Aliasname
+		}
+		key := access + " " + name + " " + alias
+		if byKey[key] != nil {
+			continue
+		}
+		f := &found{obj: &audit.Object{Relation: name, Access: access, Protected: tab != nil}, alias: alias, columns: columns, tab: tab}
+		byKey[key] = f
+		objs = append(objs, f)
+	}
+	add := func(f *found, col string) {
+		if f.tab == nil {
+			return
+		}
+		if f.obj.Columns == nil {
+			f.obj.Columns = map[string]string{}
+		}
+		if col == "*" {
+			for _, c := range f.columns {
+				f.obj.Columns[c] = d.class(f.tab, c)
+			}
+			return
+		}
+		f.obj.Columns[col] = d.class(f.tab, col)
+	}
+	has := func(f *found, col string) bool {
+		for _, c := range f.columns {
+			if c == col {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range objs {
+		if f.obj.Access != "write" {
+			continue
+		}
+		if allWrite {
+			add(f, "*")
+		}
+		for _, c := range written {
+			if has(f, c) {
+				add(f, c)
+			}
+		}
+	}
+	for _, c := range cols {
+		if len(c) == 0 {
+			continue
+		}
+		last := c[len(c)-1]
+		qual := ""
+		if len(c) >= 2 {
+			qual = c[len(c)-2]
+		}
+		for _, f := range objs {
+			switch {
+			case qual != "" && qual != f.alias:
+			case last == "*":
+				add(f, "*")
+			case has(f, last):
+				add(f, last)
+			case len(c) == 1 && last == f.alias:
+				add(f, "*") // a whole-row reference
+			}
+		}
+	}
+	out := make([]audit.Object, 0, len(objs))
+	seen := map[string]int{}
+	for _, f := range objs {
+		// The same relation under two aliases is one object.
+		k := f.obj.Access + " " + f.obj.Relation
+		if i, ok := seen[k]; ok {
+			for c, cl := range f.obj.Columns {
+				if out[i].Columns == nil {
+					out[i].Columns = map[string]string{}
+				}
+				out[i].Columns[c] = cl
+			}
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, *f.obj)
+	}
+	return out
+}
+
+// resolve names the relation a reference denotes, its columns and the rules
+// table that protects it.
+func (d *describer) resolve(rv *pg_query.RangeVar) (string, []string, *rules.Table) {
+	var rel *Relation
+	if d.cat != nil {
+		if rv.Schemaname != "" {
+			rel = d.cat.Relation(rv.Schemaname, rv.Relname)
+		} else {
+			rel = d.cat.Resolve(rv.Relname, d.searchPath)
+		}
+	}
+	var tab *rules.Table
+	if rel != nil {
+		if d.pol != nil {
+			tab = (&rewrite{ctx: &Context{Policy: d.pol}}).protecting(rel)
+		}
+		cols := make([]string, len(rel.Columns))
+		for i, c := range rel.Columns {
+			cols[i] = c.Name
+		}
+		return rel.Schema + "." + rel.Name, cols, tab
+	}
+	name := rv.Relname
+	if rv.Schemaname != "" {
+		name = rv.Schemaname + "." + name
+	}
+	if d.pol != nil {
+		schema := rv.Schemaname
+		if schema == "" {
+			schema = "public"
+		}
+		tab = d.pol.Table(rules.TableName{Schema: schema, Name: rv.Relname})
+	}
+	var cols []string
+	if tab != nil {
+		for _, c := range tab.Columns {
+			cols = append(cols, c.Name)
+		}
+	}
+	return name, cols, tab
+}
+
+func (d *describer) class(tab *rules.Table, col string) string {
+	if c := tab.Column(col); c != nil {
+		return c.Class.String()
+	}
+	return d.pol.UnclassedClass().String()
+}
+
+// visitMessages calls f on m and every message below it.
+func visitMessages(m protoreflect.Message, f func(protoreflect.Message)) {
+	f(m)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				visitMessages(l.Get(i).Message(), f)
+			}
+		case fd.IsMap():
+		case fd.Message() != nil:
+			visitMessages(v.Message(), f)
+		}
+		return true
+	})
+}
+
+// decided describes the statements of a rewrite for ctx: the base
+// description with the decision, and for protected relations the masks
+// and filters the principal's view applies.
+func decided(base *audit.Statement, ctx *Context, changed bool, refusal *Refusal) *audit.Statement {
+	st := *base
+	if refusal != nil {
+		st.Decision, st.Reason, st.ReasonCode = audit.Denied, refusal.Rule, audit.ReasonCode(refusal.Rule)
+		return &st
+	}
+	if changed {
+		st.Decision = audit.Rewritten
+	}
+	pr, pol := ctx.Principal, ctx.Policy
+	var objs []audit.Object
+	for i, o := range base.Objects {
+		if !o.Protected {
+			continue
+		}
+		tab := pol.Table(rules.ParseTableName(o.Relation))
+		if tab == nil {
+			continue
+		}
+		if objs == nil {
+			objs = append([]audit.Object(nil), base.Objects...)
+		}
+		obj := &objs[i]
+		if o.Access == "read" {
+			for c := range o.Columns {
+				v := pr.Column(tab.Name, c)
+				action := ""
+				switch {
+				case v.Action != rules.Show:
+					action = v.Action.String()
+				case v.HideIfOptedOut:
+					action = "hide_if_opted_out"
+				}
+				if action != "" {
+					if obj.Masked == nil {
+						obj.Masked = map[string]string{}
+					}
+					obj.Masked[c] = action
+					st.Masked++
+				}
+			}
+		}
+		if _, ok := pr.RowFilter(tab.Name); ok {
+			obj.Filters = append(obj.Filters, "row_filter")
+		}
+		for _, l := range pol.LinkPath(tab.Name) {
+			if next := pol.Table(l.Link.References); next != nil {
+				if _, ok := pr.RowFilter(next.Name); ok {
+					obj.Filters = append(obj.Filters, "row_filter:"+next.Name.String())
+				}
+			}
+		}
+		if reachesSubject(pol, tab) {
+			for _, p := range ctx.Purposes {
+				obj.Filters = append(obj.Filters, "opt_out:"+p)
+			}
+		}
+	}
+	if objs != nil {
+		st.Objects = objs
+	}
+	return &st
+}
+
+// reachesSubject says whether the rows of tab belong to a data subject.
+func reachesSubject(pol *rules.Policy, tab *rules.Table) bool {
+	if pol.Subject() == nil {
+		return false
+	}
+	if tab.Subject {
+		return true
+	}
+	path := pol.LinkPath(tab.Name)
+	if len(path) == 0 {
+		return false
+	}
+	last := pol.Table(path[len(path)-1].Link.References)
+	return last != nil && last.Subject
+}
+
+// describeTree describes the statements of a Rewrite (called by Rewrite
+// before walking, while the tree is still the client's). The end user of
+// a delegating session is added by the engine.
+func (rw *rewrite) describeTree(sql string, tree *pg_query.ParseResult) []*audit.Statement {
+	pr := rw.ctx.Principal
+	d := &describer{cat: rw.cat, pol: rw.ctx.Policy, searchPath: rw.ctx.SearchPath,
+		role: pr.Role.Name, purpose: strings.Join(rw.ctx.Purposes, ",")}
+	return d.describe(sql, "restricted\x00"+rw.ctx.Key, tree)
+}
+
+// addStatement appends the description of the statement the walker w has
+// just handled (refused with r, or not).
+func (res *Result) addStatement(base []*audit.Statement, ctx *Context, w *walker, r *Refusal) {
+	i := len(res.Statements)
+	if i >= len(base) {
+		return
+	}
+	res.Statements = append(res.Statements, decided(base[i], ctx, w.changed || len(w.subs) > 0, r))
+}
+
+// The engine's side: every decision carries the descriptions of its
+// statements.
+
+// rewrite is st.rewrite, counting cache hits and remembering the result
+// for the access log.
+func (s *session) rewrite(st *engineState, ctx *Context, sql string) *Result {
+	if r := st.results.get(ctx.Key + "\x00" + sql); r != nil {
+		s.e.cacheHits.Add(1)
+		s.lastRes = r
+		return r
+	}
+	s.e.cacheMisses.Add(1)
+	r := st.rewrite(ctx, sql)
+	s.lastRes = r
+	return r
+}
+
+// audited adds to a decision of decide the descriptions of sql's
+// statements.
+func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
+	res := s.lastRes
+	s.lastRes = nil
+	switch {
+	case res != nil && d.Action == proxy.Refuse && len(res.Refused) == 0:
+		d.Audit = denyAll(s.observe(sql), "prepared_stale")
+	case res != nil && len(res.Statements) > 0:
+		d.Audit = res.Statements
+		if s.endUser != "" {
+			d.Audit = withEndUser(d.Audit, s.endUser)
+		}
+	case res != nil:
+		// Refused as a whole (it does not parse, or cannot be printed).
+		rule := "fail_closed"
+		if len(res.Refused) > 0 {
+			rule = res.Refused[0].Rule
+		}
+		d.Audit = denyAll(s.observe(sql), rule)
+	case s.openErr != nil:
+		d.Audit = denyAll(s.observe(sql), "login")
+	case s.ctx == nil && d.Action != proxy.Refuse:
+		d.Audit = s.observe(sql)
+	case s.e.state.Load() == nil:
+		d.Audit = denyAll(s.observe(sql), "not_ready")
+	case d.Action == proxy.Refuse:
+		d.Audit = denyAll(s.observe(sql), "delegation")
+	default:
+		d.Audit = s.observe(sql)
+	}
+	return d
+}
+
+// observe describes sql as the session's principal runs it, without the
+// rules' decisions (unrestricted sessions, and statements pgcloak decides
+// on without a rewrite).
+func (s *session) observe(sql string) []*audit.Statement {
+	d := &describer{pol: s.pol, searchPath: s.searchPath}
+	if st := s.e.state.Load(); st != nil {
+		d.cat = st.cat
+	}
+	if s.pr != nil {
+		d.role = s.pr.Role.Name
+	}
+	d.purpose = strings.Join(s.purposes, ",")
+	d.endUser = s.endUser
+	key := "observe\x00" + d.role + "\x00" + d.purpose + "\x00" + d.endUser + "\x00" + strings.Join(d.searchPath, ",")
+	if s.pol != nil {
+		key += "\x00" + s.pol.Version()
+	}
+	return d.describe(sql, key, nil)
+}
+
+func denyAll(in []*audit.Statement, rule string) []*audit.Statement {
+	out := make([]*audit.Statement, len(in))
+	for i, st := range in {
+		c := *st
+		c.Decision, c.Reason, c.ReasonCode = audit.Denied, rule, audit.ReasonCode(rule)
+		out[i] = &c
+	}
+	return out
+}
+
+func withEndUser(in []*audit.Statement, endUser string) []*audit.Statement {
+	if in[0].EndUser == endUser {
+		return in
+	}
+	out := make([]*audit.Statement, len(in))
+	for i, st := range in {
+		c := *st
+		c.EndUser = endUser
+		out[i] = &c
+	}
+	return out
+}
+
+// functionCall describes a FunctionCall message, which pgcloak refuses to
+// restricted roles.
+func (s *session) functionCall(d proxy.Decision) proxy.Decision {
+	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUser}
+	if s.pr != nil {
+		st.Role = s.pr.Role.Name
+	}
+	if d.Action == proxy.Refuse {
+		st.Decision, st.Reason, st.ReasonCode = audit.Denied, "fail_closed", "fail_closed"
+	}
+	d.Audit = []*audit.Statement{st}
+	return d
+}
+
+// CacheStats counts lookups in the rewrite cache since start.
+func (e *Engine) CacheStats() (hits, misses int64) { return e.cacheHits.Load(), e.cacheMisses.Load() }
+
+// Observer is the Policy of a pgcloak that has no rules but keeps an access
+// log: every session passes through unchanged, and its statements are
+// described for the log.
+type Observer struct{}
+
+func (Observer) Open(context.Context, proxy.SessionInfo) (proxy.SessionPolicy, error) {
+	return observed{}, nil
+}
+
+type observed struct{}
+
+func (observed) Query(sql string) proxy.Decision { return proxy.Decision{Audit: observedSQL(sql)} }
+
+func (observed) Parse(_, sql string, _ []uint32) proxy.Decision {
+	return proxy.Decision{Audit: observedSQL(sql)}
+}
+
+func (observed) FunctionCall(uint32) proxy.Decision {
+	return proxy.Decision{Audit: []*audit.Statement{{Kind: "function_call", Decision: audit.Allowed}}}
+}
+
+func (observed) Close() {}
+
+func observedSQL(sql string) []*audit.Statement {
+	return (&describer{}).describe(sql, "observer", nil)
+}
+
+// Identity says whom the session works for, for its auth record.
+func (s *session) Identity() audit.Statement {
+	st := audit.Statement{EndUser: s.endUser, Purpose: strings.Join(s.purposes, ",")}
+	if s.pr != nil {
+		st.Role = s.pr.Role.Name
+	}
+	return st
+}
