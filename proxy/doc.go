@@ -18,6 +18,7 @@
 //   - relay.go: the message loop, one goroutine per direction.
 //   - frame.go: frameReader splits a byte stream into messages in place.
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
+//   - access.go, metrics.go: access records and Prometheus metrics.
 //
 // # Lifecycle
 //
@@ -47,6 +48,20 @@
 // point: abort the transaction block, discard extended-protocol messages
 // until Sync, keep the statements before it in the pipeline. The client
 // sees the refusal's SQLSTATE and message in the place the statement had.
+//
+// # Access records and metrics
+//
+// With an access log (Config.AccessLog) or metrics, the relay follows each
+// session's requests and answers (wirecheck.go keeps the queue, access.go
+// the records): the policy describes every statement when it decides on
+// it, and each CommandComplete or ErrorResponse completes the statement it
+// answers, the i-th of a simple Query or the Execute of the extended
+// protocol (through Bind's portal to Parse's statement). Records are
+// queued before the client sees the answer. When the access log cannot be
+// written and is set to fail_closed, Admit refuses new statements: a Query
+// is replaced by a refusal, an Execute is preceded by a Parse that fails,
+// so the server skips it until Sync. Sessions without a policy and without
+// an access log stay a pure byte relay.
 //
 // # Cancellation and faults
 //

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // relay runs the message loop until either side ends: client-to-server in
@@ -71,6 +73,10 @@ func (s *session) clientToServer() {
 		start := s.cr.r // first byte not yet written upstream
 		out := s.cout[:0]
 		terminate := false
+		var now time.Time
+		if s.wire != nil && s.wire.tracking {
+			now = time.Now()
+		}
 		for {
 			at := s.cr.r
 			msg, ok, err := s.cr.next()
@@ -95,9 +101,16 @@ func (s *session) clientToServer() {
 				s.dirty.Store(true)
 			}
 			var repl, pre, post []byte
-			changed := false
-			if s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
-				repl, changed, err = s.decide(msg)
+			var stmts []*audit.Statement
+			changed, refused := false, false
+			if log := s.srv.cfg.AccessLog; log != nil && (msg[0] == 'Q' || msg[0] == 'E' || msg[0] == 'F') {
+				if why := log.Admit(); why != nil {
+					repl, pre = s.refuseForAudit(msg, why)
+					changed, refused = repl != nil, true
+				}
+			}
+			if !refused && s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
+				repl, changed, stmts, err = s.decide(msg)
 				if err != nil {
 					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
 					s.endUpstream()
@@ -108,7 +121,7 @@ func (s *session) clientToServer() {
 				if msg[0] == 'B' {
 					pre = s.reprepare(msg)
 				}
-				post = s.wire.request(msg)
+				post = s.wire.request(msg, stmts, now, refused)
 			}
 			if changed || pre != nil || post != nil {
 				out = append(out, s.cr.buf[start:at]...)
@@ -141,35 +154,45 @@ func (s *session) clientToServer() {
 }
 
 // decide asks the session policy about one SQL-carrying message and returns
-// the bytes to send in its place when the answer is not Forward.
-func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
+// the bytes to send in its place when the answer is not Forward, and the
+// policy's descriptions of its statements.
+func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.Statement, err error) {
 	var d Decision
 	var parse pgproto3.Parse
+	var t0 time.Time
+	m := s.srv.cfg.Metrics
+	if m != nil {
+		t0 = time.Now()
+	}
 	switch msg[0] {
 	case 'Q':
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
-			return nil, false, malformed("Query", err)
+			return nil, false, nil, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
 	case 'P':
 		if err := parse.Decode(msg[5:]); err != nil {
-			return nil, false, malformed("Parse", err)
+			return nil, false, nil, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
 		s.remember(&parse)
 	case 'F':
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
-			return nil, false, malformed("FunctionCall", err)
+			return nil, false, nil, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
 			d = ErrRefused("0A000", "pgcloak cannot rewrite a FunctionCall message")
 		}
 	}
+	if m != nil {
+		m.rewriteDuration.Observe(time.Since(t0).Seconds())
+	}
+	stmts = d.Audit
 	if d.Action == Forward {
-		return nil, false, nil
+		return nil, false, stmts, nil
 	}
 	sql := decidedSQL(d)
 	if msg[0] == 'P' {
@@ -178,7 +201,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, err error) {
 	} else {
 		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
-	return repl, true, err
+	return repl, true, stmts, err
 }
 
 // decidedSQL is the SQL to send for a Rewrite or Refuse decision.
@@ -212,6 +235,9 @@ func (s *session) serverToClient() {
 		out := s.sout[:0]
 		if s.wire != nil {
 			s.wire.mu.Lock()
+			if s.wire.tracking {
+				s.wire.now = time.Now()
+			}
 		}
 		for {
 			at := s.ur.r
@@ -225,10 +251,25 @@ func (s *session) serverToClient() {
 				s.done.Add(1)
 			case 'E':
 				s.serverFatal = isFatal(msg)
-				if e := matchRefusal(msg); e != nil {
+				e := matchRefusal(msg)
+				if e != nil {
 					out = append(out, s.ur.buf[start:at]...)
 					out = e.encode(out)
 					start = s.ur.r
+				}
+				if s.wire != nil && s.wire.tracking {
+					if e != nil {
+						s.wire.errCode = e.Code
+					} else {
+						s.wire.errCode = errorCode(msg)
+					}
+				}
+			case 'S':
+				if s.wire != nil && s.wire.tracking {
+					var ps pgproto3.ParameterStatus
+					if ps.Decode(msg[5:]) == nil && ps.Name == "application_name" {
+						s.appName = ps.Value
+					}
 				}
 			}
 			if s.wire != nil {
@@ -243,6 +284,8 @@ func (s *session) serverToClient() {
 		}
 		if s.wire != nil {
 			s.wire.mu.Unlock()
+			// Recorded before the client sees the answers.
+			s.emitCompletions()
 		}
 		var err error
 		if len(out) == 0 {
@@ -273,8 +316,15 @@ func (s *session) streamLarge() error {
 	case 'E', 'N', 'Z', 'T', 'S', 'A', 'K':
 		return nil // inspected (or may be): read whole
 	case 'D':
-		if s.wire != nil {
+		if s.wire != nil && s.wire.checker != nil {
 			return nil // may need masking: read whole
+		}
+		if s.wire != nil {
+			s.wire.mu.Lock()
+			if h := s.wire.head(); h != nil && h.kind == 'E' {
+				s.wire.rows++
+			}
+			s.wire.mu.Unlock()
 		}
 	}
 	s.midStream = true // until the copy completes

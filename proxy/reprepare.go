@@ -66,6 +66,6 @@ func (s *session) reprepare(bind []byte) []byte {
 		s.wire.internal('C', 'S', name)
 	}
 	out, _ = (&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: st.oids}).Encode(out)
-	s.wire.internal('P', 0, name)
+	s.wire.internalParse(name, d.Audit)
 	return out
 }

@@ -48,7 +48,14 @@ type Config struct {
 
 	// Policy decides on each statement; nil means AllowAll.
 	Policy Policy
-	Logger *slog.Logger
+	// AccessLog, when set, gets a record of every connection event and
+	// statement execution, and may refuse new statements (fail_closed).
+	// Statements are described by the policy: with a policy that opens no
+	// SessionPolicy, records say only what the wire says.
+	AccessLog AccessLog
+	// Metrics, when set, are kept up to date.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Defaults for zero Config fields.
@@ -203,6 +210,9 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", s.cfg.Upstream)
 	if err != nil {
+		if m := s.cfg.Metrics; m != nil {
+			m.upstreamErrors.Inc()
+		}
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {

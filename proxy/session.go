@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // Codes of the untyped packets a client may send before the StartupMessage.
@@ -64,7 +66,12 @@ type session struct {
 	sout        []byte
 	scratch     []byte // a masked DataRow
 
-	wire *wireState // nil for sessions without a policy
+	wire *wireState // nil for sessions without a policy or access log
+
+	// For the access log.
+	appName  string // application_name; owned by the server-to-client side once relaying
+	identity *audit.Statement
+	authFail struct{ outcome, code string } // why start-up failed, when known
 
 	// Owned by the client-to-server goroutine: the statements the client
 	// prepared, as it sent them, for re-preparing after a rules change.
@@ -95,12 +102,28 @@ func (s *session) run() {
 	}
 	n := s.srv.active.Add(1)
 	defer s.srv.active.Add(-1)
+	if m := cfg.Metrics; m != nil {
+		m.connectionsTotal.Inc()
+		m.connectionsActive.Inc()
+		defer m.connectionsActive.Dec()
+	}
+	s.appName = s.params["application_name"]
+	began := time.Now()
+	s.emit(s.record(audit.TypeConnect))
+	defer func() {
+		r := s.record(audit.TypeDisconnect)
+		r.DurationUS = max(time.Since(began).Microseconds(), 1)
+		s.emit(r)
+	}()
 	if cfg.MaxClientConns > 0 && n > int64(cfg.MaxClientConns) {
-		s.sendClient(errTooManyClients())
+		e := errTooManyClients()
+		s.sendClient(e)
+		s.authRecord(audit.AuthRefused, e.Code)
 		return
 	}
 	if cfg.RequireClientTLS && !s.tls {
 		s.sendClient(fatal(pgerrcode.InvalidAuthorizationSpecification, "pgcloak accepts only TLS connections"))
+		s.authRecord(audit.AuthRefused, pgerrcode.InvalidAuthorizationSpecification)
 		return
 	}
 
@@ -110,6 +133,7 @@ func (s *session) run() {
 	if err != nil {
 		s.log.Warn("cannot connect upstream", "err", err)
 		s.sendClient(errUpstreamUnavailable(err.Error()))
+		s.authRecord(audit.AuthError, pgerrcode.SQLClientUnableToEstablishSQLConnection)
 		return
 	}
 	s.upstream = up
@@ -120,8 +144,13 @@ func (s *session) run() {
 	}
 	if err := s.authenticate(ctx, packet); err != nil {
 		s.log.Debug("start-up failed", "err", err)
+		if s.authFail.outcome == "" {
+			s.authFail.outcome = audit.AuthAborted
+		}
+		s.authRecord(s.authFail.outcome, s.authFail.code)
 		return
 	}
+	s.authRecord(audit.AuthOK, "")
 	s.client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
 	if s.policy != nil {
@@ -135,6 +164,10 @@ func (s *session) run() {
 		return
 	}
 	s.relay()
+	if s.wire != nil && s.wire.tracking {
+		s.wire.abandon()
+		s.emitCompletions()
+	}
 	s.log.Debug("session ended")
 }
 
@@ -322,6 +355,7 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 		case 'E': // the server refused: its own error goes to the client
 			out = append(out, msg...)
 			flush()
+			s.authFail.outcome, s.authFail.code = audit.AuthRejected, errorCode(msg)
 			return errors.New("server refused the connection")
 		case 'K':
 			s.cancel = cancelPacket(msg[5:])
@@ -384,14 +418,21 @@ func (s *session) open(ctx context.Context) error {
 		if !errors.As(err, &pe) {
 			err = &Error{Code: pgerrcode.InvalidAuthorizationSpecification, Message: err.Error()}
 		}
-		s.sendClient(asError(err, "FATAL"))
+		e := asError(err, "FATAL")
+		s.sendClient(e)
 		s.upstream.Write([]byte{'X', 0, 0, 0, 4})
+		s.authFail.outcome, s.authFail.code = audit.AuthRefused, e.Code
 		return err
 	}
 	s.policy = sp
-	if sp != nil {
+	if id, ok := sp.(Identity); ok {
+		who := id.Identity()
+		s.identity = &who
+	}
+	cfg := &s.srv.cfg
+	if sp != nil || cfg.AccessLog != nil {
 		wc, _ := sp.(WireChecker)
-		s.wire = newWireState(wc)
+		s.wire = newWireState(wc, cfg.AccessLog != nil || cfg.Metrics != nil)
 	}
 	return nil
 }

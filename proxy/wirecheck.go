@@ -3,8 +3,11 @@ package proxy
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // WireChecker is implemented by a SessionPolicy that wants the result
@@ -33,14 +36,26 @@ type wireState struct {
 	queue []wireReq
 
 	// Owned by the client-to-server side: statements described by the
-	// client since their Parse.
-	described map[string]bool
+	// client since their Parse; the access-log descriptions of prepared
+	// statements and portals.
+	described  map[string]bool
+	stmtInfo   map[string]*audit.Statement
+	portalInfo map[string]*audit.Statement
 
 	// Owned by the server-to-client side.
 	stmts   map[string][]bool
 	portals map[string][]bool
 	cur     []bool // the mask of the simple-protocol result being relayed
 	checker WireChecker
+
+	// Access tracking (access.go), owned by the server-to-client side.
+	tracking bool
+	now      time.Time    // when the batch being processed was read
+	errCode  string       // SQLSTATE of the ErrorResponse being processed
+	qi       int          // the next statement of the Query at the head
+	qAt      time.Time    // when it started
+	rows     int64        // DataRows of the Execute at the head
+	done     []completion // executions answered in this batch
 }
 
 type wireReq struct {
@@ -49,6 +64,13 @@ type wireReq struct {
 	name     string
 	stmt     string // for Bind: the statement
 	internal bool   // sent by pgcloak: the response is not relayed
+
+	// For the access log: the statements of a Query, the statement of a
+	// Parse, Bind, Execute or FunctionCall, and when it was forwarded.
+	stmts []*audit.Statement
+	info  *audit.Statement
+	at    time.Time
+	quiet bool // refused by pgcloak before it ran: no record
 }
 
 // internal records a message pgcloak sends on its own; its response is
@@ -59,19 +81,27 @@ func (w *wireState) internal(kind, sub byte, name string) {
 	w.mu.Unlock()
 }
 
-func newWireState(c WireChecker) *wireState {
-	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{}}
+func newWireState(c WireChecker, tracking bool) *wireState {
+	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{},
+		stmtInfo: map[string]*audit.Statement{}, portalInfo: map[string]*audit.Statement{}, tracking: tracking}
 }
 
-// request records one client message; it returns an extra message for
-// pgcloak to send after it (a Describe of a portal nobody described).
-func (w *wireState) request(msg []byte) (extra []byte) {
+// request records one client message, forwarded at now; stmts are the
+// policy's descriptions of its statements (Query, Parse, FunctionCall);
+// quiet, a message pgcloak refused before it ran, which gets no record.
+// It returns an extra message for pgcloak to send after it (a Describe of
+// a portal nobody described).
+func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool) (extra []byte) {
 	body := msg[5:]
 	var r wireReq
 	switch msg[0] {
 	case 'P':
 		r = wireReq{kind: 'P', name: cstring(body)}
 		w.described[r.name] = false
+		if w.tracking {
+			r.info, r.at = first(stmts), now
+			w.stmtInfo[r.name] = r.info
+		}
 	case 'B':
 		portal := cstring(body)
 		stmt := cstring(body[len(portal)+1:])
@@ -79,6 +109,10 @@ func (w *wireState) request(msg []byte) (extra []byte) {
 		if w.checker != nil && !w.described[stmt] {
 			d := &pgproto3.Describe{ObjectType: 'P', Name: portal}
 			extra, _ = d.Encode(nil)
+		}
+		if w.tracking {
+			r.info, r.at = w.stmtInfo[stmt], now
+			w.portalInfo[portal] = r.info
 		}
 	case 'D':
 		if len(body) < 1 {
@@ -90,6 +124,9 @@ func (w *wireState) request(msg []byte) (extra []byte) {
 		}
 	case 'E':
 		r = wireReq{kind: 'E', name: cstring(body)}
+		if w.tracking {
+			r.info, r.at = w.portalInfo[r.name], now
+		}
 	case 'C':
 		if len(body) < 1 {
 			return nil
@@ -97,12 +134,20 @@ func (w *wireState) request(msg []byte) (extra []byte) {
 		r = wireReq{kind: 'C', sub: body[0], name: cstring(body[1:])}
 		if r.sub == 'S' {
 			delete(w.described, r.name)
+			delete(w.stmtInfo, r.name)
+		} else {
+			delete(w.portalInfo, r.name)
 		}
-	case 'S', 'Q', 'F':
-		r = wireReq{kind: msg[0]}
+	case 'Q':
+		r = wireReq{kind: 'Q', stmts: stmts, at: now}
+	case 'F':
+		r = wireReq{kind: 'F', info: first(stmts), at: now}
+	case 'S':
+		r = wireReq{kind: 'S'}
 	default:
 		return nil
 	}
+	r.quiet = quiet
 	w.mu.Lock()
 	w.queue = append(w.queue, r)
 	if extra != nil {
@@ -110,6 +155,26 @@ func (w *wireState) request(msg []byte) (extra []byte) {
 	}
 	w.mu.Unlock()
 	return extra
+}
+
+func first(stmts []*audit.Statement) *audit.Statement {
+	if len(stmts) == 0 {
+		return nil
+	}
+	return stmts[0]
+}
+
+// internalParse records a Parse pgcloak sends on its own to prepare a
+// client's statement again; stmts describe it as now decided.
+func (w *wireState) internalParse(name string, stmts []*audit.Statement) {
+	w.mu.Lock()
+	r := wireReq{kind: 'P', name: name, internal: true}
+	if w.tracking {
+		r.info = first(stmts)
+		w.stmtInfo[name] = r.info
+	}
+	w.queue = append(w.queue, r)
+	w.mu.Unlock()
 }
 
 func cstring(b []byte) string {
@@ -190,18 +255,38 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		mask := w.cur
 		if h != nil && h.kind == 'E' {
 			mask = w.portals[h.name]
+			w.rows++
 		}
 		if mask != nil {
 			return maskDataRow(scratch, msg, mask)
 		}
 	case 'C', 'I', 's':
 		if h != nil && h.kind == 'E' {
+			if w.tracking && msg[0] != 'I' {
+				rows := w.rows
+				if msg[0] == 'C' {
+					if n := commandRows(msg); n >= 0 || w.rows == 0 {
+						rows = n
+					}
+				}
+				w.completed(h.info, 'E', h.at, rows, msg[0] == 's', "")
+			}
+			w.rows = 0
 			w.pop()
 		} else {
 			w.cur = nil
+			if w.tracking && msg[0] == 'C' && h != nil && h.kind == 'Q' {
+				w.simpleAnswered(h, commandRows(msg), "")
+			}
+		}
+	case 'V':
+		if w.tracking && h != nil && h.kind == 'F' {
+			w.completed(h.info, 'F', h.at, -1, false, "")
 		}
 	case 'E':
 		w.cur = nil
+		w.rows = 0
+		w.failed(h)
 		// The server discards extended-protocol messages until Sync: no
 		// response will come for the requests before it.
 		for h := w.head(); h != nil && h.kind != 'S' && h.kind != 'Q' && h.kind != 'F'; h = w.head() {
@@ -209,6 +294,7 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		}
 	case 'Z':
 		w.cur = nil
+		w.qi = 0
 		for h := w.head(); h != nil; h = w.head() {
 			w.pop()
 			if h.kind == 'S' || h.kind == 'Q' || h.kind == 'F' {
