@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/proxy"
 )
 
@@ -33,7 +34,21 @@ type fileConfig struct {
 	Limits         limitsConfig   `yaml:"limits"`
 	Timeouts       timeoutsConfig `yaml:"timeouts"`
 	Log            logConfig      `yaml:"log"`
+	Audit          auditConfig    `yaml:"audit"`
 }
+
+// auditConfig is the access log (docs/audit.md). It is off unless a file
+// or stdout is named.
+type auditConfig struct {
+	File      string   `yaml:"file"`       // access log file, rotated by size
+	MaxSize   byteSize `yaml:"max_size"`   // rotate at this size
+	MaxFiles  int      `yaml:"max_files"`  // rotated files kept; 0: all
+	Stdout    bool     `yaml:"stdout"`     // also write the log to stdout
+	OnFailure string   `yaml:"on_failure"` // fail_closed or fail_open
+	QueueSize int      `yaml:"queue_size"` // records waiting for the writer
+}
+
+func (a auditConfig) on() bool { return a.File != "" || a.Stdout }
 
 type upstreamConfig struct {
 	Address  string      `yaml:"address"`
@@ -83,6 +98,8 @@ func defaultConfig() fileConfig {
 		},
 		CatalogRefresh: duration(time.Minute),
 		Log:            logConfig{Format: "text", Level: "info"},
+		Audit: auditConfig{MaxSize: audit.DefaultMaxSize, OnFailure: string(audit.FailClosed),
+			QueueSize: audit.DefaultQueueSize},
 	}
 }
 
@@ -254,6 +271,20 @@ func (c *fileConfig) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch audit.OnFailure(c.Audit.OnFailure) {
+	case audit.FailClosed, audit.FailOpen:
+	default:
+		return bad("audit.on_failure", "%q is not fail_closed or fail_open", c.Audit.OnFailure)
+	}
+	if c.Audit.MaxSize < 64<<10 {
+		return bad("audit.max_size", "must be at least 64KiB")
+	}
+	if c.Audit.MaxFiles < 0 {
+		return bad("audit.max_files", "must not be negative")
+	}
+	if c.Audit.QueueSize < 1 || c.Audit.QueueSize > 10_000_000 {
+		return bad("audit.queue_size", "must be between 1 and 10000000")
 	}
 	return nil
 }

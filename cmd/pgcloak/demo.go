@@ -71,19 +71,13 @@ func runDemo(args []string) int {
 	cfg.Rules = rulesFile
 	cfg.CatalogDSN = adminDSN
 	cfg.Log.Level = "warn"
-	pc, err := cfg.proxyConfig()
-	if err != nil {
-		return fail(err)
-	}
 	log := newLogger(cfg.Log)
-	pc.Logger = log
 	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	engine, err := startPolicy(sctx, cfg, log)
+	pc, svc, err := setup(sctx, cfg, log)
 	if err != nil {
 		return fail(err)
 	}
-	pc.Policy = engine
 
 	host, port, _ := net.SplitHostPort(*listen)
 	psql := func(user string) string {
@@ -117,7 +111,7 @@ unrestricted). Ctrl-C stops pgcloak and PostgreSQL and removes the data.
 `, *listen, psql("alice"), psql("ana"), psql("petra"), rulesFile, adminDSN, crm.DemoPassword)
 
 	start := time.Now()
-	if err := serve(sctx, cfg, pc, log); err != nil {
+	if err := serve(sctx, cfg, pc, log, svc); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(os.Stderr, "pgcloak demo: stopped after %s\n", time.Since(start).Round(time.Second))

@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 func init() {
@@ -49,6 +51,9 @@ func serveFlags(args []string) (fileConfig, error) {
 		graceFlag   = fs.Duration("shutdown-grace", 0, "how long SIGTERM waits for sessions to finish (default 30s)")
 		connTimeout = fs.Duration("connect-timeout", 0, "upstream connect timeout (default 10s)")
 		authTimeout = fs.Duration("auth-timeout", 0, "start-up and authentication timeout (default 60s)")
+		auditFile   = fs.String("audit-file", "", "access log `FILE` (JSON lines, hash-chained, rotated by size; default: off)")
+		auditStdout = fs.Bool("audit-stdout", false, "also write the access log to stdout")
+		auditFail   = fs.String("audit-on-failure", "", "when the access log cannot be written: fail_closed (refuse statements, the default) or fail_open")
 	)
 	cfg := defaultConfig()
 	if err := fs.Parse(args); err != nil {
@@ -103,6 +108,12 @@ func serveFlags(args []string) (fileConfig, error) {
 			cfg.Timeouts.Connect = duration(*connTimeout)
 		case "auth-timeout":
 			cfg.Timeouts.Auth = duration(*authTimeout)
+		case "audit-file":
+			cfg.Audit.File = *auditFile
+		case "audit-stdout":
+			cfg.Audit.Stdout = *auditStdout
+		case "audit-on-failure":
+			cfg.Audit.OnFailure = *auditFail
 		}
 	})
 	if err != nil {
@@ -126,33 +137,116 @@ func runServe(args []string) int {
 		return 2
 	}
 	log := newLogger(cfg.Log)
-	pc, err := cfg.proxyConfig()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	pc, svc, err := setup(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
 		return 2
 	}
-	pc.Logger = log
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if cfg.Rules != "" {
-		engine, err := startPolicy(ctx, cfg, log)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
-			return 2
-		}
-		pc.Policy = engine
-	}
-	if err := serve(ctx, cfg, pc, log); err != nil {
+	if err := serve(ctx, cfg, pc, log, svc); err != nil {
 		log.Error("pgcloak stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
+// services are what runs beside the proxy: the rules and rewrite engine,
+// the access log, and the metrics registry the admin listener serves.
+type services struct {
+	policy *policyState // nil without rules
+	logs   audit.Logs   // nil without an access log
+	reg    *prometheus.Registry
+}
+
+// setup builds the proxy's config and starts the services it needs: the
+// rules and the rewrite engine, the access log, the metrics.
+func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config, services, error) {
+	var svc services
+	pc, err := cfg.proxyConfig()
+	if err != nil {
+		return pc, svc, err
+	}
+	pc.Logger = log
+	svc.reg = prometheus.NewRegistry()
+	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pc.Metrics = proxy.NewMetrics(svc.reg)
+	if cfg.Rules != "" {
+		svc.policy = startPolicy(ctx, cfg, log)
+		registerPolicyMetrics(svc.reg, svc.policy)
+		pc.Policy = svc.policy.engine
+	}
+	if cfg.Audit.on() {
+		version := func() string { return "" }
+		if svc.policy != nil {
+			version = svc.policy.version
+		}
+		opts := audit.Options{MaxSize: int64(cfg.Audit.MaxSize), MaxFiles: cfg.Audit.MaxFiles,
+			QueueSize: cfg.Audit.QueueSize, OnFailure: audit.OnFailure(cfg.Audit.OnFailure),
+			RulesVersion: version, Logger: log, Registerer: svc.reg}
+		var sinks []audit.Options
+		if cfg.Audit.File != "" {
+			o := opts
+			o.File = cfg.Audit.File
+			sinks = append(sinks, o)
+		}
+		if cfg.Audit.Stdout {
+			o := opts
+			o.Stream = os.Stdout
+			sinks = append(sinks, o)
+		}
+		for _, o := range sinks {
+			l, err := audit.Open(o)
+			if err != nil {
+				svc.logs.Close()
+				return pc, svc, err
+			}
+			svc.logs = append(svc.logs, l)
+		}
+		pc.AccessLog = svc.logs
+		if pc.Policy == nil {
+			// Without rules every session passes through; with an access
+			// log each is still observed, statement by statement.
+			pc.Policy = rewrite.Observer{}
+		}
+		if svc.policy != nil {
+			go recordRulesChanges(ctx, svc.policy, svc.logs)
+		}
+		log.Info("access log on", "file", cfg.Audit.File, "stdout", cfg.Audit.Stdout, "on_failure", cfg.Audit.OnFailure)
+	}
+	return pc, svc, nil
+}
+
+// recordRulesChanges writes a rules record to the access log whenever the
+// rules in force change.
+func recordRulesChanges(ctx context.Context, p *policyState, logs audit.Logs) {
+	last := p.version()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if v := p.version(); v != last {
+			logs.Emit(&audit.Record{Time: time.Now(), Type: audit.TypeRules, RulesVersion: v})
+			last = v
+		}
+	}
+}
+
 // serve listens on every address, serves until ctx is done, then shuts
-// down gracefully.
-func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logger) error {
+// down gracefully and closes the access log.
+func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logger, svc services) error {
 	srv := proxy.New(pc)
+	defer func() {
+		if svc.logs != nil {
+			if err := svc.logs.Close(); err != nil {
+				log.Error("the access log did not close cleanly", "err", err)
+			}
+		}
+	}()
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
@@ -174,7 +268,7 @@ func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logge
 			closeAll()
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
-		admin = &http.Server{Handler: adminHandler(srv), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminHandler(srv, svc), ReadHeaderTimeout: 10 * time.Second}
 		go admin.Serve(l)
 		log.Info("admin listening", "addr", l.Addr().String())
 	}
@@ -210,31 +304,44 @@ func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logge
 	return serveErr
 }
 
-// adminHandler serves health and metrics. Readiness grows with the later
-// issues (rules loaded, audit sink writable); for now it checks that the
-// upstream accepts connections.
-func adminHandler(srv *proxy.Server) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "pgcloak", Subsystem: "proxy", Name: "client_connections_active",
-		Help: "Client sessions being served.",
-	}, func() float64 { return float64(srv.ActiveSessions()) }))
+// adminHandler serves /metrics, /healthz (the process is alive) and
+// /readyz: ready when the rules and the catalog are loaded, the upstream
+// accepts connections and the access log is being written.
+func adminHandler(srv *proxy.Server, svc services) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(svc.reg, promhttp.HandlerOpts{Registry: svc.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := srv.PingUpstream(ctx); err != nil {
-			http.Error(w, "upstream unreachable: "+err.Error(), http.StatusServiceUnavailable)
+		if err := ready(ctx, srv, svc); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
 	return mux
+}
+
+// ready is nil when pgcloak can serve: every failing check is named.
+func ready(ctx context.Context, srv *proxy.Server, svc services) error {
+	var errs []error
+	if svc.policy != nil {
+		if err := svc.policy.ready(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := srv.PingUpstream(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("upstream unreachable: %w", err))
+	}
+	if svc.logs != nil {
+		if err := svc.logs.Healthy(); err != nil {
+			errs = append(errs, fmt.Errorf("access log not writable: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func newLogger(c logConfig) *slog.Logger {

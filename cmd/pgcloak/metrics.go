@@ -1,0 +1,57 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	namespace        = "pgcloak"
+	subsystemRules   = "rules"
+	subsystemRewrite = "rewrite"
+)
+
+// registerPolicyMetrics exports the rules store's reload counters and the
+// rewrite engine's cache and wire-check counters. They read, at scrape
+// time, counters the store and the engine keep anyway. (The proxy's and
+// the access log's collectors are proxy.Metrics and audit's.)
+func registerPolicyMetrics(reg prometheus.Registerer, p *policyState) {
+	stats := func() (ok, failed uint64, last float64, successful bool) {
+		s := p.store.Load()
+		if s == nil {
+			return 0, p.startFailures.Load(), 0, false
+		}
+		st := s.Stats()
+		return st.Successes, st.Failures + p.startFailures.Load(), float64(st.LastSuccess.UnixNano()) / 1e9, st.LastSuccessful
+	}
+	counter := func(sub, name, help string, labels prometheus.Labels, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name,
+			Help: help, ConstLabels: labels}, f)
+	}
+	gauge := func(sub, name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help}, f)
+	}
+	boolean := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		counter(subsystemRules, "reloads_total", "Rules loads and reloads (an unchanged file counts as a success).",
+			prometheus.Labels{"result": "success"}, func() float64 { ok, _, _, _ := stats(); return float64(ok) }),
+		counter(subsystemRules, "reloads_total", "Rules loads and reloads (an unchanged file counts as a success).",
+			prometheus.Labels{"result": "failure"}, func() float64 { _, failed, _, _ := stats(); return float64(failed) }),
+		gauge(subsystemRules, "last_reload_successful", "1 if the rules file on disk is the one in force, 0 while it does not load.",
+			func() float64 { _, _, _, ok := stats(); return boolean(ok) }),
+		gauge(subsystemRules, "last_reload_success_timestamp_seconds", "When the rules last loaded or were found unchanged.",
+			func() float64 { _, _, last, _ := stats(); return last }),
+		counter(subsystemRewrite, "cache_hits_total", "Rewrites answered from the rewrite cache.", nil,
+			func() float64 { h, _ := p.engine.CacheStats(); return float64(h) }),
+		counter(subsystemRewrite, "cache_misses_total", "Rewrites computed (not in the rewrite cache).", nil,
+			func() float64 { _, m := p.engine.CacheStats(); return float64(m) }),
+		counter(subsystemRewrite, "wire_check_incidents_total", "Result columns that came straight from a protected column the principal may not see raw, sent as NULL (DESIGN.md §5.4).", nil,
+			func() float64 { return float64(p.engine.Incidents()) }),
+		gauge(subsystemRewrite, "catalog_loaded", "1 once the database catalog is loaded.",
+			func() float64 { return boolean(p.engine.Ready()) }),
+	)
+}
