@@ -256,6 +256,12 @@ func (s *session) serverToClient() {
 					out = append(out, s.ur.buf[start:at]...)
 					out = e.encode(out)
 					start = s.ur.r
+				} else if s.errFilter != nil {
+					if repl, ok := filterError(s.errFilter, msg); ok {
+						out = append(out, s.ur.buf[start:at]...)
+						out = append(out, repl...)
+						start = s.ur.r
+					}
 				}
 				if s.wire != nil && s.wire.tracking {
 					if e != nil {

@@ -66,7 +66,8 @@ type session struct {
 	sout        []byte
 	scratch     []byte // a masked DataRow
 
-	wire *wireState // nil for sessions without a policy or access log
+	wire      *wireState  // nil for sessions without a policy or access log
+	errFilter ErrorFilter // nil unless the policy filters server errors
 
 	// For the access log.
 	appName  string // application_name; owned by the server-to-client side once relaying
@@ -425,6 +426,9 @@ func (s *session) open(ctx context.Context) error {
 		return err
 	}
 	s.policy = sp
+	if ef, ok := sp.(ErrorFilter); ok {
+		s.errFilter = ef
+	}
 	if id, ok := sp.(Identity); ok {
 		who := id.Identity()
 		s.identity = &who

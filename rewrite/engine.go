@@ -587,3 +587,18 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 
 // Incidents counts wire-check incidents since start.
 func (e *Engine) Incidents() int64 { return e.incidents.Load() }
+
+// FilterError withholds the parts of server errors that can carry values
+// the principal may not see: the DETAIL of integrity constraint violations
+// shows the failing row ("Failing row contains (…)", hidden columns
+// included) or the conflicting key of another row.
+func (s *session) FilterError(e *pgproto3.ErrorResponse) bool {
+	if !s.restricted || e.Detail == "" {
+		return false
+	}
+	if strings.HasPrefix(e.Code, "23") || strings.HasPrefix(e.Detail, "Failing row contains") {
+		e.Detail = "pgcloak: detail withheld; it can show values the role may not see"
+		return true
+	}
+	return false
+}
