@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,14 +26,7 @@ type chain struct {
 
 // appendLine appends r as one line (with its newline) after c and returns
 // the chain advanced past it.
-func (c chain) appendLine(dst []byte, r *Record) ([]byte, chain, error) {
-	var enc bytes.Buffer
-	e := json.NewEncoder(&enc)
-	e.SetEscapeHTML(false) // "n < $1", not "n \u003c $1"
-	if err := e.Encode(r); err != nil {
-		return dst, c, err
-	}
-	body := bytes.TrimSuffix(enc.Bytes(), []byte{'\n'})
+func (c chain) appendLine(dst []byte, r *Record, stmts statementCache) ([]byte, chain) {
 	start := len(dst)
 	next := chain{seq: c.seq + 1}
 	dst = append(dst, `{"seq":`...)
@@ -42,10 +34,10 @@ func (c chain) appendLine(dst []byte, r *Record) ([]byte, chain, error) {
 	dst = append(dst, `,"prev":"`...)
 	dst = append(dst, c.prev...)
 	dst = append(dst, `",`...)
-	dst = append(dst, body[1:]...) // body is {"time":…}; never empty
+	dst = r.appendJSON(dst, stmts)
 	sum := sha256.Sum256(dst[start:])
 	next.prev = hex.EncodeToString(sum[:])
-	return append(dst, '\n'), next, nil
+	return append(dst, '\n'), next
 }
 
 // lineHash is the hash a record's successor carries as prev.

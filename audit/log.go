@@ -37,6 +37,7 @@ const (
 	emitWait  = 5 * time.Second
 	closeWait = 5 * time.Second
 	maxBatch  = 256
+	gatherFor = time.Millisecond
 )
 
 // Options configure one Log: one sink, its queue and its writer.
@@ -81,6 +82,7 @@ type Log struct {
 	retryAt   time.Time
 	backoff   time.Duration
 	noted     int64 // lost records already written in a lost record
+	stmts     statementCache
 
 	failing atomic.Bool
 	lastErr atomic.Pointer[string]
@@ -115,6 +117,7 @@ func Open(opts Options) (*Log, error) {
 		done:      make(chan struct{}),
 		giveUp:    make(chan struct{}),
 		needStart: true,
+		stmts:     statementCache{},
 		cause:     "new",
 		previous:  "none",
 	}
@@ -245,6 +248,11 @@ func (l *Log) run() {
 		if !ok {
 			break
 		}
+		if len(l.ch) < maxBatch/4 {
+			// Let a batch gather: one write for many records, and
+			// sessions that emit meanwhile wake no one.
+			time.Sleep(gatherFor)
+		}
 		batch = append(batch[:0], r)
 		more := true
 	drain:
@@ -310,10 +318,8 @@ func (l *Log) commit(batch []*Record) (int, bool) {
 			lost  int64
 			err   error
 		)
-		buf, next, n, lines, lost, err = l.encode(buf[:0], batch)
-		if err == nil {
-			err = l.sink.write(buf)
-		}
+		buf, next, n, lines, lost = l.encode(buf[:0], batch)
+		err = l.sink.write(buf)
 		if err == nil {
 			l.chain, l.needStart, l.noted = next, false, lost
 			l.written.Add(int64(lines))
@@ -341,7 +347,7 @@ func (l *Log) commit(batch []*Record) (int, bool) {
 // batch as fit before rotation is due. It returns the chain after the
 // last line, the records of batch taken, the lines and the lost count the
 // lost record accounts for.
-func (l *Log) encode(buf []byte, batch []*Record) (_ []byte, c chain, n, lines int, lost int64, err error) {
+func (l *Log) encode(buf []byte, batch []*Record) (_ []byte, c chain, n, lines int, lost int64) {
 	now := time.Now()
 	c = l.chain
 	if l.needStart || (l.chain.seq > 0 && l.sink.fresh()) {
@@ -353,16 +359,12 @@ func (l *Log) encode(buf []byte, batch []*Record) (_ []byte, c chain, n, lines i
 		if l.opts.RulesVersion != nil {
 			v = l.opts.RulesVersion()
 		}
-		if buf, c, err = c.appendLine(buf, &Record{Time: now, Type: TypeStart, Cause: cause, Previous: previous, RulesVersion: v}); err != nil {
-			return
-		}
+		buf, c = c.appendLine(buf, &Record{Time: now, Type: TypeStart, Cause: cause, Previous: previous, RulesVersion: v}, l.stmts)
 		lines++
 	}
 	lost = l.lost.Load()
 	if d := lost - l.noted; d > 0 {
-		if buf, c, err = c.appendLine(buf, &Record{Time: now, Type: TypeLost, Lost: d}); err != nil {
-			return
-		}
+		buf, c = c.appendLine(buf, &Record{Time: now, Type: TypeLost, Lost: d}, l.stmts)
 		lines++
 	}
 	room := l.sink.room()
@@ -370,13 +372,11 @@ func (l *Log) encode(buf []byte, batch []*Record) (_ []byte, c chain, n, lines i
 		if n > 0 && int64(len(buf)) >= room {
 			break
 		}
-		if buf, c, err = c.appendLine(buf, r); err != nil {
-			return
-		}
+		buf, c = c.appendLine(buf, r, l.stmts)
 		n++
 		lines++
 	}
-	return buf, c, n, lines, lost, nil
+	return buf, c, n, lines, lost
 }
 
 func (l *Log) fail(err error) {

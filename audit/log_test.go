@@ -390,3 +390,44 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestEncodingMatchesJSON: the writer's hand encoding is what
+// encoding/json (without HTML escaping) makes of the same record.
+func TestEncodingMatchesJSON(t *testing.T) {
+	rows := int64(7)
+	weird := "a\"b\\c\nd\te\x01f\u2028g\xffh<&>ünï€"
+	recs := []*audit.Record{
+		{Time: time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC), Type: audit.TypeStatement, Session: "s", Client: "1.2.3.4:5",
+			Login: weird, Database: "db", Application: weird, TLS: true,
+			Statement: &audit.Statement{Role: "r", Purpose: "p", EndUser: "e", Kind: "select", Fingerprint: "f", Query: weird,
+				Objects: []audit.Object{{Relation: "public.t", Access: "read", Protected: true,
+					Columns: map[string]string{"b": "personal", "a": "identity", weird: "x"}, Masked: map[string]string{"b": "mask"},
+					Filters: []string{"row_filter", "opt_out:x"}}, {Relation: "u", Access: "write"}},
+				Decision: audit.Denied, Reason: "tables.x", ReasonCode: "tables", Masked: 1},
+			Protocol: "extended", Rows: &rows, Suspended: true, DurationUS: 12, SQLState: "22012"},
+		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeStart, Cause: "new", Previous: "none", RulesVersion: "v"},
+		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeLost, Lost: 3},
+		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeAuth, Outcome: "ok", Statement: &audit.Statement{Role: "r"}},
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		l.Emit(r)
+	}
+	l.Close()
+	lines := readLines(t, path)[1:]
+	for i, r := range recs {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.Encode(r)
+		want := strings.TrimPrefix(b.String(), "{")
+		got := lines[i][strings.Index(lines[i], `"time"`):]
+		if got != want {
+			t.Errorf("record %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}

@@ -201,12 +201,9 @@ func (s *session) emitCompletions() {
 // record starts a record with the session's fields.
 func (s *session) record(typ string) *audit.Record {
 	r := &audit.Record{Time: time.Now(), Type: typ, Session: s.id, Login: s.params["user"],
-		Database: s.params["database"], Application: s.appName, TLS: s.tls}
+		Database: s.params["database"], Application: s.appName, TLS: s.tls, Client: s.clientAddr}
 	if r.Database == "" {
 		r.Database = r.Login
-	}
-	if s.raw != nil {
-		r.Client = s.raw.RemoteAddr().String()
 	}
 	return r
 }

@@ -70,9 +70,10 @@ type session struct {
 	errFilter ErrorFilter // nil unless the policy filters server errors
 
 	// For the access log.
-	appName  string // application_name; owned by the server-to-client side once relaying
-	identity *audit.Statement
-	authFail struct{ outcome, code string } // why start-up failed, when known
+	appName    string // application_name; owned by the server-to-client side once relaying
+	clientAddr string // the client's address
+	identity   *audit.Statement
+	authFail   struct{ outcome, code string } // why start-up failed, when known
 
 	// Owned by the client-to-server goroutine: the statements the client
 	// prepared, as it sent them, for re-preparing after a rules change.
@@ -83,7 +84,7 @@ type session struct {
 
 func newSession(srv *Server, c net.Conn) *session {
 	id := newSessionID()
-	return &session{srv: srv, id: id, raw: c, client: c, log: srv.log.With("session", id)}
+	return &session{srv: srv, id: id, raw: c, client: c, clientAddr: c.RemoteAddr().String(), log: srv.log.With("session", id)}
 }
 
 // errCancelHandled ends a connection that carried a CancelRequest.
