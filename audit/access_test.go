@@ -358,7 +358,12 @@ func TestMixedWorkload(t *testing.T) {
 	dex.expect(want{"copy_to", "rewritten", "simple", tag.RowsAffected(), ""})
 	dex.simple("COMMIT", []string{"transaction"}, []string{"allowed"})
 
-	for _, conn := range []*pgconn.PgConn{alice.conn, dana.conn, dex.conn} {
+	// A delegating application names its end user: the records say both.
+	app := &script{t: t, conn: c.connect(t, "crm_app")}
+	app.simple("SET pgcloak.end_user = 'alice'", []string{"set"}, []string{"allowed"})
+	app.simple("SELECT count(*) FROM customers", []string{"select"}, []string{"rewritten"})
+
+	for _, conn := range []*pgconn.PgConn{alice.conn, dana.conn, dex.conn, app.conn} {
 		conn.Close(ctx)
 	}
 	c.stop(t)
@@ -371,6 +376,15 @@ func TestMixedWorkload(t *testing.T) {
 	alice.check(recs, "alice")
 	dana.check(recs, "dana")
 	dex.check(recs, "dex")
+	app.check(recs, "crm_app")
+	for _, r := range recs {
+		if r["login"] == "crm_app" && r["kind"] == "select" && (r["end_user"] != "alice" || r["role"] != "sales_rep") {
+			t.Errorf("a delegated statement's record: %v", r)
+		}
+		if r["login"] == "crm_app" && r["kind"] == "set" && strings.Contains(fmt.Sprint(r), "'alice'") {
+			t.Errorf("the delegation statement's value is in the log: %v", r)
+		}
+	}
 
 	// One connect, auth and disconnect record per session.
 	counts := map[string]int{}
@@ -380,10 +394,10 @@ func TestMixedWorkload(t *testing.T) {
 			t.Errorf("alice's auth record: %v", r)
 		}
 	}
-	if counts["connect"] != 3 || counts["auth"] != 3 || counts["disconnect"] != 3 {
+	if counts["connect"] != 4 || counts["auth"] != 4 || counts["disconnect"] != 4 {
 		t.Errorf("connection records: %v", counts)
 	}
-	statements := len(alice.wants) + len(dana.wants) + len(dex.wants)
+	statements := len(alice.wants) + len(dana.wants) + len(dex.wants) + len(app.wants)
 	if counts["statement"] != statements || rep.Records != len(recs) {
 		t.Errorf("%d statement records, want %d; verify counted %d of %d", counts["statement"], statements, rep.Records, len(recs))
 	}
@@ -424,7 +438,7 @@ func TestMixedWorkload(t *testing.T) {
 		m[`pgcloak_statements_denied_total{reason="fail_closed"}`] + m[`pgcloak_statements_denied_total{reason="statements"}`]; v != 5 {
 		t.Errorf("denials: %v", v)
 	}
-	if m["pgcloak_proxy_client_connections_total"] != 3 || m["pgcloak_proxy_client_connections_active"] != 0 {
+	if m["pgcloak_proxy_client_connections_total"] != 4 || m["pgcloak_proxy_client_connections_active"] != 0 {
 		t.Errorf("connections: %v total, %v active", m["pgcloak_proxy_client_connections_total"], m["pgcloak_proxy_client_connections_active"])
 	}
 	if m["pgcloak_masked_columns_served_total"] < 1000 {

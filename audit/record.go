@@ -118,7 +118,7 @@ type Object struct {
 // denials with these only.
 var ReasonCodes = []string{
 	"roles", "tables", "statements", "settings", "catalog", "function_allowlist", "fail_closed",
-	"login", "not_ready", "prepared_stale", "audit_unavailable", "other",
+	"login", "not_ready", "prepared_stale", "delegation", "audit_unavailable", "other",
 }
 
 // ReasonCode maps a rule name to its family in ReasonCodes.
