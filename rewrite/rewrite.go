@@ -381,8 +381,14 @@ func (w *walker) resolveChecked(rv *pg_query.RangeVar) (rel *Relation, tab *rule
 }
 
 // temporaryCandidate: an unqualified unknown name may be the session's own
-// temporary table, which pgcloak's catalog connection cannot see.
+// temporary table, which pgcloak's catalog connection cannot see. Only a
+// role that may run DDL can have created one; for any other role an
+// unknown name is a relation pgcloak has not seen yet (a view created since
+// the snapshot, or one in another database), never to be let through.
 func (rw *rewrite) temporaryCandidate(rv *pg_query.RangeVar) bool {
+	if !rw.ctx.Principal.Allows(rules.StmtDDL) {
+		return false
+	}
 	return rv.Schemaname == "" || rv.Schemaname == "pg_temp"
 }
 
