@@ -46,6 +46,9 @@ type engineState struct {
 	cat     *Catalog
 	subq    *subqueryCache
 	results *resultCache
+	// database is the database the catalog describes: the only one whose
+	// names pgcloak can resolve.
+	database string
 }
 
 // NewEngine returns an engine reading rules from current and the catalog
@@ -92,10 +95,13 @@ func (e *Engine) Refresh(ctx context.Context) error {
 	e.refreshMu.Lock()
 	defer e.refreshMu.Unlock()
 	var cat *Catalog
+	var database string
 	err := e.withConn(ctx, func(c *pgx.Conn) error {
 		var err error
-		cat, err = Load(ctx, c)
-		return err
+		if cat, err = Load(ctx, c); err != nil {
+			return err
+		}
+		return c.QueryRow(ctx, "SELECT pg_catalog.current_database()").Scan(&database)
 	})
 	if err != nil {
 		return err
@@ -103,7 +109,7 @@ func (e *Engine) Refresh(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache()})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database})
 	e.lastRefresh = time.Now()
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -279,9 +285,18 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: "pgcloak: restricted sessions need standard_conforming_strings on (rule: fail_closed)"}
 		}
-		if e.state.Load() == nil {
+		st := e.state.Load()
+		if st == nil {
 			return nil, &proxy.Error{Code: pgerrcode.CannotConnectNow,
 				Message: "pgcloak is not ready: the database catalog is not loaded yet"}
+		}
+		// Names resolve against the catalog of one database. In another,
+		// a view or a copy of a protected table is a name pgcloak does
+		// not know.
+		if info.Database != st.database {
+			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
+				Message: fmt.Sprintf("pgcloak: restricted sessions may connect only to database %q, whose catalog pgcloak reads, not to %q (rule: fail_closed)",
+					st.database, info.Database)}
 		}
 	}
 	s.setContext()
