@@ -30,7 +30,7 @@ type Engine struct {
 	state atomic.Pointer[engineState] // catalog snapshot and its caches
 
 	refreshMu   sync.Mutex
-	lastRefresh time.Time
+	lastRefresh time.Time // when the snapshot in force began loading
 	refreshing  atomic.Bool
 
 	incidents atomic.Int64
@@ -94,6 +94,12 @@ func (e *Engine) Ready() bool { return e.state.Load() != nil }
 func (e *Engine) Refresh(ctx context.Context) error {
 	e.refreshMu.Lock()
 	defer e.refreshMu.Unlock()
+	return e.refreshLocked(ctx)
+}
+
+// refreshLocked is Refresh with refreshMu held.
+func (e *Engine) refreshLocked(ctx context.Context) error {
+	start := time.Now()
 	var cat *Catalog
 	var database string
 	err := e.withConn(ctx, func(c *pgx.Conn) error {
@@ -110,7 +116,7 @@ func (e *Engine) Refresh(ctx context.Context) error {
 		cat.Generation = old.cat.Generation + 1
 	}
 	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database})
-	e.lastRefresh = time.Now()
+	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
 }
@@ -135,18 +141,20 @@ func (e *Engine) refreshSoon() {
 // refreshForUnknown loads a fresh catalog snapshot when a statement names
 // a relation the current one lacks: it may be a relation created since (a
 // view over protected tables, say), which must not pass for a temporary
-// table. Requests within 200 ms of a refresh share it.
+// table. Only a snapshot begun after the statement arrived can tell: one
+// that was loading already may have been read before the relation was
+// created. Requests that arrive while a snapshot loads wait for it and
+// share the next one.
 func (e *Engine) refreshForUnknown() {
 	asked := time.Now()
 	e.refreshMu.Lock()
-	fresh := e.lastRefresh.After(asked.Add(-200 * time.Millisecond))
-	e.refreshMu.Unlock()
-	if fresh {
+	defer e.refreshMu.Unlock()
+	if e.lastRefresh.After(asked) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.Refresh(ctx); err != nil {
+	if err := e.refreshLocked(ctx); err != nil {
 		e.log.Warn("catalog refresh failed", "err", err)
 	}
 }
