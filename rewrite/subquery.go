@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgcloak/pgcloak/rules"
 )
@@ -221,7 +223,55 @@ func (rw *rewrite) filterSQL(tab *rules.Table) (string, error) {
 	if !ok {
 		return "", nil
 	}
-	return deparseExpr(f.Node())
+	return deparseExpr(rw.pinRelations(f.Node()))
+}
+
+// pinRelations returns a copy of a row filter whose relation names carry
+// their schema. The filter runs in the session, whose search_path the
+// client chooses at start-up: left unqualified, "FROM accounts" in a
+// filter would read whatever relation of that name comes first on the
+// client's path. A name means what the rules mean by it: the protected
+// table of that name, else the relation in public.
+func (rw *rewrite) pinRelations(n *pg_query.Node) *pg_query.Node {
+	n = proto.Clone(n).(*pg_query.Node)
+	ctes := map[string]bool{}
+	var rvs []*pg_query.RangeVar
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.RangeVar:
+			rvs = append(rvs, x)
+		case *pg_query.CommonTableExpr:
+			ctes[x.Ctename] = true
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			if fd.IsList() {
+				for i := 0; i < v.List().Len(); i++ {
+					walk(v.List().Get(i).Message())
+				}
+				return true
+			}
+			walk(v.Message())
+			return true
+		})
+	}
+	walk(n.ProtoReflect())
+	for _, rv := range rvs {
+		if rv.Schemaname != "" || ctes[rv.Relname] {
+			continue
+		}
+		rv.Schemaname = "public"
+		for _, t := range rw.ctx.Policy.Tables() {
+			if t.Name.Name == rv.Relname {
+				rv.Schemaname = t.Name.Schema
+				break
+			}
+		}
+	}
+	return n
 }
 
 // parserVersion is the parse tree version the deparser expects.
