@@ -71,6 +71,14 @@ type Record struct {
 	Previous     string `json:"previous,omitempty"` // start: none, closed, unclean
 	RulesVersion string `json:"rules_version,omitempty"`
 	Lost         int64  `json:"lost,omitempty"`
+
+	rows int64 // where SetRows points Rows, saving an allocation
+}
+
+// SetRows sets Rows to n.
+func (r *Record) SetRows(n int64) {
+	r.rows = n
+	r.Rows = &r.rows
 }
 
 // Statement is what the policy knows about one statement: who runs it, what

@@ -186,8 +186,7 @@ func (s *session) emitCompletions() {
 			r.Protocol = "function_call"
 		}
 		if c.rows >= 0 {
-			rows := c.rows
-			r.Rows = &rows
+			r.SetRows(c.rows)
 		}
 		r.Suspended = c.suspended
 		r.DurationUS = max(d.Microseconds(), 1)
@@ -200,12 +199,14 @@ func (s *session) emitCompletions() {
 
 // record starts a record with the session's fields.
 func (s *session) record(typ string) *audit.Record {
-	r := &audit.Record{Time: time.Now(), Type: typ, Session: s.id, Login: s.params["user"],
-		Database: s.params["database"], Application: s.appName, TLS: s.tls, Client: s.clientAddr}
-	if r.Database == "" {
-		r.Database = r.Login
+	if s.login == "" {
+		s.login, s.database = s.params["user"], s.params["database"]
+		if s.database == "" {
+			s.database = s.login
+		}
 	}
-	return r
+	return &audit.Record{Time: time.Now(), Type: typ, Session: s.id, Login: s.login,
+		Database: s.database, Application: s.appName, TLS: s.tls, Client: s.clientAddr}
 }
 
 // emit sends a connection record to the access log, if there is one.

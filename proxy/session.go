@@ -72,6 +72,8 @@ type session struct {
 	// For the access log.
 	appName    string // application_name; owned by the server-to-client side once relaying
 	clientAddr string // the client's address
+	login      string // from the StartupMessage, set with the first record
+	database   string
 	identity   *audit.Statement
 	authFail   struct{ outcome, code string } // why start-up failed, when known
 
