@@ -83,6 +83,7 @@ type Log struct {
 	backoff   time.Duration
 	noted     int64 // lost records already written in a lost record
 	stmts     statementCache
+	buf       []byte // the batch being written
 
 	failing atomic.Bool
 	lastErr atomic.Pointer[string]
@@ -305,7 +306,12 @@ func (l *Log) rotate() {
 // fail_closed retries until it succeeds or Close gives up; fail_open
 // counts the records as lost.
 func (l *Log) commit(batch []*Record) (int, bool) {
-	var buf []byte
+	buf := l.buf[:0]
+	defer func() {
+		if cap(buf) <= 4<<20 {
+			l.buf = buf[:0] // kept for the next batch
+		}
+	}()
 	for {
 		if l.opts.OnFailure == FailOpen && l.failing.Load() && time.Now().Before(l.retryAt) {
 			l.lose(int64(len(batch)), "")
