@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgcloak/pgcloak/audit"
@@ -348,6 +349,44 @@ func TestMixedWorkload(t *testing.T) {
 
 	// A portal read in batches: each Execute is recorded with the rows it
 	// sent, the suspended ones marked so.
+	batches := c.connect(t, "victor")
+	fe := batches.Frontend()
+	fe.Send(&pgproto3.Parse{Query: "SELECT n FROM generate_series(1, 5) AS n"})
+	fe.Send(&pgproto3.Bind{})
+	for range 3 {
+		fe.Send(&pgproto3.Execute{MaxRows: 2})
+	}
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var sent []int64
+	var tags []string
+	n := int64(0)
+	for done := false; !done; {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			n++
+		case *pgproto3.PortalSuspended:
+			sent, n = append(sent, n), 0
+		case *pgproto3.CommandComplete:
+			sent, n = append(sent, n), 0
+			tags = append(tags, string(m.CommandTag))
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("batches: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			done = true
+		}
+	}
+	if fmt.Sprint(sent) != "[2 2 1]" {
+		t.Fatalf("rows per Execute %v, tags %v", sent, tags)
+	}
+	batched := 0
+
 	dex := &script{t: t, conn: c.connect(t, "dex")}
 	dex.simple("BEGIN", []string{"transaction"}, []string{"allowed"})
 	out.Reset()
@@ -363,7 +402,7 @@ func TestMixedWorkload(t *testing.T) {
 	app.simple("SET pgcloak.end_user = 'alice'", []string{"set"}, []string{"allowed"})
 	app.simple("SELECT count(*) FROM customers", []string{"select"}, []string{"rewritten"})
 
-	for _, conn := range []*pgconn.PgConn{alice.conn, dana.conn, dex.conn, app.conn} {
+	for _, conn := range []*pgconn.PgConn{alice.conn, dana.conn, dex.conn, app.conn, batches} {
 		conn.Close(ctx)
 	}
 	c.stop(t)
@@ -377,6 +416,18 @@ func TestMixedWorkload(t *testing.T) {
 	dana.check(recs, "dana")
 	dex.check(recs, "dex")
 	app.check(recs, "crm_app")
+	for _, r := range recs {
+		if r["type"] == "statement" && r["query"] == "SELECT n FROM generate_series($1, $2) AS n" {
+			want := fmt.Sprintf("rows=%d suspended=%v", sent[batched], batched < 2)
+			if got := fmt.Sprintf("rows=%v suspended=%v", r["rows"], r["suspended"] == true); got != want {
+				t.Errorf("Execute %d of a portal read in batches: %s, want %s", batched, got, want)
+			}
+			batched++
+		}
+	}
+	if batched != 3 {
+		t.Errorf("%d records for 3 Executes of one portal", batched)
+	}
 	for _, r := range recs {
 		if r["login"] == "crm_app" && r["kind"] == "select" && (r["end_user"] != "alice" || r["role"] != "sales_rep") {
 			t.Errorf("a delegated statement's record: %v", r)
@@ -394,10 +445,10 @@ func TestMixedWorkload(t *testing.T) {
 			t.Errorf("alice's auth record: %v", r)
 		}
 	}
-	if counts["connect"] != 4 || counts["auth"] != 4 || counts["disconnect"] != 4 {
+	if counts["connect"] != 5 || counts["auth"] != 5 || counts["disconnect"] != 5 {
 		t.Errorf("connection records: %v", counts)
 	}
-	statements := len(alice.wants) + len(dana.wants) + len(dex.wants) + len(app.wants)
+	statements := len(alice.wants) + len(dana.wants) + len(dex.wants) + len(app.wants) + batched
 	if counts["statement"] != statements || rep.Records != len(recs) {
 		t.Errorf("%d statement records, want %d; verify counted %d of %d", counts["statement"], statements, rep.Records, len(recs))
 	}
@@ -438,7 +489,7 @@ func TestMixedWorkload(t *testing.T) {
 		m[`pgcloak_statements_denied_total{reason="fail_closed"}`] + m[`pgcloak_statements_denied_total{reason="statements"}`]; v != 5 {
 		t.Errorf("denials: %v", v)
 	}
-	if m["pgcloak_proxy_client_connections_total"] != 4 || m["pgcloak_proxy_client_connections_active"] != 0 {
+	if m["pgcloak_proxy_client_connections_total"] != 5 || m["pgcloak_proxy_client_connections_active"] != 0 {
 		t.Errorf("connections: %v total, %v active", m["pgcloak_proxy_client_connections_total"], m["pgcloak_proxy_client_connections_active"])
 	}
 	if m["pgcloak_masked_columns_served_total"] < 1000 {
