@@ -317,7 +317,7 @@ type leakMode struct {
 
 // leakModes are pgx's simple protocol mode and its statement cache mode.
 // (pgx's exec mode, an unnamed statement, reaches the same Parse decision
-// as the named one; rawMessages covers unnamed statements.)
+// as the named one; rawMessages sends unnamed ones.)
 var leakModes = []leakMode{
 	{"simple", func(w *wireConn, sql string, args []string) *response { return w.simple(inlineArgs(sql, args)) }},
 	{"prepared", (*wireConn).prepared},

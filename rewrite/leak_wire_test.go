@@ -238,15 +238,6 @@ func (w *wireConn) prepared(sql string, args []string) *response {
 	return r
 }
 
-// unnamed runs sql as pgx's exec mode does: an unnamed statement parsed,
-// bound, described and executed in one round trip.
-func (w *wireConn) unnamed(sql string, args []string) *response {
-	w.extended = true
-	defer func() { w.extended = false }()
-	return w.exchange(&pgproto3.Parse{Query: sql}, &pgproto3.Bind{Parameters: byteArgs(args)},
-		&pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Sync{})
-}
-
 func byteArgs(args []string) [][]byte {
 	var out [][]byte
 	for _, a := range args {

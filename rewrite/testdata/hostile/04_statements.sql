@@ -277,3 +277,15 @@ UPDATE support_tickets SET subject = body RETURNING subject
 UPDATE orders SET shipping_city = (SELECT national_id FROM customers c WHERE c.customer_id = orders.customer_id) RETURNING shipping_city
 
 COPY customers FROM STDIN WITH (FORMAT csv)
+
+UPDATE customers SET segment = NULL WHERE customer_id = ${C1.customer_id}
+
+UPDATE customers SET region = 'nowhere' WHERE customer_id = ${C1.customer_id}
+
+UPDATE customers SET first_name = NULL WHERE customer_id = ${C1.customer_id}
+
+UPDATE support_tickets SET status = NULL WHERE ticket_id = ${T1.ticket_id}
+
+UPDATE orders SET status = NULL WHERE order_id = ${O1.order_id}
+
+UPDATE campaign_members SET added_at = NULL WHERE customer_id = ${C1.customer_id}
