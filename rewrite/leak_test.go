@@ -361,6 +361,7 @@ func TestLeak(t *testing.T) {
 	t.Run("late_view", env.lateView)
 	t.Run("other_database", env.otherDatabase)
 	t.Run("raw_messages", env.rawMessages)
+	t.Run("explain_analyze", explainAnalyzeProbe)
 
 	groups := map[string]int{}
 	var order []string
@@ -641,6 +642,63 @@ func (env *leakEnv) rawMessages(t *testing.T) {
 		}
 		t.Logf("%s: %v (connection: %v)", c.name, r.outcome, r.broken)
 		w.close()
+	}
+}
+
+// explainAnalyzeProbe: for a role that may run EXPLAIN (fence_test.go's
+// explainEngine lets sales reps, on the main test database), an executed
+// plan must not tell whether a row outside the filter exists: "Rows
+// Removed by Filter: 1" under an index lookup by key would.
+func explainAnalyzeProbe(t *testing.T) {
+	ctx := context.Background()
+	addr := explainEngine(t)
+	var hidden, absent int64
+	if err := direct(t).QueryRow(ctx, `SELECT min(customer_id) FILTER (WHERE region <> 'north' AND customer_id > 1000),
+		max(customer_id) + 1000 FROM customers`).Scan(&hidden, &absent); err != nil {
+		t.Fatal(err)
+	}
+	w, err := dialWire(ctx, addr, "alice", pgtest.Database, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	const quiet = "COSTS OFF, TIMING OFF, SUMMARY OFF"
+	queries := []string{
+		"EXPLAIN (ANALYZE, " + quiet + ") SELECT * FROM customers WHERE customer_id = %d",
+		"EXPLAIN (ANALYZE true, " + quiet + ", FORMAT JSON) SELECT count(*) FROM customers WHERE customer_id = %d",
+		"EXPLAIN (ANALYZE, " + quiet + ") SELECT o.order_id FROM orders o JOIN customers c USING (customer_id) WHERE c.customer_id = %d",
+		"EXPLAIN (ANALYZE, " + quiet + ") SELECT * FROM orders WHERE customer_id = %d",
+		"PREPARE p(bigint) AS SELECT * FROM customers WHERE customer_id = $1; EXPLAIN (ANALYZE, " + quiet + ") EXECUTE p(%d)",
+		"EXPLAIN (ANALYZE false, COSTS OFF) SELECT * FROM customers WHERE customer_id = %d",
+		"EXPLAIN (COSTS OFF) SELECT * FROM customers WHERE customer_id = %d",
+	}
+	for _, q := range queries {
+		for _, mode := range leakModes {
+			if strings.HasPrefix(q, "PREPARE") && mode.name != "simple" {
+				continue
+			}
+			var got [2][]string
+			for i, id := range []int64{hidden, absent} {
+				r := mode.run(w, fmt.Sprintf(q, id), nil)
+				if r.broken != nil {
+					t.Fatal(r.broken)
+				}
+				got[i] = r.outcome
+				if err := w.reset(true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The plan prints the key it looks up; that is the query's own.
+			key := func(s string, id int64) string {
+				return regexp.MustCompile(`\b`+fmt.Sprint(id)+`\b`).ReplaceAllString(s, "KEY")
+			}
+			exists := key(strings.Join(got[0], " ‖ "), hidden)
+			missing := key(strings.Join(got[1], " ‖ "), absent)
+			if exists != missing {
+				t.Errorf("[%s] %s: the executed plan tells whether a hidden row exists\nexists: %s\nabsent: %s",
+					mode.name, q, exists, missing)
+			}
+		}
 	}
 }
 
