@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"weak"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -30,10 +31,11 @@ import (
 // maxQueryText bounds the normalized text kept per statement.
 const maxQueryText = 4096
 
-// describeKey identifies a cached description: the catalog and context it
-// was resolved in, and the statement's shape.
+// describeKey identifies a cached description: the catalog snapshot and
+// context it was resolved in, and the statement's shape. The catalog is
+// held weakly: a cache entry does not keep an old snapshot alive.
 type describeKey struct {
-	cat   *Catalog
+	cat   weak.Pointer[Catalog]
 	ctx   string
 	shape string
 }
@@ -80,7 +82,7 @@ type describer struct {
 // description depends on.
 func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*audit.Statement {
 	shape, cacheable := shapeKey(sql)
-	k := describeKey{cat: d.cat, ctx: ctxKey, shape: shape}
+	k := describeKey{cat: weak.Make(d.cat), ctx: ctxKey, shape: shape}
 	if cacheable {
 		if v := descriptions.get(k); v != nil {
 			return v
