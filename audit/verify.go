@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -49,24 +48,121 @@ type verifyEntry struct {
 	complete bool // ends with a newline
 }
 
+// verifyFile is one file of the log: its first record (to put the files in
+// chain order) and, while it is being read, its reader.
 type verifyFile struct {
-	path    string
-	entries []verifyEntry
+	path  string
+	first verifyEntry // the first line
+	empty bool
+
+	fh *os.File
+	r  *bufio.Reader
+	n  int // lines read
 }
 
 func (f *verifyFile) firstSeq() uint64 {
-	for _, e := range f.entries {
-		if e.ok {
-			return *e.h.Seq
-		}
+	if f.first.ok {
+		return *f.first.h.Seq
 	}
 	return math.MaxUint64
+}
+
+func (f *verifyFile) open() error {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return err
+	}
+	f.fh, f.r, f.n = fh, bufio.NewReaderSize(fh, 1<<20), 0
+	return nil
+}
+
+func (f *verifyFile) close() {
+	if f.fh != nil {
+		f.fh.Close()
+		f.fh = nil
+	}
+}
+
+// next reads the next line; ok is false at the end of the file.
+func (f *verifyFile) next() (verifyEntry, bool, error) {
+	line, err := f.r.ReadBytes('\n')
+	if len(line) == 0 {
+		if err == io.EOF {
+			return verifyEntry{}, false, nil
+		}
+		return verifyEntry{}, false, err
+	}
+	if err != nil && err != io.EOF {
+		return verifyEntry{}, false, err
+	}
+	f.n++
+	e := verifyEntry{line: f.n, complete: line[len(line)-1] == '\n'}
+	if e.complete {
+		body := line[:len(line)-1]
+		e.h, e.ok = parseHeader(body)
+		e.hash = lineHash(body)
+	}
+	return e, true, nil
+}
+
+// cursor walks the lines of the files in order, one line ahead.
+type cursor struct {
+	files []*verifyFile
+	fi    int // the file of the line ahead
+	ahead verifyEntry
+	has   bool
+	err   error
+}
+
+func newCursor(files []*verifyFile) *cursor {
+	c := &cursor{files: files, fi: -1}
+	c.advance()
+	return c
+}
+
+// advance reads the line ahead, moving to the next file at an end.
+func (c *cursor) advance() {
+	c.has = false
+	for c.err == nil {
+		if c.fi >= 0 && c.fi < len(c.files) && c.files[c.fi].fh != nil {
+			e, ok, err := c.files[c.fi].next()
+			if err != nil {
+				c.err = err
+				return
+			}
+			if ok {
+				c.ahead, c.has = e, true
+				return
+			}
+			c.files[c.fi].close()
+		}
+		c.fi++
+		if c.fi >= len(c.files) {
+			return
+		}
+		c.err = c.files[c.fi].open()
+	}
+}
+
+// take returns the line ahead, its file, and whether it is the last line
+// of that file, and reads the next.
+func (c *cursor) take() (e verifyEntry, fi int, lastOfFile bool) {
+	e, fi = c.ahead, c.fi
+	c.advance()
+	return e, fi, !c.has || c.fi != fi
+}
+
+func (c *cursor) close() {
+	for _, f := range c.files {
+		f.close()
+	}
 }
 
 // Verify checks that the files hold one unbroken chain: they may be given
 // in any order (they are put in chain order by their first sequence
 // number). It returns a *BreakError at the first record where an edit,
-// deletion, insertion, reordering or truncation shows.
+// deletion, insertion, reordering or truncation shows. It reads each file
+// once, holding one line at a time, whatever the size of the log.
 func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no files to verify")
@@ -74,81 +170,95 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 	var files []*verifyFile
 	rep := &Report{}
 	for _, p := range paths {
-		f, err := readVerifyFile(p)
+		f := &verifyFile{path: p}
+		if err := f.open(); err != nil {
+			return nil, err
+		}
+		e, ok, err := f.next()
+		f.close()
 		if err != nil {
 			return nil, err
 		}
-		if len(f.entries) == 0 {
+		if !ok {
 			rep.Notes = append(rep.Notes, p+" is empty")
 			continue
 		}
+		f.first = e
 		files = append(files, f)
 	}
 	if len(files) == 0 {
 		return nil, errors.New("no records in the files given")
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i].firstSeq() < files[j].firstSeq() })
-
-	type pos struct{ fi, ei int }
-	var all []pos
-	for fi, f := range files {
+	for _, f := range files {
 		rep.Files = append(rep.Files, f.path)
-		for ei := range f.entries {
-			all = append(all, pos{fi, ei})
-		}
 	}
-	at := func(p pos) (*verifyFile, *verifyEntry) { return files[p.fi], &files[p.fi].entries[p.ei] }
-	brk := func(f *verifyFile, e *verifyEntry, format string, args ...any) error {
+	brk := func(path string, e *verifyEntry, format string, args ...any) error {
 		var seq uint64
 		if e.ok {
 			seq = *e.h.Seq
 		}
-		return &BreakError{File: f.path, Line: e.line, Seq: seq, Msg: fmt.Sprintf(format, args...)}
+		return &BreakError{File: path, Line: e.line, Seq: seq, Msg: fmt.Sprintf(format, args...)}
 	}
-	// find says where the record with seq n is, after index i.
-	find := func(i int, n uint64) string {
-		for _, p := range all[i+1:] {
-			f, e := at(p)
-			if e.ok && *e.h.Seq == n {
-				return fmt.Sprintf("%s:%d", f.path, e.line)
+	// find says where the record with seq n is, after line `after` of file
+	// fi (read again: only a broken chain needs it).
+	find := func(fi, after int, n uint64) string {
+		for i := fi; i < len(files); i++ {
+			f := &verifyFile{path: files[i].path}
+			if f.open() != nil {
+				continue
 			}
+			for {
+				e, ok, err := f.next()
+				if err != nil || !ok {
+					break
+				}
+				if (i > fi || e.line > after) && e.ok && *e.h.Seq == n {
+					f.close()
+					return fmt.Sprintf("%s:%d", f.path, e.line)
+				}
+			}
+			f.close()
 		}
 		return ""
 	}
 
-	var last *verifyEntry
-	var lastFile *verifyFile
-	for i, p := range all {
-		f, e := at(p)
-		lastLineOfFile := p.ei == len(f.entries)-1
-		lastFileGiven := p.fi == len(files)-1
+	c := newCursor(files)
+	defer c.close()
+	var last verifyEntry
+	haveLast := false
+	lastPath := ""
+	for c.has {
+		e, fi, lastOfFile := c.take()
+		f := files[fi]
+		firstOfFile := e.line == 1
+		lastFileGiven := fi == len(files)-1
 		if !e.complete {
-			next := p.fi + 1
 			switch {
 			case lastFileGiven && opts.Open:
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d: the last line is incomplete (pgcloak stopped while writing it); ignored", f.path, e.line))
 				continue
-			case !lastFileGiven && lastLineOfFile && startsUnclean(files[next]):
+			case !lastFileGiven && lastOfFile && startsUnclean(files[fi+1]):
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d: the last line is incomplete (pgcloak stopped while writing it; the next file says so); ignored", f.path, e.line))
 				continue
 			}
-			return rep, brk(f, e, "incomplete record: the file was truncated here")
+			return rep, brk(f.path, &e, "incomplete record: the file was truncated here")
 		}
 		if !e.ok {
-			return rep, brk(f, e, "not a valid access record: the line was edited")
+			return rep, brk(f.path, &e, "not a valid access record: the line was edited")
 		}
 		seq := *e.h.Seq
-		if p.ei == 0 && e.h.Type != TypeStart {
-			return rep, brk(f, e, "the file does not begin with a start record: records were removed from its beginning")
+		if firstOfFile && e.h.Type != TypeStart {
+			return rep, brk(f.path, &e, "the file does not begin with a start record: records were removed from its beginning")
 		}
-		if p.ei > 0 && e.h.Type == TypeStart {
-			return rep, brk(f, e, "a start record in the middle of a file: records were inserted")
+		if !firstOfFile && e.h.Type == TypeStart {
+			return rep, brk(f.path, &e, "a start record in the middle of a file: records were inserted")
 		}
-		if last == nil {
+		if !haveLast {
 			rep.FirstSeq = seq
 			if *e.h.Prev == "" {
 				if seq != 1 {
-					return rep, brk(f, e, "the chain begins at seq %d, not 1", seq)
+					return rep, brk(f.path, &e, "the chain begins at seq %d, not 1", seq)
 				}
 			} else {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("the chain continues from seq %d, in a file not given (rotated away, or pruned by max_files)", seq-1))
@@ -162,43 +272,42 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 				// matches), or this one (its prev field): if this record's
 				// own hash is still what its successor recorded, it was the
 				// one before.
-				var next *verifyEntry
-				if i+1 < len(all) {
-					_, next = at(all[i+1])
-				}
-				if next == nil || !next.ok || *next.h.Prev == e.hash {
-					return rep, brk(lastFile, last, "record seq %d was edited: its hash does not match the one recorded by seq %d (%s:%d)",
+				if !c.has || !c.ahead.ok || *c.ahead.h.Prev == e.hash {
+					return rep, brk(lastPath, &last, "record seq %d was edited: its hash does not match the one recorded by seq %d (%s:%d)",
 						want-1, seq, f.path, e.line)
 				}
-				return rep, brk(f, e, "record seq %d was edited: its prev does not match the record before it", seq)
+				return rep, brk(f.path, &e, "record seq %d was edited: its prev does not match the record before it", seq)
 			case seq > want:
-				if where := find(i, want); where != "" {
-					return rep, brk(f, e, "records out of order: seq %d stands where seq %d should (seq %d is at %s)", seq, want, want, where)
+				if where := find(fi, e.line, want); where != "" {
+					return rep, brk(f.path, &e, "records out of order: seq %d stands where seq %d should (seq %d is at %s)", seq, want, want, where)
 				}
 				if seq == want+1 {
-					return rep, brk(f, e, "record seq %d is missing before this one: it was deleted", want)
+					return rep, brk(f.path, &e, "record seq %d is missing before this one: it was deleted", want)
 				}
-				return rep, brk(f, e, "records seq %d to %d are missing before this one: they were deleted", want, seq-1)
+				return rep, brk(f.path, &e, "records seq %d to %d are missing before this one: they were deleted", want, seq-1)
 			default:
-				return rep, brk(f, e, "seq %d stands where seq %d should: a record was inserted, or records were reordered", seq, want)
+				return rep, brk(f.path, &e, "seq %d stands where seq %d should: a record was inserted, or records were reordered", seq, want)
 			}
-			if p.ei == 0 && last.h.Type != TypeEnd && e.h.Previous != "unclean" {
-				return rep, brk(lastFile, last, "the file ends at seq %d without an end record, though the next file says it was closed: records were removed from its end", *last.h.Seq)
+			if firstOfFile && last.h.Type != TypeEnd && e.h.Previous != "unclean" {
+				return rep, brk(lastPath, &last, "the file ends at seq %d without an end record, though the next file says it was closed: records were removed from its end", *last.h.Seq)
 			}
-			if p.ei == 0 && last.h.Type != TypeEnd {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d: pgcloak stopped without closing the log after seq %d (killed or crashed); the next run continued the chain", lastFile.path, last.line, *last.h.Seq))
+			if firstOfFile && last.h.Type != TypeEnd {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d: pgcloak stopped without closing the log after seq %d (killed or crashed); the next run continued the chain", lastPath, last.line, *last.h.Seq))
 			}
 		}
-		last, lastFile = e, f
+		last, haveLast, lastPath = e, true, f.path
 		rep.Records++
 		rep.LastSeq = seq
 	}
-	if last == nil {
+	if c.err != nil {
+		return rep, c.err
+	}
+	if !haveLast {
 		return rep, errors.New("no complete record in the files given")
 	}
 	rep.Closed = last.h.Type == TypeEnd
 	if !rep.Closed && !opts.Open {
-		return rep, brk(lastFile, last, "the log ends at seq %d without an end record: records after it were removed (truncated), "+
+		return rep, brk(lastPath, &last, "the log ends at seq %d without an end record: records after it were removed (truncated), "+
 			"or pgcloak was killed or is still writing this file (check a live log, or one of a killed pgcloak, with --open)", *last.h.Seq)
 	}
 	if !rep.Closed {
@@ -210,36 +319,5 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 // startsUnclean says whether a file begins with a start record that
 // reports an unclean stop before it.
 func startsUnclean(f *verifyFile) bool {
-	for _, e := range f.entries {
-		return e.ok && e.h.Type == TypeStart && e.h.Previous == "unclean"
-	}
-	return false
-}
-
-func readVerifyFile(path string) (*verifyFile, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	r := bufio.NewReaderSize(fh, 1<<20)
-	f := &verifyFile{path: path}
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 {
-			e := verifyEntry{line: n, complete: line[len(line)-1] == '\n'}
-			body := bytes.TrimSuffix(line, []byte{'\n'})
-			if e.complete {
-				e.h, e.ok = parseHeader(body)
-				e.hash = lineHash(body)
-			}
-			f.entries = append(f.entries, e)
-		}
-		if err == io.EOF {
-			return f, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	return f.first.ok && f.first.h.Type == TypeStart && f.first.h.Previous == "unclean"
 }
