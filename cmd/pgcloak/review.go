@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
@@ -41,6 +43,7 @@ func runReview(args []string) int {
 	status := fs.String("status", "pending", "which requests to list: pending, applied, rejected or all")
 	note := fs.String("note", "", "why the request is rejected")
 	format := fs.String("format", "text", "output format: text or json")
+	auditFile := fs.String("audit-file", "", "access log `FILE` for the decisions (approve, reject): a file of its own, not the one pgcloak serve writes")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -136,6 +139,12 @@ func runReview(args []string) int {
 		} else {
 			err = e.RejectChange(ctx, conn, n, *approver, *note)
 		}
+		if *auditFile != "" {
+			if aerr := recordDecision(ctx, conn, *auditFile, verb, n, *approver, err); aerr != nil {
+				fmt.Fprintln(os.Stderr, "pgcloak review: access log:", aerr)
+				return 1
+			}
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review:", err)
 			return 1
@@ -154,4 +163,36 @@ func keys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// recordDecision writes one access record for an approval or rejection,
+// whatever its outcome: who decided, on which request of whom, on which
+// table, and the normalized statement (never the new values).
+func recordDecision(ctx context.Context, conn *pgx.Conn, file, verb string, id int64, approver string, decided error) error {
+	log, err := audit.Open(audit.Options{File: file, OnFailure: audit.FailClosed})
+	if err != nil {
+		return err
+	}
+	r := &audit.Record{Time: time.Now(), Type: "review", Login: approver,
+		Statement: &audit.Statement{Kind: "review_" + verb}}
+	if c, err := rewrite.GetChange(ctx, conn, id); err == nil {
+		r.Query = c.Statement
+		r.Objects = []audit.Object{{Relation: c.Table, Access: "write", Protected: true}}
+		r.Outcome = fmt.Sprintf("request %d of %s (role %s)", id, c.Requester, c.Role)
+	}
+	switch {
+	case decided != nil:
+		// A server error can quote the new value; keep only its SQLSTATE.
+		r.Decision, r.Reason = "refused", decided.Error()
+		var pe *pgconn.PgError
+		if errors.As(decided, &pe) {
+			r.SQLState, r.Reason = pe.Code, "the change could not be applied"
+		}
+	case verb == "approve":
+		r.Decision = "applied"
+	default:
+		r.Decision = "rejected"
+	}
+	log.Emit(r)
+	return log.Close()
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
@@ -37,15 +42,39 @@ func TestReviewCommand(t *testing.T) {
 	if code := runReview([]string{"show", "--database", dsn, fmt.Sprint(ids[0])}); code != 0 {
 		t.Fatalf("show: %d", code)
 	}
-	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "sam", fmt.Sprint(ids[0])}); code != 1 {
+	log := filepath.Join(t.TempDir(), "review-access.log")
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "sam", "--audit-file", log, fmt.Sprint(ids[0])}); code != 1 {
 		t.Fatalf("the requester approving their own request: exit %d", code)
 	}
-	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "petra", fmt.Sprint(ids[0])}); code != 0 {
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "petra", "--audit-file", log, fmt.Sprint(ids[0])}); code != 0 {
 		t.Fatalf("approve: %d", code)
 	}
-	if code := runReview([]string{"reject", "--database", dsn, "--rules", path, "--approver", "petra", "--note", "dup", fmt.Sprint(ids[1])}); code != 0 {
+	if code := runReview([]string{"reject", "--database", dsn, "--rules", path, "--approver", "petra", "--note", "dup", "--audit-file", log, fmt.Sprint(ids[1])}); code != 0 {
 		t.Fatalf("reject: %d", code)
 	}
+	// Every decision, refused ones included, is in the access log, and the
+	// chain verifies; the new values are not in it.
+	// Each run continues the chain; earlier files are set aside beside it.
+	files, _ := filepath.Glob(strings.TrimSuffix(log, ".log") + "-*.log")
+	sort.Strings(files)
+	files = append(files, log)
+	if _, err := audit.Verify(files, audit.VerifyOptions{}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	var data []byte
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		data = append(data, b...)
+	}
+	for _, want := range []string{`"decision":"refused"`, `"decision":"applied"`, `"decision":"rejected"`, `"kind":"review_approve"`} {
+		if !strings.Contains(string(data), want) {
+			t.Fatalf("access log lacks %s:\n%s", want, data)
+		}
+	}
+	if strings.Contains(string(data), "555 01") {
+		t.Fatalf("a new value reached the access log:\n%s", data)
+	}
+
 	conn := directConn(t, dsn)
 	var phone, s0, s1 string
 	if err := conn.QueryRow(ctx, `SELECT c.phone, (SELECT status FROM pgcloak.change_requests WHERE id = $2), (SELECT status FROM pgcloak.change_requests WHERE id = $3)
