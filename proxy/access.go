@@ -174,8 +174,7 @@ func (s *session) emitCompletions() {
 		if log == nil {
 			continue
 		}
-		r := s.record(audit.TypeStatement)
-		r.Time = c.end
+		r := s.recordAt(audit.TypeStatement, c.end)
 		r.Statement = c.st
 		switch c.protocol {
 		case 'Q':
@@ -197,15 +196,17 @@ func (s *session) emitCompletions() {
 	w.done = w.done[:0]
 }
 
-// record starts a record with the session's fields.
-func (s *session) record(typ string) *audit.Record {
+// record starts a record with the session's fields, now.
+func (s *session) record(typ string) *audit.Record { return s.recordAt(typ, time.Now()) }
+
+func (s *session) recordAt(typ string, t time.Time) *audit.Record {
 	if s.login == "" {
 		s.login, s.database = s.params["user"], s.params["database"]
 		if s.database == "" {
 			s.database = s.login
 		}
 	}
-	return &audit.Record{Time: time.Now(), Type: typ, Session: s.id, Login: s.login,
+	return &audit.Record{Time: t, Type: typ, Session: s.id, Login: s.login,
 		Database: s.database, Application: s.appName, TLS: s.tls, Client: s.clientAddr}
 }
 
