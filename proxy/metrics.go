@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	namespace       = "pgcloak"
-	subsystemProxy  = "proxy"
-	subsystemRewrit = "rewrite"
+	namespace        = "pgcloak"
+	subsystemProxy   = "proxy"
+	subsystemRewrite = "rewrite"
 )
 
 // Metrics are the proxy's Prometheus collectors. Labels take values from
@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		statementDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
 			Name: "statement_duration_seconds", Help: "Time from forwarding a statement to the server's answer.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
-		rewriteDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystemRewrit,
+		rewriteDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystemRewrite,
 			Name: "duration_seconds", Help: "Time the policy took to decide on a Query, Parse or FunctionCall message (rewrite cache hits included).",
 			Buckets: []float64{.000005, .00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1}}),
 		maskedColumns: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
