@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -64,6 +66,28 @@ func TestConfigFlagsAloneAndOverride(t *testing.T) {
 
 func TestExampleConfigLoads(t *testing.T) {
 	if _, err := serveFlags([]string{"--config", "../../examples/pgcloak.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Kubernetes manifest's config is one serve accepts.
+func TestDeployConfigLoads(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/pgcloak.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal([]byte(strings.Split(string(data), "\n---\n")[0]), &cm); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pgcloak.yaml")
+	if err := os.WriteFile(path, []byte(cm.Data["pgcloak.yaml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGCLOAK_CATALOG_DSN", "host=postgres user=pgcloak")
+	if _, err := serveFlags([]string{"--config", path}); err != nil {
 		t.Fatal(err)
 	}
 }
