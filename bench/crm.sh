@@ -36,7 +36,7 @@
 #                      took more than this % of the machine's CPU is run
 #                      again (after a pause), up to RETRIES=3 times
 #   RESULTS=FILE       also copy the raw results to FILE, one line per run:
-#                      target mode clients round tps foreign-cpu-%
+#                      target mode clients round tps foreign-cpu-% cpu-µs-per-txn
 #
 # Smoke run: DURATION=2 ROUNDS=1 WARMUP=1 CLIENTS=8 bench/crm.sh
 #
@@ -171,7 +171,11 @@ pg_pid=$!
 
 # --- binaries (while postgres starts) ---------------------------------------
 
-log "building crmgen${PGCLOAK_BIN:+ (pgcloak: $PGCLOAK_BIN)}${PGCLOAK_BIN:- and pgcloak} from $repo"
+if [[ -n ${PGCLOAK_BIN:-} ]]; then
+	log "building crmgen from $repo (pgcloak: $PGCLOAK_BIN)"
+else
+	log "building crmgen and pgcloak from $repo"
+fi
 (cd "$repo" && go build -o "$tmp/crmgen" ./examples/crm/crmgen)
 if [[ -z ${PGCLOAK_BIN:-} ]]; then
 	(cd "$repo" && go build -o "$tmp/pgcloak" ./cmd/pgcloak)
@@ -282,8 +286,11 @@ ours() { proc_ticks "$pg_pid" "$cloak_pid" $$; }
 hz=$(getconf CLK_TCK)
 cores=$(nproc)
 
-# run_pgbench TARGET MODE CLIENTS SECONDS: sets TPS and FOREIGN.
-TPS= FOREIGN=
+# run_pgbench TARGET MODE CLIENTS SECONDS: sets TPS, FOREIGN and CPUTX, the
+# CPU time that postgres, pgcloak and pgbench together spent per
+# transaction (µs): unlike TPS, it hardly depends on what else the machine
+# runs, so it is the figure to compare on a shared machine.
+TPS= FOREIGN= CPUTX=
 run_pgbench() {
 	local target=$1 mode=$2 c=$3 secs=$4 j=1 out failed
 	local busy0 ours0 t0 busy1 ours1 t1
@@ -304,6 +311,9 @@ run_pgbench() {
 	[[ -z $failed || $failed == 0 ]] || die "pgbench $target -M $mode -c $c: $failed failed transactions"
 	TPS=$(awk '/^tps = / {print $3; exit}' "$out")
 	[[ -n $TPS ]] || die "no tps in pgbench output: $(cat "$out")"
+	local txns
+	txns=$(awk '/^number of transactions actually processed:/ {print $6; exit}' "$out")
+	CPUTX=$(awk -v o=$((ours1 - ours0)) -v hz="$hz" -v n="$txns" 'BEGIN {printf "%.0f", o / hz * 1e6 / n}')
 }
 
 read -r -a modes <<<"$MODES"
@@ -338,8 +348,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 					log "[$n/$total] $t -M $m -c $c: other processes took $FOREIGN% of the CPU (tps $TPS); again in 10 s"
 					sleep 10
 				done
-				printf '%s %s %s %s %s %s\n' "$t" "$m" "$c" "$r" "$TPS" "$FOREIGN" >>"$results"
-				log "[$n/$total] round $r  $t  -M $m  -c $c  tps $TPS  (others: $FOREIGN% CPU)"
+				printf '%s %s %s %s %s %s %s\n' "$t" "$m" "$c" "$r" "$TPS" "$FOREIGN" "$CPUTX" >>"$results"
+				log "[$n/$total] round $r  $t  -M $m  -c $c  tps $TPS  cpu/txn ${CPUTX}µs  (others: $FOREIGN% CPU)"
 			done
 			cell=$((cell + 1))
 		done
@@ -353,7 +363,7 @@ median() {
 	sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit}
 		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-med() { awk -v t="$1" -v m="$2" -v c="$3" '$1 == t && $2 == m && $3 == c {print $5}' "$results" | median; }
+med() { awk -v t="$1" -v m="$2" -v c="$3" -v f="${4:-5}" '$1 == t && $2 == m && $3 == c {print $f}' "$results" | median; }
 
 echo
 echo "bench/crm_select.sql as a north sales rep, $CUSTOMERS customers, median TPS of $ROUNDS run(s) x ${DURATION}s; $(nproc) cores shared by client, proxy and server"
@@ -367,6 +377,24 @@ for m in "${modes[@]}"; do
 		nr=$(med native_rls "$m" "$c")
 		p=$(med cloak_pass "$m" "$c")
 		cr=$(med cloak_rules "$m" "$c")
+		awk -v m="$m" -v c="$c" -v d="$d" -v nr="$nr" -v p="$p" -v cr="$cr" 'BEGIN {
+			printf "| %-8s | %7s | %9.0f | %10.0f | %10.0f | %11.0f | %10.3f | %12.3f | %13.3f | %12.3f |\n",
+				m, c, d, nr, p, cr, cr / p, cr / nr, nr / d, p / d}'
+	done
+done
+
+echo
+echo "CPU time per transaction (µs; postgres + pgcloak + pgbench, median of $ROUNDS run(s)): lower is better"
+echo
+printf '| %-8s | %7s | %9s | %10s | %10s | %11s | %10s | %12s | %13s | %12s |\n' \
+	mode clients direct native_rls cloak_pass cloak_rules rules/pass rules/native native/direct pass/direct
+echo '|----------|--------:|----------:|-----------:|-----------:|------------:|-----------:|-------------:|--------------:|-------------:|'
+for m in "${modes[@]}"; do
+	for c in "${clients[@]}"; do
+		d=$(med direct "$m" "$c" 7)
+		nr=$(med native_rls "$m" "$c" 7)
+		p=$(med cloak_pass "$m" "$c" 7)
+		cr=$(med cloak_rules "$m" "$c" 7)
 		awk -v m="$m" -v c="$c" -v d="$d" -v nr="$nr" -v p="$p" -v cr="$cr" 'BEGIN {
 			printf "| %-8s | %7s | %9.0f | %10.0f | %10.0f | %11.0f | %10.3f | %12.3f | %13.3f | %12.3f |\n",
 				m, c, d, nr, p, cr, cr / p, cr / nr, nr / d, p / d}'
