@@ -19,8 +19,9 @@
 #   RUN_USER=nobody    unprivileged user for postgres and pgbouncer when root
 #   KEEP=1             keep the temp dir (logs, per-transaction latencies)
 #   MAX_FOREIGN=25     a run during which processes outside the benchmark
-#                      took more than this % of the machine's CPU is run
-#                      again (after a pause), up to RETRIES=1 times
+#   RETRIES=1          took more than MAX_FOREIGN % of the machine's CPU is
+#                      run again after a 10 s pause, at most RETRIES times
+#                      (the last try is kept, and counted in the report)
 #   NICE=-10           when root, run everything of the benchmark (postgres,
 #                      pgbouncer, pgcloak, pgbench) at this niceness, so that
 #                      other work on a shared machine disturbs it less; 0 = off
@@ -33,6 +34,11 @@
 #                      target mode clients round tps foreign-cpu-%
 #
 # Smoke run: DURATION=2 ROUNDS=1 WARMUP=1 bench/passthrough.sh
+#
+# Output: median TPS per target and cell with the ratios, the same over the
+# quiet runs only, and at 1 client the p50/p99/p99.9 latency from pgbench's
+# per-transaction logs and the p99 each proxy adds over direct (paired by
+# round). docs/benchmarks.md has the figures and how to read them.
 #
 # Caveat: pgbench, postgres, pgbouncer and pgcloak all share this machine's
 # cores, so every figure includes the client's and the proxies' CPU competing
