@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -120,7 +121,7 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 		return
 	}
 	for _, r := range refs {
-		if !contains(cols, r) {
+		if !slices.Contains(cols, r) {
 			w.fail(refuseRule(w.filterRule(tab), "INSERT into %s must give column %s, which the row filter of role %q checks", label, r, w.rw.ctx.Principal.Role.Name))
 			return
 		}
@@ -307,7 +308,7 @@ func (w *walker) copyFrom(s *pg_query.CopyStmt) {
 		return
 	}
 	for _, r := range refs {
-		if !contains(cols, r) {
+		if !slices.Contains(cols, r) {
 			w.fail(refuseRule(w.filterRule(tab), "COPY into %s must give column %s, which the row filter of role %q checks", label, r, w.rw.ctx.Principal.Role.Name))
 			return
 		}
@@ -619,7 +620,7 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 	}
 	touched := false
 	for _, r := range refs {
-		touched = touched || contains(cols, r)
+		touched = touched || slices.Contains(cols, r)
 	}
 	if !touched {
 		return nil, nil
@@ -709,15 +710,6 @@ func fromItemNames(items []*pg_query.Node) map[string]bool {
 		add(n)
 	}
 	return names
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseExpr parses one SQL expression.
