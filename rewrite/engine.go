@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
@@ -33,7 +34,8 @@ type Engine struct {
 	lastRefresh time.Time // when the snapshot in force began loading
 	refreshing  atomic.Bool
 
-	incidents atomic.Int64
+	incidents      atomic.Int64 // wire-check incidents
+	verifyFailures atomic.Int64 // rewrites whose text did not say what their tree said
 
 	cacheHits, cacheMisses atomic.Int64
 
@@ -458,6 +460,11 @@ func (s *session) decide(sql string) proxy.Decision {
 			s.temps[n] = true
 		}
 	}
+	if res.VerifyFailed() {
+		s.e.verifyFailures.Add(1)
+		s.e.log.Error("verify: a rewritten statement does not parse back to the tree pgcloak checked; refused",
+			"role", ctx.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
+	}
 	if res.CatalogChange {
 		s.temps = nil
 		s.e.refreshSoon()
@@ -610,6 +617,20 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 
 // Incidents counts wire-check incidents since start.
 func (e *Engine) Incidents() int64 { return e.incidents.Load() }
+
+// fingerprintOf names a statement in the operational log without its
+// constants.
+func fingerprintOf(sql string) string {
+	fp, err := pg_query.Fingerprint(sql)
+	if err != nil {
+		return "?"
+	}
+	return fp
+}
+
+// VerifyFailures counts statements refused since start because their
+// rewritten text did not parse back to the tree pgcloak checked.
+func (e *Engine) VerifyFailures() int64 { return e.verifyFailures.Load() }
 
 // FilterError withholds the parts of server errors that can carry values
 // the principal may not see: the DETAIL of integrity constraint violations

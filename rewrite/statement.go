@@ -154,7 +154,7 @@ func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	if s.Relation == nil || w.err != nil {
 		return
 	}
-	if !w.protectedRef(s.Relation) {
+	if !w.protectedRef(s.Relation, false) {
 		w.relation(s.Relation, false)
 		return
 	}

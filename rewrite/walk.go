@@ -259,7 +259,7 @@ func (w *walker) fromItem(n *pg_query.Node) {
 		w.nested(func() { w.node(x.RangeSubselect.Subquery) })
 	case *pg_query.Node_RangeTableSample:
 		if rv := x.RangeTableSample.Relation.GetRangeVar(); rv != nil {
-			if w.protectedRef(rv) {
+			if w.protectedRef(rv, true) {
 				w.fail(refuseUnsupported("TABLESAMPLE on a protected table"))
 				return
 			}
