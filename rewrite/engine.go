@@ -262,7 +262,7 @@ func (r valuesRow) Scan(dst ...any) error {
 // Open maps the session's login to its principal. Unrestricted principals
 // get nil: their sessions pass through untouched.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	s := &session{e: e, login: info.User, params: info.Params}
+	s := &session{e: e, login: info.User, params: info.Params, startParams: info.ServerParams}
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -336,6 +336,11 @@ type session struct {
 	gen         uint64            // bumped when the rules in force change
 	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
 	lastRes     *Result           // the last decision's rewrite, for the access log
+	// startParams are the settings the server reported at start-up, which
+	// the session guards checked; watching is set while the session is
+	// restricted (read by the proxy's server-side goroutine).
+	startParams map[string]string
+	watching    atomic.Bool
 }
 
 func (s *session) setContext() {
@@ -343,6 +348,7 @@ func (s *session) setContext() {
 	if s.restricted {
 		s.ctx = NewContext(s.pol, s.pr, s.purposes, s.searchPath)
 	}
+	s.watching.Store(s.restricted)
 }
 
 // resolve maps the login under the rules in force.
