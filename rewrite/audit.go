@@ -14,7 +14,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// The access log (DESIGN.md §6) records every statement with what it is
+// The access log (design.md §6) records every statement with what it is
 // (kind, fingerprint, text with every constant replaced), what it touches
 // (relations, and the columns of protected ones with their class), and what
 // the rules made of it (decision, reason, masks and filters). This file

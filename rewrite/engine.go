@@ -574,7 +574,7 @@ func (c *resultCache) put(k string, r *Result) {
 	c.m[k] = r
 }
 
-// MaskColumns is the wire check (DESIGN.md §5.4): a result column that
+// MaskColumns is the wire check (design.md §5.4): a result column that
 // comes straight from a protected column the principal may not see raw
 // means a rewrite failed. It is masked and reported as an incident.
 func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {

@@ -1,5 +1,5 @@
 // Package rewrite turns a restricted principal's SQL into SQL that can only
-// see what the principal's role allows (DESIGN.md §5). It parses with
+// see what the principal's role allows (design.md §5). It parses with
 // PostgreSQL's own parser (pg_query), resolves every relation against a
 // catalog snapshot and the session's search_path, replaces each reference
 // to a protected relation by a policy subquery with the same name and

@@ -107,7 +107,7 @@ func (w *walker) node(n *pg_query.Node) {
 // their own) cannot raise an error that depends on the values it sees. In
 // an expression that may run as a scan qual, below the policy subquery's
 // row filter, anything else fences the statement's policy subqueries
-// (DESIGN.md §5.2): an error, or its absence, would tell about rows the
+// (design.md §5.2): an error, or its absence, would tell about rows the
 // principal must not see. This is an allow-list: a node kind not named
 // here fences, whatever it is. Node kinds that carry no evaluation of
 // their own (names, aliases, a statement's clauses) are listed as

@@ -12,7 +12,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Writes to a protected table (DESIGN.md §5.3).
+// Writes to a protected table (design.md §5.3).
 //
 // UPDATE and DELETE choose their rows through the policy subquery: the
 // statement's WHERE (and FROM or USING) move into a subquery over the
