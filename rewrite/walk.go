@@ -26,6 +26,10 @@ type walker struct {
 
 	subs     []*policySub // substitutions made in this statement
 	colRefs  []*pg_query.ColumnRef
+	indirect []*pg_query.A_Indirection // (expr).name and the like
+	// fromRels maps the names FROM items of relations go by to the
+	// relation (nil when one name stands for several).
+	fromRels map[string]*Relation
 	funcRefs []*pg_query.FuncCall
 	kinds    []rules.StatementKind
 	ddl      bool     // the statement may change the catalog
@@ -81,8 +85,14 @@ func (w *walker) node(n *pg_query.Node) {
 			w.leakIfQual()
 		}
 		w.message(n.ProtoReflect())
+	case *pg_query.Node_AIndirection:
+		w.indirect = append(w.indirect, x.AIndirection)
+		w.message(n.ProtoReflect())
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(x.ColumnRef)
+	case *pg_query.Node_TypeName:
+		w.typeName(x.TypeName)
+		w.message(n.ProtoReflect())
 	case *pg_query.Node_SubLink:
 		switch x.SubLink.SubLinkType {
 		case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
@@ -254,6 +264,9 @@ func (w *walker) child(m protoreflect.Message) {
 		w.selectStmt(x, false)
 	case *pg_query.RangeVar:
 		w.relation(x, false)
+	case *pg_query.TypeName:
+		w.typeName(x)
+		w.message(m)
 	case *pg_query.WithClause:
 		w.fail(refuseUnsupported("a WITH clause in this position"))
 	default:
@@ -380,6 +393,29 @@ func (w *walker) fromItem(n *pg_query.Node) {
 // columnRef records references for the deny checks.
 func (w *walker) columnRef(c *pg_query.ColumnRef) {
 	w.colRefs = append(w.colRefs, c)
+}
+
+// typeName refuses naming a type that can run code pgcloak cannot see (a
+// domain's constraints, a user-defined type's input function), or one
+// its catalog snapshot does not know.
+func (w *walker) typeName(t *pg_query.TypeName) {
+	if w.err != nil || t.PctType {
+		return // %TYPE names a column's type
+	}
+	schema, name := qualifiedName(t.Names)
+	if name == "" {
+		return
+	}
+	safe, found := w.rw.cat.TypeSafe(schema, name, w.rw.ctx.SearchPath)
+	if schema != "" {
+		name = schema + "." + name
+	}
+	switch {
+	case !found:
+		w.fail(refuseRule("type_allowlist", "type %s is not in pgcloak's catalog; restricted roles may name only types it knows", name))
+	case !safe:
+		w.fail(refuseRule("type_allowlist", "type %s may run code pgcloak cannot inspect (a domain's constraints or a user-defined type's functions); restricted roles may name built-in types, enums and row types only", name))
+	}
 }
 
 // funcCall checks a function against the allowlist.
