@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
@@ -249,6 +251,46 @@ func TestReviewSearchPathWatch(t *testing.T) {
 					t.Logf("%s: refused %v codes %v session ended %v\n%s\n%s", v.name, o.refused, o.codes, o.lost,
 						strings.Join(o.outcome, "\n"), strings.Join(o.errors, "\n"))
 				})
+			}
+		})
+	}
+}
+
+// TestReviewPipelinedSettings: LEAK. The ParameterStatus watch
+// (settings_watch.go) acts when the server reports a changed setting, but
+// since PostgreSQL 14 the server reports changes just before
+// ReadyForQuery, that is at the Sync of an extended-protocol pipeline. A
+// client that pipelines a write firing settingsObjects' trigger (which
+// turns standard_conforming_strings off, or client_encoding to SJIS) and,
+// before the Sync, a statement that pg_query reads as string constants
+// only, gets that statement parsed by the server under the new setting and
+// its rows relayed before the report that ends the session arrives:
+// pgcloak decided on the Parse when it came, under the old setting.
+func TestReviewPipelinedSettings(t *testing.T) {
+	env := setupLeak(t)
+	if _, err := env.super.Exec(context.Background(), settingsObjects); err != nil {
+		t.Fatal("settings objects:", err)
+	}
+	forbidden := env.plant.forbidden(env.policy, env.role("alice"))
+	check := newLeakChecker(forbidden)
+	for _, c := range []struct{ name, trigger, split string }{
+		{"standard_conforming_strings", `UPDATE campaigns SET name = name WHERE false`, backslashSplit},
+		{"client_encoding", `DELETE FROM campaigns WHERE false`, sjisSplit},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, err := dialWire(context.Background(), env.addr, "alice", leakDB, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.close()
+			w.extended = true
+			r := w.exchange(
+				&pgproto3.Parse{Query: c.trigger}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Parse{Query: c.split}, &pgproto3.Bind{}, &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{},
+				&pgproto3.Sync{})
+			t.Logf("%s: %s\nerrors: %v\nbroken: %v", c.name, strings.Join(r.outcome, " ‖ "), r.errorMessages, r.broken)
+			if leaked := check.find(c.split, r); len(leaked) > 0 {
+				t.Errorf("%s: LEAK of %v\ngot: %s", c.name, leaked, strings.Join(r.outcome, " ‖ "))
 			}
 		})
 	}
