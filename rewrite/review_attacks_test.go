@@ -110,6 +110,42 @@ var reviewClasses = []soundClass{
 		{name: "write_where_simple_case", probe: true, steps: []string{
 			`UPDATE orders SET status = status WHERE CASE CASE WHEN order_id = ${O2.order_id} THEN ROW(1, 2) ELSE ROW(1) END WHEN ROW(1) THEN true ELSE true END`}},
 	}},
+	// LEAK. "A cast of a constant happens when the statement is parsed or
+	// planned" (qualSafe, constant) holds only when the cast's functions
+	// are immutable: a literal cast to text and then to date, timestamptz
+	// or regclass (whose input functions are stable) is a CoerceViaIO the
+	// planner does not fold, evaluated per row wherever a CASE, an OR or a
+	// COALESCE reaches it, on the hidden rows too.
+	{name: "constant_casts_at_run_time", variants: []soundVariant{
+		{name: "case_guarded_date", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE (CASE WHEN order_id = ${O2.order_id} THEN '1x'::text::date END) IS NULL`}},
+		{name: "case_guarded_date_value", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE (CASE WHEN status = '${O2.status}' THEN '1x'::text::timestamptz END) IS NULL`}},
+		{name: "or_guarded_regclass", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE order_id <> ${O2.order_id} OR 'no_such_relation'::text::regclass IS NULL`}},
+		// Answered without a leak: length() is not leakproof, so this one
+		// is fenced (a regression test, not a reproducer).
+		{name: "coalesce_guarded", probe: true, steps: []string{
+			`SELECT count(*) FROM support_tickets t WHERE COALESCE(CASE WHEN ticket_id = ${T2.ticket_id} THEN NULL ELSE 1 END, length(CAST(CAST('1x' AS text) AS date)::text)) > 0`}},
+		{name: "opt_out_case_guarded", login: "mia", probe: true, steps: []string{
+			`SELECT count(*) FROM customers WHERE (CASE WHEN first_name = '${C4.first_name}' THEN '1x'::text::date END) IS NULL`}},
+		{name: "write_where_case_guarded", probe: true, steps: []string{
+			`UPDATE orders SET status = status WHERE (CASE WHEN order_id = ${O2.order_id} THEN '1x'::text::date END) IS NULL`}},
+	}},
+	// LEAK (a channel row-level security has too). Unique and other
+	// constraints are checked against every row of the table, hidden ones
+	// included: a write that passes the row filter check fails with 23505
+	// exactly when a hidden row holds the value (§5.2 "even to errors").
+	{name: "constraint_oracles", variants: []soundVariant{
+		{name: "insert_unique_customer_number", probe: true, steps: []string{
+			`INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at)
+			VALUES (991001, '${C2.customer_number}', 'a', 'b', 'north', 'consumer', now())`}},
+		{name: "update_unique_customer_number", probe: true, steps: []string{
+			`UPDATE customers SET customer_number = '${C2.customer_number}' WHERE customer_id = ${C1.customer_id}`}},
+		{name: "insert_primary_key", probe: true, steps: []string{
+			`INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at)
+			VALUES (${C2.customer_id}, 'SND-REVIEW-1', 'a', 'b', 'north', 'consumer', now())`}},
+	}},
 	// LEAK. Functional notation calls a function: c.customer_summary is
 	// customer_summary(c). The function allow-list (funcCall) and the
 	// leakproof check only see FuncCall nodes; a ColumnRef is a "value"
