@@ -51,6 +51,9 @@ type Options struct {
 	TLSCertFile, TLSKeyFile string
 	// Settings are extra postgresql.conf lines, "name = value".
 	Settings []string
+	// HBA are extra pg_hba.conf lines, put before the ones that make the
+	// login roles work (the first matching line wins).
+	HBA []string
 }
 
 // Server is a running throwaway PostgreSQL.
@@ -180,14 +183,13 @@ func (s *Server) init() error {
 	if err != nil {
 		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	hba := strings.Join([]string{
+	hba := strings.Join(append(append([]string{}, s.opts.HBA...),
 		"local all all trust",
 		"host all " + ScramUser + " 127.0.0.1/32 scram-sha-256",
 		"host all " + MD5User + " 127.0.0.1/32 md5",
 		"host all " + PasswordUser + " 127.0.0.1/32 password",
 		"host all all 127.0.0.1/32 trust",
-		"",
-	}, "\n")
+		""), "\n")
 	if err := s.writeFile(filepath.Join(s.dataDir, "pg_hba.conf"), hba, 0o600); err != nil {
 		return err
 	}
