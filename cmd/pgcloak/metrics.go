@@ -73,6 +73,15 @@ func registerPolicyMetrics(reg prometheus.Registerer, p *policyState, refresh ti
 	)
 }
 
+// registerServeMetrics exports what the configuration and the build fix:
+// pgcloak_build_info and the client connection limit (for saturation).
+func registerServeMetrics(reg prometheus.Registerer, cfg fileConfig) {
+	reg.MustRegister(buildInfoCollector(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "proxy", Name: "client_connections_limit",
+			Help: "limits.max_client_connections: client sessions beyond it are refused (0: no limit)."},
+			func() float64 { return float64(cfg.Limits.MaxClientConnections) }))
+}
+
 func unixSeconds(t time.Time) float64 {
 	if t.IsZero() {
 		return 0

@@ -4,9 +4,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -53,9 +57,22 @@ func TestOpsMetricsAndDraining(t *testing.T) {
 	}
 	start := time.Now()
 	s := serveAdmin(t, bin, "--upstream", pg.Addr(), "--rules", writeRules(t, crm.Rules),
-		"--catalog-dsn", pg.DSN(pgtest.SuperUser, pgtest.Database), "--catalog-refresh", "5m", "--shutdown-grace", "20s")
+		"--catalog-dsn", pg.DSN(pgtest.SuperUser, pgtest.Database), "--catalog-refresh", "5m", "--shutdown-grace", "20s",
+		"--audit-file", filepath.Join(t.TempDir(), "audit.log"))
 	s.waitStatus(t, "/readyz", 200)
+	conn, err := s.connect(t, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), "SELECT count(*) FROM customers").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
 	mfs := s.metrics(t)
+	for deadline := time.Now().Add(5 * time.Second); mfs["pgcloak_statements_total"] == nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // a labelled family appears with its first sample
+		mfs = s.metrics(t)
+	}
+	checkReferencedMetrics(t, mfs)
 	if mf := mfs["pgcloak_build_info"]; len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetGauge().GetValue() != 1 {
 		t.Errorf("pgcloak_build_info: %v", mf)
 	} else {
@@ -84,10 +101,6 @@ func TestOpsMetricsAndDraining(t *testing.T) {
 		t.Errorf("pgcloak_rewrite_catalog_refresh_interval_seconds = %v, want 300", got)
 	}
 
-	conn, err := s.connect(t, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.cmd.Process.Signal(os.Interrupt)
 	body := s.waitStatus(t, "/readyz", 503)
 	if !strings.Contains(body, "draining") {
@@ -106,5 +119,40 @@ func TestOpsMetricsAndDraining(t *testing.T) {
 	case <-s.done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("pgcloak did not stop once the session ended")
+	}
+}
+
+var metricName = regexp.MustCompile(`\b(?:pgcloak|process|go)_[a-z0-9_]+`)
+
+// checkReferencedMetrics: every metric the Grafana dashboard and the alert
+// rules in deploy/ query is one pgcloak serves (mfs: a scrape of a pgcloak
+// with rules and an access log, so that every family is present).
+func checkReferencedMetrics(t *testing.T, mfs map[string]*dto.MetricFamily) {
+	t.Helper()
+	for _, file := range []string{"../../deploy/grafana/pgcloak.json", "../../deploy/prometheus/alerts.yaml"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, n := range metricName.FindAllString(string(data), -1) {
+			names[n] = true
+		}
+		if len(names) < 12 {
+			t.Errorf("%s: only %d metric names found: %v", file, len(names), names)
+		}
+		for n := range names {
+			if mfs[n] != nil {
+				continue
+			}
+			base := n
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				base = strings.TrimSuffix(base, suffix)
+			}
+			if mf := mfs[base]; mf != nil && mf.GetType() == dto.MetricType_HISTOGRAM {
+				continue
+			}
+			t.Errorf("%s queries %s, which pgcloak does not export", file, n)
+		}
 	}
 }

@@ -74,8 +74,8 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 	pc.Logger = log
 	svc.reg = prometheus.NewRegistry()
 	svc.draining = new(atomic.Bool)
-	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfoCollector())
+	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerServeMetrics(svc.reg, cfg)
 	pc.Metrics = proxy.NewMetrics(svc.reg)
 	if cfg.Rules != "" {
 		svc.policy = startPolicy(ctx, cfg, log)
