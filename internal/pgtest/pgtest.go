@@ -183,13 +183,17 @@ func (s *Server) init() error {
 	if err != nil {
 		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	hba := strings.Join(append(append([]string{}, s.opts.HBA...),
+	hba := strings.Join([]string{
 		"local all all trust",
 		"host all " + ScramUser + " 127.0.0.1/32 scram-sha-256",
 		"host all " + MD5User + " 127.0.0.1/32 md5",
 		"host all " + PasswordUser + " 127.0.0.1/32 password",
 		"host all all 127.0.0.1/32 trust",
-		""), "\n")
+		"",
+	}, "\n")
+	if len(s.opts.HBA) > 0 {
+		hba = strings.Join(s.opts.HBA, "\n") + "\n" + hba
+	}
 	if err := s.writeFile(filepath.Join(s.dataDir, "pg_hba.conf"), hba, 0o600); err != nil {
 		return err
 	}
