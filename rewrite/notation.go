@@ -39,17 +39,28 @@ func (w *walker) checkFunctionalNotation() {
 			continue
 		}
 		name := f[len(f)-1]
-		if rel := w.fromRels[f[len(f)-2]]; rel != nil && rel.Column(name) != nil {
+		rel := w.fromRels[f[len(f)-2]]
+		if rel != nil && rel.Column(name) != nil {
 			continue
 		}
-		if w.maybeCall(name); w.err != nil {
+		// A relation without such a column: a call, of a function the
+		// snapshot may not even know yet (refused then).
+		if w.maybeCall(name, rel != nil); w.err != nil {
 			return
 		}
 	}
 	for _, ind := range w.indirect {
-		for _, n := range ind.Indirection {
+		// (a).f, where a names a relation of the FROM list: as a.f.
+		var rel *Relation
+		if c := ind.Arg.GetColumnRef(); c != nil {
+			if f := stringFields(c.Fields); len(f) == 1 {
+				rel = w.fromRels[f[0]]
+			}
+		}
+		for i, n := range ind.Indirection {
 			if s := n.GetString_(); s != nil {
-				if w.maybeCall(s.Sval); w.err != nil {
+				call := i == 0 && rel != nil && rel.Column(s.Sval) == nil
+				if w.maybeCall(s.Sval, call); w.err != nil {
 					return
 				}
 			}
@@ -57,11 +68,12 @@ func (w *walker) checkFunctionalNotation() {
 	}
 }
 
-// maybeCall judges name as a function called with one row argument, if a
-// function of that name exists.
-func (w *walker) maybeCall(name string) {
-	if _, ok := w.rw.cat.funcs[name]; !ok {
-		return // a column of a sub-select, a CTE or a function's result
+// maybeCall judges name as a function called with one row argument: when
+// call is set, or when a function of that name exists (otherwise it is a
+// column of a sub-select, a CTE or a function's result).
+func (w *walker) maybeCall(name string, call bool) {
+	if _, ok := w.rw.cat.funcs[name]; !ok && !call {
+		return
 	}
 	if err := w.rw.checkFunction("", name); err != nil {
 		w.fail(err)
