@@ -155,10 +155,10 @@ type visitor struct {
 
 func (e *env) visitor() *visitor {
 	jar, _ := cookiejar.New(nil)
-	c := e.http.Client()
+	c := *e.http.Client() // a copy: the server's client is shared
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &visitor{t: e.t, e: e, c: c}
+	return &visitor{t: e.t, e: e, c: &c}
 }
 
 func (v *visitor) do(req *http.Request) (*http.Response, string) {
