@@ -48,6 +48,15 @@ func purposeLabel(p string) string {
 
 func columnLabel(c string) string { return strings.ReplaceAll(c, "_", " ") }
 
+// tableLabel names a table for the page: "public.order_lines" is "Order lines".
+func tableLabel(t string) string {
+	s := columnLabel(strings.TrimPrefix(t, "public."))
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
 func (s *Server) view(x *export) *pageView {
 	v := &pageView{History: x.History}
 	current := map[string]string{}
@@ -84,6 +93,7 @@ func (s *Server) view(x *export) *pageView {
 
 var pageTmpl = template.Must(template.New("portal").Funcs(template.FuncMap{
 	"label": columnLabel,
+	"table": tableLabel,
 	"deref": func(p *string) string {
 		if p == nil {
 			return "—"
@@ -142,7 +152,7 @@ var pageTmpl = template.Must(template.New("portal").Funcs(template.FuncMap{
 </table>{{end}}
 </section>
 
-{{range .Linked}}<section class="linked"><h2>{{label .Table}}</h2>
+{{range .Linked}}<section class="linked"><h2>{{table .Table}}</h2>
 {{if .Rows}}<div class="scroll"><table data-table="{{.Table}}"><tr>{{range index .Rows 0}}<th>{{label .Name}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td>{{deref .Value}}</td>{{end}}</tr>{{end}}</table></div>
 {{if .Truncated}}<p class="note">Only the first rows are shown; the download has the same.</p>{{end}}
