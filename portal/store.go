@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgcloak/pgcloak/rules"
@@ -302,11 +303,12 @@ func (m *model) exists(ctx context.Context, db *pgxpool.Pool, subject string) (b
 	var ok bool
 	err := db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+m.subject.Table.SQL()+" WHERE "+
 		rules.QuoteIdent(m.subject.Key)+" = "+m.keyParam(1)+")", subject).Scan(&ok)
-	if err != nil {
-		// A key that is not even of the key's type names nobody.
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		// A key that is not even of the key's type (22P02, 22003) names nobody.
 		return false, nil
 	}
-	return ok, nil
+	return ok, err
 }
 
 // load reads everything about one subject in one read-only snapshot.
