@@ -25,7 +25,8 @@ func init() {
 }
 
 func portalUsage() {
-	fmt.Fprintln(os.Stderr, `usage: pgcloak portal --rules FILE --database DSN --listen ADDR [--tls-cert FILE --tls-key FILE] [--audit-file FILE] [--requester LOGIN]
+	fmt.Fprintln(os.Stderr, `usage: pgcloak portal --rules FILE --database DSN --listen ADDR [--tls-cert FILE --tls-key FILE | --tls-proxy]
+                      [--audit-file FILE] [--requester LOGIN]
        pgcloak portal link --subject KEY [--ttl 24h] [--base-url URL]
        pgcloak portal grants --rules FILE --login LOGIN
 
@@ -42,13 +43,14 @@ func runPortal(args []string) int {
 		}
 	}
 	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
-	fs.Usage = portalUsage
+	fs.Usage = func() { portalUsage(); fmt.Fprintln(os.Stderr); fs.PrintDefaults() }
 	rulesFile := fs.String("rules", "", "privacy rules `FILE` (required)")
 	dsn := fs.String("database", "", "connection string of the CRM database, as the portal's own login (required; grants: pgcloak portal grants)")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve on, HOST:PORT")
 	certFile := fs.String("tls-cert", "", "TLS certificate `FILE` (PEM); with --tls-key the portal serves HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key `FILE` (PEM)")
 	auditFile := fs.String("audit-file", "", "access log `FILE` for what visitors do: a file of its own, not the one pgcloak serve writes")
+	tlsProxy := fs.Bool("tls-proxy", false, "customers reach the portal through a TLS-terminating proxy: mark the cookie Secure and send HSTS")
 	requester := fs.String("requester", "", "login of the rules that corrections are recorded for (default: the database login)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,7 +82,7 @@ func runPortal(args []string) int {
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	cfg := portal.Config{Policy: pol, DB: db, Key: key, Requester: *requester, TLS: *certFile != "", Logger: logger}
+	cfg := portal.Config{Policy: pol, DB: db, Key: key, Requester: *requester, TLS: *certFile != "" || *tlsProxy, Logger: logger}
 	if *auditFile != "" {
 		log, err := audit.Open(audit.Options{File: *auditFile, OnFailure: audit.FailClosed,
 			RulesVersion: pol.Version, Logger: logger})
