@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
 // A customer walks the portal in headless Chromium: opens their link,
@@ -143,12 +144,17 @@ func TestBrowserWalk(t *testing.T) {
 	}
 	var id int64
 	if err := e.owner.QueryRow(ctx, `SELECT id FROM pgcloak.change_requests WHERE status = 'pending'
-		AND row_key = jsonb_build_object('customer_id', $1::text) AND new_values->>'email' = $2`, me, newEmail).Scan(&id); err != nil {
+		AND row_key = jsonb_build_object('customer_id', $1::bigint) AND new_values->>'email' = $2`, me, newEmail).Scan(&id); err != nil {
 		t.Fatalf("the pending request: %v", err)
 	}
 
 	// The approver decides with the real command.
-	cmd := exec.Command(bin, "review", "approve", "--database", ownerDSN(), "--rules", rulesFile, "--approver", "petra", fmt.Sprint(id))
+	args := []string{"review", "approve", "--database", ownerDSN(), "--rules", rulesFile, "--approver", "petra"}
+	if usage, _ := exec.Command(bin, "review").CombinedOutput(); strings.Contains(string(usage), "--approver-database") {
+		// review authenticates the approver through a login of their own.
+		args = append(args, "--approver-database", pg.DSN("petra", pgtest.Database))
+	}
+	cmd := exec.Command(bin, append(args, fmt.Sprint(id))...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("pgcloak review approve: %v\n%s", err, out)
 	}

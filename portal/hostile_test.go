@@ -253,14 +253,14 @@ func TestHostileForms(t *testing.T) {
 	}
 	var pending int
 	e.owner.QueryRow(ctx, `SELECT count(*) FROM pgcloak.change_requests WHERE status = 'pending'
-		AND row_key = jsonb_build_object('customer_id', $1::text)`, me).Scan(&pending)
+		AND row_key = jsonb_build_object('customer_id', $1::bigint)`, me).Scan(&pending)
 	if pending != maxPending {
 		t.Errorf("pending corrections after a flood: %d, want %d", pending, maxPending)
 	}
 	// The other customer's data did not change at any point.
 	var hist, reqs int
 	e.owner.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgcloak.opt_out_history WHERE subject = $1),
-		(SELECT count(*) FROM pgcloak.change_requests WHERE row_key = jsonb_build_object('customer_id', $1::text))`, other).Scan(&hist, &reqs)
+		(SELECT count(*) FROM pgcloak.change_requests WHERE row_key = jsonb_build_object('customer_id', $1::bigint))`, other).Scan(&hist, &reqs)
 	if hist != 0 || reqs != 0 {
 		t.Errorf("the other customer has %d history rows and %d requests", hist, reqs)
 	}

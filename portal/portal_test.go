@@ -137,7 +137,7 @@ func TestPortalWalk(t *testing.T) {
 	var id int64
 	var status, requester string
 	if err := e.owner.QueryRow(ctx, `SELECT id, status, requester FROM pgcloak.change_requests
-		WHERE row_key = jsonb_build_object('customer_id', $1::text) ORDER BY id DESC LIMIT 1`, me).Scan(&id, &status, &requester); err != nil {
+		WHERE row_key = jsonb_build_object('customer_id', $1::bigint) ORDER BY id DESC LIMIT 1`, me).Scan(&id, &status, &requester); err != nil {
 		t.Fatal(err)
 	}
 	if status != "pending" || requester != portalLogin {

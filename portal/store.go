@@ -346,7 +346,7 @@ func (m *model) load(ctx context.Context, db *pgxpool.Pool, subject string) (*ex
 		}
 		rows, err = tx.Query(ctx, `SELECT id, requested_at, new_values, status, decided_at, decision_note
 			FROM pgcloak.change_requests
-			WHERE requester = $1 AND table_name = $2 AND row_key = jsonb_build_object($3::text, $4::text)
+			WHERE requester = $1 AND table_name = $2 AND row_key = jsonb_build_object($3::text, `+m.keyParam(4)+`)
 			ORDER BY id DESC LIMIT 100`, m.requester.Login, m.subject.Table.String(), m.subject.Key, subject)
 		if err != nil {
 			return err
@@ -461,7 +461,7 @@ func (m *model) requestCorrection(ctx context.Context, db *pgxpool.Pool, subject
 		}
 		var pending int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pgcloak.change_requests
-			WHERE requester = $1 AND table_name = $2 AND row_key = jsonb_build_object($3::text, $4::text) AND status = 'pending'`,
+			WHERE requester = $1 AND table_name = $2 AND row_key = jsonb_build_object($3::text, `+m.keyParam(4)+`) AND status = 'pending'`,
 			m.requester.Login, m.subject.Table.String(), m.subject.Key, subject).Scan(&pending); err != nil {
 			return err
 		}
@@ -483,11 +483,13 @@ func (m *model) requestCorrection(ctx context.Context, db *pgxpool.Pool, subject
 		}
 		stmt := "UPDATE " + m.subject.Table.SQL() + " SET " + rules.QuoteIdent(column) + " = $1 WHERE " +
 			rules.QuoteIdent(m.subject.Key) + " = $2 /* pgcloak portal correction */"
-		if _, err := tx.Exec(ctx, `SELECT pgcloak.request_change($1, $2, $3, jsonb_build_object($4::text, $5::text), jsonb_build_object($6::text, $7::text), $8)`,
+		// The key goes into row_key as a value of its own type (a number
+		// for a bigint key), as to_jsonb of the row has it.
+		if _, err := tx.Exec(ctx, `SELECT pgcloak.request_change($1, $2, $3, jsonb_build_object($4::text, `+m.keyParam(5)+`), jsonb_build_object($6::text, $7::text), $8)`,
 			m.requester.Login, m.requester.Role.Name, m.subject.Table.String(), m.subject.Key, subject, column, value, stmt); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT max(id) FROM pgcloak.change_requests WHERE requester = $1 AND row_key = jsonb_build_object($2::text, $3::text)`,
+		return tx.QueryRow(ctx, `SELECT max(id) FROM pgcloak.change_requests WHERE requester = $1 AND row_key = jsonb_build_object($2::text, `+m.keyParam(3)+`)`,
 			m.requester.Login, m.subject.Key, subject).Scan(&id)
 	})
 	return id, err
