@@ -52,6 +52,9 @@ type Options struct {
 	// QueueSize bounds the records waiting for the writer.
 	QueueSize int
 	OnFailure OnFailure
+	// Instance names this pgcloak replica in every record, so that the
+	// chains of several replicas can be told apart in one collector.
+	Instance string
 	// RulesVersion names the rules in force, for start records.
 	RulesVersion func() string
 	Logger       *slog.Logger
@@ -135,8 +138,10 @@ func Open(opts Options) (*Log, error) {
 			}
 		}
 		l.sink = newFileSink(opts.File, opts.MaxSize, opts.MaxFiles)
+		l.chain.instance = opts.Instance
 	case opts.Stream != nil:
 		l.sink = &streamSink{w: opts.Stream}
+		l.chain.instance = opts.Instance
 	default:
 		return nil, errors.New("audit: no file and no stream")
 	}

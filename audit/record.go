@@ -41,6 +41,10 @@ const (
 // emitted: the writer adds the sequence number and the hash chain as it
 // writes the line.
 type Record struct {
+	// Instance is the replica that wrote the record: set by the writer
+	// (Options.Instance), not by the emitter; read back from a log.
+	Instance string `json:"instance,omitempty"`
+
 	Time time.Time `json:"time"`
 	Type string    `json:"type"`
 
