@@ -168,6 +168,7 @@ func (s *session) emitCompletions() {
 	for i := range w.done {
 		c := &w.done[i]
 		d := c.end.Sub(c.start)
+		s.srv.top.add(c.st, d, c.code != "")
 		if m != nil {
 			m.statement(c.st, d)
 		}
