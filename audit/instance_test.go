@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgcloak/pgcloak/audit"
 )
@@ -79,5 +80,48 @@ func TestInstances(t *testing.T) {
 	var be *audit.BreakError
 	if !errors.As(err, &be) || be.Line != 6 || !strings.Contains(be.Msg, "another replica") {
 		t.Fatalf("a record of another instance: %v", err)
+	}
+}
+
+// TestWritten: with WaitForWrite, Written returns once the records emitted
+// before it are in the file (a kill could not lose them), and waits while
+// the sink fails.
+func TestWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, WaitForWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 50; round++ {
+		l.Emit(stmt(round))
+		l.Written()
+		if n := len(readLines(t, path)); n != round+1 { // the start record, then one per round
+			t.Fatalf("round %d: %d lines in the file after Written", round, n)
+		}
+	}
+	l.Close()
+
+	failing, heal := failingFile(t)
+	l, err = audit.Open(audit.Options{File: failing, WaitForWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Emit(stmt(1))
+	done := make(chan struct{})
+	go func() { l.Written(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("Written returned while the sink fails")
+	case <-time.After(300 * time.Millisecond):
+	}
+	heal()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Written did not return once the sink recovered")
+	}
+	if n := len(readLines(t, failing)); n != 2 {
+		t.Fatalf("%d lines after the sink recovered", n)
 	}
 }

@@ -77,6 +77,9 @@ type Record struct {
 	Lost         int64  `json:"lost,omitempty"`
 
 	rows int64 // where SetRows points Rows, saving an allocation
+	// written marks not a record but a Written call: the writer closes it
+	// once the records queued before it are written.
+	written chan struct{}
 }
 
 // SetRows sets Rows to n.

@@ -195,6 +195,9 @@ func (s *session) emitCompletions() {
 	}
 	clear(w.done)
 	w.done = w.done[:0]
+	if wl, ok := log.(interface{ Written() }); ok {
+		wl.Written() // the answers wait for their records (audit.Options.WaitForWrite)
+	}
 }
 
 // record starts a record with the session's fields, now.

@@ -52,6 +52,9 @@ type auditConfig struct {
 	Stdout    bool     `yaml:"stdout"`     // also write the log to stdout
 	OnFailure string   `yaml:"on_failure"` // fail_closed or fail_open
 	QueueSize int      `yaml:"queue_size"` // records waiting for the writer
+	// WaitForWrite holds each answer until its record is written
+	// (fail_closed): a killed pgcloak loses no record of an answer.
+	WaitForWrite bool `yaml:"wait_for_write"`
 }
 
 func (a auditConfig) on() bool { return a.File != "" || a.Stdout }
@@ -106,7 +109,7 @@ func defaultConfig() fileConfig {
 		InstanceID:     defaultInstanceID(),
 		Log:            logConfig{Format: "text", Level: "info"},
 		Audit: auditConfig{MaxSize: audit.DefaultMaxSize, OnFailure: string(audit.FailClosed),
-			QueueSize: audit.DefaultQueueSize},
+			QueueSize: audit.DefaultQueueSize, WaitForWrite: true},
 	}
 }
 

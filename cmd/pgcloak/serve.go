@@ -109,7 +109,8 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 		}
 		opts := audit.Options{MaxSize: int64(cfg.Audit.MaxSize), MaxFiles: cfg.Audit.MaxFiles,
 			QueueSize: cfg.Audit.QueueSize, OnFailure: audit.OnFailure(cfg.Audit.OnFailure),
-			RulesVersion: version, Logger: log, Registerer: svc.reg, Instance: cfg.InstanceID}
+			RulesVersion: version, Logger: log, Registerer: svc.reg, Instance: cfg.InstanceID,
+			WaitForWrite: cfg.Audit.WaitForWrite}
 		var sinks []audit.Options
 		if cfg.Audit.File != "" {
 			o := opts

@@ -131,6 +131,8 @@ var settings = []setting{
 		func(c *fileConfig) *string { return &c.Audit.OnFailure }),
 	integer("audit.queue_size", "audit-queue-size", "access records waiting for the writer (default 10000)",
 		func(c *fileConfig) *int { return &c.Audit.QueueSize }),
+	boolean("audit.wait_for_write", "audit-wait-for-write", "with fail_closed, hold each answer until its access record is written, so that a killed pgcloak loses no record of an answered statement (default true)",
+		func(c *fileConfig) *bool { return &c.Audit.WaitForWrite }),
 }
 
 // serveFlags builds serve's configuration: the defaults, then the config
