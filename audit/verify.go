@@ -56,7 +56,6 @@ type verifyEntry struct {
 type verifyFile struct {
 	path  string
 	first verifyEntry // the first line
-	empty bool
 
 	fh *os.File
 	r  *bufio.Reader
