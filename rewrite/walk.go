@@ -278,7 +278,7 @@ func (w *walker) columnRef(c *pg_query.ColumnRef) {
 // funcCall checks a function against the allowlist.
 func (w *walker) funcCall(f *pg_query.FuncCall) {
 	schema, name := qualifiedName(f.Funcname)
-	if err := w.rw.checkFunction(schema, name); err != nil {
+	if err := w.checkCall(schema, name, f); err != nil {
 		w.fail(err)
 		return
 	}
