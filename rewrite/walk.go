@@ -235,6 +235,7 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	// FOR UPDATE OF names FROM items (aliases), not relations to read.
 	w.messageExcept(s.ProtoReflect(), "with_clause", "larg", "rarg", "from_clause", "where_clause", "having_clause", "locking_clause")
 	w.qual = q
+	w.groupByKeys(s)
 }
 
 // fromItem walks one item of a FROM list (or a USING list, or a MERGE
