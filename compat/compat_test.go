@@ -76,6 +76,8 @@ var extraOps = map[string][]string{"pgjdbc": {"meta_primary_keys", "meta_index_i
 const (
 	onConflict      = "INSERT … ON CONFLICT into protected tables"
 	returningMasked = "RETURNING of masked and hidden columns (as a read would show them)"
+	writeBack       = "write-back of shown values (save() writes every column, the masked and hidden ones with what the role was shown)"
+	insertNulls     = "INSERT of NULL or defaults into columns the role sees masked or hidden (create() lists every column)"
 	builtinHelpers  = "built-in functions of information_schema judged by their catalog properties (information_schema._pg_expandarray)"
 )
 
@@ -92,6 +94,15 @@ var expectedFail = map[string]string{
 	"pgjdbc/create":            returningMasked, // RETURN_GENERATED_KEYS asks for RETURNING *
 	"pgjdbc/meta_primary_keys": builtinHelpers,
 	"pgjdbc/meta_index_info":   builtinHelpers,
+	"django/update":            writeBack,
+	"django/upsert":            writeBack, // update_or_create() saves every column
+	"django/create":            insertNulls,
+	"django/bulk":              insertNulls,
+	"django/transaction":       insertNulls,
+	"sqlalchemy/create":        insertNulls,
+	"sqlalchemy/bulk":          insertNulls,
+	"sqlalchemy/upsert":        onConflict,
+	"sqlalchemy/transaction":   insertNulls,
 }
 
 const (
