@@ -61,8 +61,9 @@ var clients = []client{
 	{"knex", `node -p 'require("./node/node_modules/knex/package.json").version'`, []string{"node", "node/knex_client.js"}},
 	{"sequelize", `node -p 'require("./node/node_modules/sequelize/package.json").version'`, []string{"node", "node/sequelize_client.js"}},
 	{"typeorm", `grep -m1 '"version"' node/node_modules/typeorm/package.json | cut -d'"' -f4`, []string{"node", "node/typeorm_client.js"}},
-	{"pgjdbc", `basename "$(readlink -f /usr/share/java/postgresql.jar)" .jar | sed 's/^postgresql-//'`, []string{"java", "-cp", "{java}", "JdbcClient"}},
+	{"pgjdbc", `ls /usr/share/java/postgresql-[0-9]*.jar | sed "s/.*postgresql-//; s/.jar$//"`, []string{"java", "-cp", "{java}", "JdbcClient"}},
 	{"php-pdo", `php -r 'echo PHP_VERSION, " pdo_pgsql ", phpversion("pdo_pgsql"), "\n";'`, []string{"php", "php/pdo_client.php"}},
+	{"php-pdo-emulated", `php -r 'echo PHP_VERSION, " pdo_pgsql ", phpversion("pdo_pgsql"), "\n";'`, []string{"php", "php/pdo_client.php", "emulate"}},
 	{"php-pgsql", `php -r 'echo PHP_VERSION, " pgsql ", phpversion("pgsql"), "\n";'`, []string{"php", "php/pgsql_client.php"}},
 }
 
@@ -90,6 +91,7 @@ var expectedFail = map[string]string{
 	"ruby-pg/upsert":           onConflict,
 	"php-pdo/upsert":           onConflict,
 	"php-pgsql/upsert":         onConflict,
+	"php-pdo-emulated/upsert":  onConflict,
 	"pgjdbc/upsert":            onConflict,
 	"pgjdbc/create":            returningMasked, // RETURN_GENERATED_KEYS asks for RETURNING *
 	"pgjdbc/meta_primary_keys": builtinHelpers,
@@ -348,8 +350,12 @@ func (e *env) runClient(t *testing.T, dir, javaDir string, c client, l login) ma
 		}
 		got[o.Op] = o
 	}
-	if testing.Verbose() && stderr.Len() > 0 {
-		t.Logf("%s as %s, stderr:\n%s", c.name, l.name, stderr.String())
+	if stderr.Len() > 0 {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s as %s, stderr:\n%s", c.name, l.name, stderr.String())
+			}
+		})
 	}
 	return got
 }

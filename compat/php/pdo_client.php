@@ -1,10 +1,15 @@
 <?php
 // PHP PDO (pdo_pgsql) with its defaults: exceptions on errors (the PHP 8
-// default), server-side prepares, autocommit.
+// default), server-side prepares, autocommit. With the argument
+// "emulate", PDO::ATTR_EMULATE_PREPARES is on, as many PHP frameworks set
+// it: PDO then puts the values into the text (the simple protocol).
 require __DIR__ . '/common.php';
 
 $u = parse_url($URL);
 $db = new PDO(sprintf('pgsql:host=%s;port=%d;dbname=%s', $u['host'], $u['port'], ltrim($u['path'], '/')), $u['user'], $u['pass']);
+if (($argv[1] ?? '') === 'emulate') {
+    $db->setAttribute(PDO::ATTR_EMULATE_PREPARES, true);
+}
 $state = fn (Throwable $e) => $e instanceof PDOException ? (string) $e->getCode() : '';
 $rows = function (string $sql, ...$args) use ($db) {
     $st = $db->prepare($sql);
