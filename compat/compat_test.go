@@ -79,44 +79,41 @@ const (
 	returningMasked = "RETURNING of masked and hidden columns (as a read would show them)"
 	writeBack       = "write-back of shown values (save() writes every column, the masked and hidden ones with what the role was shown)"
 	insertNulls     = "INSERT of NULL or defaults into columns the role sees masked or hidden (create() lists every column)"
-	builtinHelpers  = "built-in functions of information_schema judged by their catalog properties (information_schema._pg_expandarray)"
 )
 
 // expectedFail lists what issue 10 requires of the sales rep that the
 // rewrite does not support yet, client/operation → the missing feature.
 // An entry that passes fails the suite: delete it when the feature lands.
 var expectedFail = map[string]string{
-	"psycopg2/upsert":          onConflict,
-	"node-pg/upsert":           onConflict,
-	"ruby-pg/upsert":           onConflict,
-	"php-pdo/upsert":           onConflict,
-	"php-pgsql/upsert":         onConflict,
-	"php-pdo-emulated/upsert":  onConflict,
-	"pgjdbc/upsert":            onConflict,
-	"pgjdbc/create":            returningMasked, // RETURN_GENERATED_KEYS asks for RETURNING *
-	"pgjdbc/meta_primary_keys": builtinHelpers,
-	"pgjdbc/meta_index_info":   builtinHelpers,
-	"django/update":            writeBack,
-	"django/upsert":            writeBack, // update_or_create() saves every column
-	"django/create":            insertNulls,
-	"django/bulk":              insertNulls,
-	"django/transaction":       insertNulls,
-	"sqlalchemy/create":        insertNulls,
-	"sqlalchemy/bulk":          insertNulls,
-	"sqlalchemy/upsert":        onConflict,
-	"sqlalchemy/transaction":   insertNulls,
-	"activerecord/bulk":        onConflict, // insert_all: ON CONFLICT DO NOTHING
-	"activerecord/upsert":      onConflict,
-	"knex/create":              returningMasked,                      // returning("*")
-	"knex/upsert":              onConflict,                           // onConflict().merge()
-	"sequelize/create":         insertNulls + "; " + returningMasked, // the model default of loyalty_points, RETURNING *
-	"sequelize/bulk":           insertNulls + "; " + returningMasked,
-	"sequelize/upsert":         onConflict,
-	"sequelize/transaction":    insertNulls + "; " + returningMasked,
-	"typeorm/create":           insertNulls, // DEFAULT for every unset column
-	"typeorm/bulk":             insertNulls,
-	"typeorm/upsert":           onConflict,
-	"typeorm/transaction":      insertNulls,
+	"psycopg2/upsert":         onConflict,
+	"node-pg/upsert":          onConflict,
+	"ruby-pg/upsert":          onConflict,
+	"php-pdo/upsert":          onConflict,
+	"php-pgsql/upsert":        onConflict,
+	"php-pdo-emulated/upsert": onConflict,
+	"pgjdbc/upsert":           onConflict,
+	"pgjdbc/create":           returningMasked, // RETURN_GENERATED_KEYS asks for RETURNING *
+	"django/update":           writeBack,
+	"django/upsert":           writeBack, // update_or_create() saves every column
+	"django/create":           insertNulls,
+	"django/bulk":             insertNulls,
+	"django/transaction":      insertNulls,
+	"sqlalchemy/create":       insertNulls,
+	"sqlalchemy/bulk":         insertNulls,
+	"sqlalchemy/upsert":       onConflict,
+	"sqlalchemy/transaction":  insertNulls,
+	"activerecord/bulk":       onConflict, // insert_all: ON CONFLICT DO NOTHING
+	"activerecord/upsert":     onConflict,
+	"knex/create":             returningMasked,                      // returning("*")
+	"knex/upsert":             onConflict,                           // onConflict().merge()
+	"sequelize/create":        insertNulls + "; " + returningMasked, // the model default of loyalty_points, RETURNING *
+	"sequelize/bulk":          insertNulls + "; " + returningMasked,
+	"sequelize/upsert":        onConflict,
+	"sequelize/transaction":   insertNulls + "; " + returningMasked,
+	"typeorm/create":          insertNulls, // DEFAULT for every unset column
+	"typeorm/bulk":            insertNulls,
+	"typeorm/upsert":          onConflict,
+	"typeorm/transaction":     insertNulls,
 }
 
 const (
