@@ -138,6 +138,29 @@ var writeAttacks = []struct{ group, sql string }{
 	{"blind", "MERGE INTO customers c USING (SELECT %[1]d AS id) s ON c.customer_id = s.id WHEN MATCHED THEN UPDATE SET first_name = 'm'"},
 	{"blind", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'x', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = excluded.first_name"},
 	{"blind", "TRUNCATE customers"},
+	// Write-back (writeback.go) as an oracle: writing a guess into a hidden
+	// or masked column must answer the same whether the guess is the real
+	// value or not, and change nothing.
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET religion = 'CANARY', first_name = first_name WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id IN (%[1]d, %[2]d)"},
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[2]d"},
+	{"writeback", "UPDATE customers SET health_notes = NULL WHERE customer_id = %[1]d RETURNING health_notes"},
+	{"writeback", "UPDATE customers SET national_id = NULLIF('CANARY', 'CANARY') WHERE customer_id = %[1]d RETURNING national_id, religion"},
+	{"writeback", "UPDATE customers SET ethnicity = (SELECT 'CANARY') WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET national_id = CASE WHEN first_name = 'Nell' THEN 'CANARY' END WHERE customer_id = %[1]d"},
+	{"writeback", "WITH x AS (UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[1]d RETURNING *) SELECT * FROM x"},
+	{"writeback", "UPDATE orders SET shipping_street = 'CANARY' WHERE order_id = %[3]d RETURNING shipping_street"},
+	{"writeback", "UPDATE orders SET shipping_street = '(street withheld)' WHERE order_id = %[3]d RETURNING *"},
+	// RETURNING through data-modifying CTEs, and * in expressions.
+	{"returning", "WITH x AS (UPDATE customers SET first_name = first_name WHERE customer_id = %[1]d RETURNING *) SELECT national_id, religion, health_notes, ethnicity FROM x"},
+	{"returning", "WITH x AS (UPDATE customers SET first_name = first_name WHERE customer_id = %[1]d RETURNING *) SELECT to_jsonb(x) FROM x"},
+	{"returning", "WITH x AS (DELETE FROM support_tickets WHERE ticket_id = %[1]d RETURNING body) SELECT * FROM x"},
+	{"returning", "WITH x AS (INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (990017, 'C-WL-17', 'a', 'b', 'north', 'consumer', now()) RETURNING *) SELECT * FROM x"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING row_to_json(c.*)"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (c.*)::text"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (SELECT c.national_id)"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (SELECT string_agg(x::text, ',') FROM (SELECT c.*) x)"},
 	{"blind", "COPY customers (customer_id, customer_number, first_name, last_name, region, segment, created_at, national_id) FROM STDIN"},
 }
 
