@@ -35,7 +35,8 @@ import (
 // Inserting into a column the role does not see raw is refused unless the
 // role's blind_writes lists it; UPDATE may write back what the role was
 // shown, which keeps the stored value (writeback.go). INSERT … ON CONFLICT
-// and MERGE into protected tables are refused.
+// checks the existing row too (onconflict.go); MERGE into protected tables
+// is refused.
 
 const newRowAlias = "pgcloak_new"
 
@@ -83,8 +84,8 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 		return
 	}
 	label := tab.Name.String()
-	if s.OnConflictClause != nil {
-		w.fail(refuseUnsupported("INSERT … ON CONFLICT into protected table " + label))
+	conflict, ok := w.onConflict(s, rel, tab)
+	if !ok {
 		return
 	}
 	sel := s.SelectStmt.GetSelectStmt()
@@ -167,6 +168,7 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	w.changed = true
 	w.qual = true
 	w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "select_stmt", "cols")
+	w.finishOnConflict(conflict, rel, tab)
 	if len(s.ReturningList) > 0 && w.err == nil {
 		s.ReturningList, _ = w.maskReturning(rel, tab, aliasOf(s.Relation), s.ReturningList)
 	}
