@@ -76,28 +76,13 @@ var extraOps = map[string][]string{"pgjdbc": {"meta_primary_keys", "meta_index_i
 // The features issue 10 asks for that the rewrite lacks today.
 const (
 	onConflictAny = "INSERT … ON CONFLICT DO NOTHING without a conflict target (a conflict with a hidden row cannot be told apart)"
-	insertNulls   = "INSERT of NULL or defaults into columns the role sees masked or hidden (create() lists every column)"
 )
 
 // expectedFail lists what issue 10 requires of the sales rep that the
 // rewrite does not support yet, client/operation → the missing feature.
 // An entry that passes fails the suite: delete it when the feature lands.
 var expectedFail = map[string]string{
-	"django/create":          insertNulls,
-	"django/bulk":            insertNulls,
-	"django/transaction":     insertNulls,
-	"sqlalchemy/create":      insertNulls,
-	"sqlalchemy/bulk":        insertNulls,
-	"sqlalchemy/transaction": insertNulls,
-	"activerecord/bulk":      onConflictAny, // insert_all: ON CONFLICT DO NOTHING without a target
-	"sequelize/create":       insertNulls,   // the model default of loyalty_points
-	"sequelize/bulk":         insertNulls,
-	"sequelize/upsert":       insertNulls,
-	"sequelize/transaction":  insertNulls,
-	"typeorm/create":         insertNulls, // DEFAULT for every unset column
-	"typeorm/bulk":           insertNulls,
-	"typeorm/upsert":         insertNulls,
-	"typeorm/transaction":    insertNulls,
+	"activerecord/bulk": onConflictAny, // insert_all: ON CONFLICT DO NOTHING without a target
 }
 
 const (

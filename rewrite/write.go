@@ -115,7 +115,14 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 			cols = append(cols, c.Name)
 		}
 	}
-	if !w.writableColumns(rel, tab, cols, "INSERT") || !w.returningChecked(rel, tab, aliasOf(s.Relation), s.ReturningList, nil) {
+	checkCols, unseen := w.insertUnseen(rel, tab, s, sel, cols)
+	if len(s.Cols) > 0 {
+		cols = cols[:0]
+		for _, c := range s.Cols {
+			cols = append(cols, c.GetResTarget().GetName())
+		}
+	}
+	if !w.writableColumns(rel, tab, checkCols, "INSERT") || !w.returningChecked(rel, tab, aliasOf(s.Relation), s.ReturningList, nil) {
 		return
 	}
 	// The new rows: the statement's source, as a derived table named
@@ -144,7 +151,16 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	for _, c := range cols {
 		colNames = append(colNames, pg_query.MakeStrNode(c))
 	}
-	where, err := parseExpr(w.checked(check, tab))
+	cond := w.checked(check, tab)
+	if len(unseen) > 0 {
+		d, err := w.runtimeDefaults(rel, tab, newRowAlias, unseen)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		cond = "(" + cond + ") AND " + d
+	}
+	where, err := parseExpr(cond)
 	if err != nil {
 		w.fail(err)
 		return

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -295,4 +296,101 @@ func replaceNodes(n *pg_query.Node, f func(*pg_query.ColumnRef) *pg_query.Node) 
 		return
 	}
 	replaceColumnRefs(n, f)
+}
+
+// insertUnseen lets an INSERT give the columns the role does not see raw
+// (and may not write blind) what an ORM's create() gives the fields it was
+// not told: NULL, DEFAULT, or the column's default value. A column that is
+// DEFAULT in every row of VALUES is left out, so the server fills in its
+// default (any column: the row filter check then asks for the columns it
+// reads). It returns the columns writableColumns must still check, and the
+// unseen ones whose values runtimeDefaults checks row by row.
+func (w *walker) insertUnseen(rel *Relation, tab *rules.Table, s *pg_query.InsertStmt, sel *pg_query.SelectStmt, cols []string) (check, runtime []string) {
+	pr := w.rw.ctx.Principal
+	rows := make([][]*pg_query.Node, len(sel.ValuesLists))
+	for r, l := range sel.ValuesLists {
+		rows[r] = l.GetList().GetItems()
+		if len(rows[r]) != len(cols) {
+			return cols, nil // typeValues refuses it
+		}
+	}
+	var keep []string
+	var dropped []int
+	for i, c := range cols {
+		allDefault := len(rows) > 0
+		for _, row := range rows {
+			allDefault = allDefault && row[i].GetSetToDefault() != nil
+		}
+		if allDefault {
+			dropped = append(dropped, i)
+			continue
+		}
+		keep = append(keep, c)
+		unseen := rel.Column(c) != nil && !strings.HasPrefix(c, "pgcloak_") && !w.seenRaw(tab, c) &&
+			!pr.Role.BlindWrite(tab.Name, c) && pr.Column(tab.Name, c).Action != rules.Deny
+		if unseen {
+			runtime = append(runtime, c)
+		} else {
+			check = append(check, c)
+		}
+	}
+	if len(dropped) == 0 {
+		return check, runtime
+	}
+	drop := func(items []*pg_query.Node) []*pg_query.Node {
+		var out []*pg_query.Node
+		for i, it := range items {
+			if !slices.Contains(dropped, i) {
+				out = append(out, it)
+			}
+		}
+		return out
+	}
+	for _, l := range sel.ValuesLists {
+		l.GetList().Items = drop(l.GetList().GetItems())
+	}
+	if len(s.Cols) > 0 {
+		s.Cols = drop(s.Cols)
+	} else {
+		for _, c := range keep {
+			s.Cols = append(s.Cols, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: c}}})
+		}
+	}
+	w.changed = true
+	return check, runtime
+}
+
+// runtimeDefaults renders the condition, on the new row named alias, that
+// each of cols holds NULL or its column's constant default, else raises.
+func (w *walker) runtimeDefaults(rel *Relation, tab *rules.Table, alias string, cols []string) (string, error) {
+	pr := w.rw.ctx.Principal
+	var parts []string
+	for _, c := range cols {
+		ref := rules.QuoteIdent(alias) + "." + rules.QuoteIdent(c)
+		cond := ref + " IS NULL"
+		if d := rel.Column(c).Default; d != "" {
+			n, err := parseExpr(d)
+			if err == nil && constantExpr(n) {
+				cond += " OR " + ref + " IS NOT DISTINCT FROM (" + d + ")"
+			}
+		}
+		msg := fmt.Sprintf("pgcloak: INSERT into column %s of %s may only give NULL or the column's default: role %q sees it %s (list it under blind_writes to allow writing it unseen) (rule: roles.%s.blind_writes)",
+			c, tab.Name, pr.Role.Name, pr.Column(tab.Name, c).Action, pr.Role.Name)
+		parts = append(parts, "("+cond+" OR "+CheckViolation+"("+rules.QuoteLiteral(msg)+"))")
+	}
+	return strings.Join(parts, " AND "), nil
+}
+
+// constantExpr says whether a default expression is a constant: literals
+// and casts only, no function, sub-select or column.
+func constantExpr(n *pg_query.Node) bool {
+	ok := true
+	eachMessage(n, func(m proto.Message) bool {
+		switch m.(type) {
+		case *pg_query.FuncCall, *pg_query.SubLink, *pg_query.ColumnRef, *pg_query.ParamRef, *pg_query.SQLValueFunction:
+			ok = false
+		}
+		return ok
+	})
+	return ok
 }

@@ -159,3 +159,57 @@ func TestBlindWriteBack(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertDefaults: an ORM's create() lists every column; the ones the
+// role does not see raw may be given NULL, DEFAULT or the column's default
+// (loyalty_points DEFAULT 0), nothing else, in both protocols and with
+// parameters.
+func TestInsertDefaults(t *testing.T) {
+	ctx := context.Background()
+	db := direct(t)
+	const id = 950200
+	t.Cleanup(func() {
+		direct(t).Exec(context.Background(), "DELETE FROM customers WHERE customer_id BETWEEN $1 AND $1 + 10", id)
+	})
+	alice := as(t, "alice")
+	const cols = "customer_id, customer_number, first_name, last_name, region, segment, created_at, "
+	for _, m := range modes {
+		if _, err := db.Exec(ctx, "DELETE FROM customers WHERE customer_id BETWEEN $1 AND $1 + 10", id); err != nil {
+			t.Fatal(err)
+		}
+		ok := []struct {
+			sql  string
+			args []any
+		}{
+			{"INSERT INTO customers (" + cols + "national_id, birth_date, loyalty_points) VALUES ($1, 'C-D1', 'a', 'b', 'north', 'consumer', now(), NULL, NULL, 0)", []any{id}},
+			{"INSERT INTO customers (" + cols + "national_id, loyalty_points) VALUES ($1, 'C-D2', 'a', 'b', 'north', 'consumer', now(), $2, $3)", []any{id + 1, nil, 0}},
+			{"INSERT INTO customers (" + cols + "religion, loyalty_points) VALUES ($1, 'C-D3', 'a', 'b', 'north', 'consumer', now(), DEFAULT, DEFAULT), ($2, 'C-D4', 'a', 'b', 'north', 'consumer', now(), DEFAULT, DEFAULT)", []any{id + 2, id + 3}},
+		}
+		for _, c := range ok {
+			if _, err := alice.Exec(ctx, c.sql, append([]any{m.mode}, c.args...)...); err != nil {
+				t.Fatalf("[%s] %s: %v", m.name, c.sql, err)
+			}
+		}
+		refused := []struct {
+			sql  string
+			args []any
+		}{
+			{"INSERT INTO customers (" + cols + "national_id) VALUES ($1, 'C-D5', 'a', 'b', 'north', 'consumer', now(), 'x')", []any{id + 5}},
+			{"INSERT INTO customers (" + cols + "loyalty_points) VALUES ($1, 'C-D6', 'a', 'b', 'north', 'consumer', now(), $2)", []any{id + 6, 5}},
+			{"INSERT INTO customers (" + cols + "religion) VALUES ($1, 'C-D7', 'a', 'b', 'north', 'consumer', now(), NULL), ($2, 'C-D8', 'a', 'b', 'north', 'consumer', now(), 'r')", []any{id + 7, id + 8}},
+			{"INSERT INTO customers (" + cols + "religion) SELECT $1::bigint, 'C-D9', 'a', 'b', 'north', 'consumer', now(), 'r'", []any{id + 9}},
+		}
+		for _, c := range refused {
+			_, err := alice.Exec(ctx, c.sql, append([]any{m.mode}, c.args...)...)
+			wantRefused(t, err, "42501", "blind_writes")
+		}
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM customers WHERE customer_id BETWEEN $1 AND $1 + 10
+			AND national_id IS NULL AND religion IS NULL AND loyalty_points = 0`, id).Scan(&n); err != nil || n != 4 {
+			t.Fatalf("[%s] %d rows as expected, want 4 (%v)", m.name, n, err)
+		}
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM customers WHERE customer_id BETWEEN $1 AND $1 + 10", id).Scan(&n); err != nil || n != 4 {
+			t.Fatalf("[%s] refused inserts wrote rows: %d %v", m.name, n, err)
+		}
+	}
+}
