@@ -126,6 +126,9 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			w.checkDenied()
 		}
 		if w.err == nil {
+			w.checkFunctionalNotation()
+		}
+		if w.err == nil {
 			w.finish()
 		}
 		if w.err != nil {
@@ -140,7 +143,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
-			res.addStatement(described, ctx, w, r)
+			res.addStatement(described, ctx, w, r, nil)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -153,7 +156,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
-		res.addStatement(described, ctx, w, nil)
+		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true
@@ -413,8 +416,18 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		return nil
 	}
 	rel, tab, ok := w.resolveChecked(rv, from)
+	if ok && rv != w.writeRef {
+		access := "read"
+		if !from && w.utility != "" {
+			access = w.utility
+		}
+		w.use(rv, rel, tab, access)
+	}
 	if !ok || rel == nil {
 		return nil
+	}
+	if from {
+		w.fromRelation(rv, rel)
 	}
 	if tab == nil {
 		w.qualify(rv, rel)

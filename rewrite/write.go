@@ -50,6 +50,7 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 	if !ok {
 		return nil, nil, false
 	}
+	w.use(rv, rel, tab, "write")
 	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") {
 		// pg_settings' rules call set_config: a write to a catalog view
 		// changes how the server reads the SQL pgcloak checked.
@@ -503,6 +504,11 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 		col := f[len(f)-1]
 		if len(f) == 1 && col == alias && rel.Column(col) == nil {
 			col = "*" // a whole-row reference
+		}
+		if len(f) >= 2 && col != "*" && rel.Column(col) == nil {
+			// a.f where a's row has no column f calls f(a): functional
+			// notation reads the whole row (a.to_json).
+			col = "*"
 		}
 		check := func(name string) bool {
 			v := pr.Column(tab.Name, name)
