@@ -101,7 +101,9 @@ func (w *walker) readsSeenOrExcluded(rel *Relation, tab *rules.Table, alias stri
 			return
 		}
 		col := f[len(f)-1]
-		if col == "*" || len(f) == 1 && col == alias && rel.Column(col) == nil {
+		// alias.f where the row has no column f is f(alias), functional
+		// notation: it reads the whole row.
+		if col == "*" || len(f) == 1 && col == alias && rel.Column(col) == nil || len(f) >= 2 && rel.Column(col) == nil {
 			w.fail(refuseRule("roles."+role+".profile", "ON CONFLICT DO UPDATE may not read every column of the existing row of %s; name the columns", tab.Name))
 			ok = false
 			return

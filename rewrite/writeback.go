@@ -179,12 +179,18 @@ func (w *walker) returningChecked(rel *Relation, tab *rules.Table, alias string,
 				ok = false
 				return
 			}
+			if len(f) >= 2 && col != "*" && rel.Column(col) == nil {
+				// a.f where a's row has no column f calls f(a):
+				// functional notation reads the whole row (a.to_json).
+				col = "*"
+				c = nil // never the item itself
+			}
 			if col == "*" {
 				// Only a RETURNING item that is * itself is replaced by
 				// the columns' views; a * inside an expression
 				// (to_jsonb(t.*)) would read the real row.
 				for _, col := range rel.Columns {
-					if c != top && !w.seenRaw(tab, col.Name) {
+					if (c == nil || c != top) && !w.seenRaw(tab, col.Name) {
 						w.fail(refuseRule("roles."+role+".profile", "RETURNING of every column of %s inside an expression is refused: role %q does not see column %s raw; return * or name the columns", tab.Name, role, col.Name))
 						ok = false
 						return
