@@ -161,3 +161,26 @@ func TestSessionSettingsAtStartup(t *testing.T) {
 		t.Fatalf("SHOW TimeZone: %v", r.outcome)
 	}
 }
+
+// TestDriverCatalogQueries: the catalog queries drivers run when they
+// connect work for a restricted role in both protocols (Sequelize reads
+// pg_range's columns by qualified name; the catalog snapshot does not list
+// the columns of pg_catalog relations, which must not make them calls).
+func TestDriverCatalogQueries(t *testing.T) {
+	ctx := context.Background()
+	alice := as(t, "alice")
+	for _, m := range modes {
+		rows, err := alice.Query(ctx, `SELECT t.typname, t.oid, r.rngtypid, r.rngsubtype FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid
+			WHERE t.typname = ANY($1)`, m.mode, []string{"int4range", "tstzrange"})
+		if err != nil {
+			t.Fatalf("[%s] %v", m.name, err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if rows.Close(); rows.Err() != nil || n != 2 {
+			t.Fatalf("[%s] %d rows, %v", m.name, n, rows.Err())
+		}
+	}
+}
