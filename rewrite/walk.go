@@ -60,9 +60,8 @@ type policySub struct {
 	node   *pg_query.RangeSubselect
 	rel    *Relation
 	alias  string
-	schema string // the reference's schema qualifier, if it had one
-	plain  *pg_query.Node
-	fenced *pg_query.Node
+	entry  *subqueryEntry // its plain and fenced forms
+	fenced bool           // the form chosen (finish)
 	denied []string
 }
 
