@@ -257,7 +257,7 @@ func readTail(path string) (tail, error) {
 				if !ok {
 					return tail{}, fmt.Errorf("the last record of %s is not a valid record; verify it with `pgcloak audit verify`", path)
 				}
-				return tail{found: true, chain: chain{seq: *h.Seq, prev: lineHash(line)}, closed: h.Type == TypeEnd}, nil
+				return tail{found: true, chain: chain{seq: *h.Seq, prev: lineHash(line)}, closed: h.Type == TypeEnd && h.Cause != "rotate"}, nil
 			}
 		}
 		if off == 0 {

@@ -312,7 +312,9 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 	if !haveLast {
 		return rep, errors.New("no complete record in the files given")
 	}
-	rep.Closed = last.h.Type == TypeEnd
+	// A rotation's end record closes a file, not the log: one that ends
+	// there was killed before it wrote to the file it had just opened.
+	rep.Closed = last.h.Type == TypeEnd && last.h.Cause != "rotate"
 	if !rep.Closed && !opts.Open {
 		return rep, brk(lastPath, &last, "the log ends at seq %d without an end record: records after it were removed (truncated), "+
 			"or pgcloak was killed or is still writing this file (check a live log, or one of a killed pgcloak, with --open)", *last.h.Seq)
