@@ -647,8 +647,8 @@ func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
 		d.Audit = denyAll(s.observe(sql), "prepared_stale")
 	case res != nil && len(res.Statements) > 0:
 		d.Audit = res.Statements
-		if s.endUser != "" {
-			d.Audit = withEndUser(d.Audit, s.endUser)
+		if s.endUserLogin() != "" {
+			d.Audit = withEndUser(d.Audit, s.endUserLogin())
 		}
 	case res != nil:
 		// Refused as a whole (it does not parse, or cannot be printed).
@@ -683,7 +683,7 @@ func (s *session) observe(sql string) []*audit.Statement {
 		d.role = s.pr.Role.Name
 	}
 	d.purpose = strings.Join(s.purposes, ",")
-	d.endUser = s.endUser
+	d.endUser = s.endUserLogin()
 	key := "observe\x00" + d.role + "\x00" + d.purpose + "\x00" + d.endUser + "\x00" + strings.Join(d.searchPath, ",")
 	if s.pol != nil {
 		key += "\x00" + s.pol.Version()
@@ -717,7 +717,7 @@ func withEndUser(in []*audit.Statement, endUser string) []*audit.Statement {
 // functionCall describes a FunctionCall message, which pgcloak refuses to
 // restricted roles.
 func (s *session) functionCall(d proxy.Decision) proxy.Decision {
-	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUser}
+	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUserLogin()}
 	if s.pr != nil {
 		st.Role = s.pr.Role.Name
 	}
@@ -760,7 +760,7 @@ func observedSQL(sql string) []*audit.Statement {
 
 // Identity says whom the session works for, for its auth record.
 func (s *session) Identity() audit.Statement {
-	st := audit.Statement{EndUser: s.endUser, Purpose: strings.Join(s.purposes, ",")}
+	st := audit.Statement{EndUser: s.endUserLogin(), Purpose: strings.Join(s.purposes, ",")}
 	if s.pr != nil {
 		st.Role = s.pr.Role.Name
 	}

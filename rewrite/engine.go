@@ -260,7 +260,7 @@ func (r valuesRow) Scan(dst ...any) error {
 // Open maps the session's login to its principal. Unrestricted principals
 // get nil: their sessions pass through untouched.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	s := &session{e: e, login: info.User, params: info.Params}
+	s := &session{e: e, login: info.User, params: info.Params, idle: info.Idle}
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -288,6 +288,9 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 		if enc := strings.ToUpper(info.ServerParams["client_encoding"]); unsafeEncodings[enc] {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: fmt.Sprintf("pgcloak: restricted sessions may not use client_encoding %s; use UTF8 (rule: fail_closed)", enc)}
+		}
+		if err := checkStartup(info.Params); err != nil {
+			return nil, err
 		}
 		if info.ServerParams["standard_conforming_strings"] != "on" {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
@@ -331,9 +334,14 @@ type session struct {
 	ctx         *Context          // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
-	gen         uint64            // bumped when the rules in force change
-	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
-	lastRes     *Result           // the last decision's rewrite, for the access log
+	gen         uint64            // bumped when the rules in force or the end user change
+	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation (follow.go)
+	sqlPending  map[string]uint64 // PREPAREs sent, not yet acknowledged
+	cursors     map[string]cursorState
+	pending     *switchReq  // an end-user switch awaiting the server
+	idle        func() bool // proxy.SessionInfo.Idle
+	f           following
+	lastRes     *Result // the last decision's rewrite, for the access log
 }
 
 func (s *session) setContext() {
@@ -406,6 +414,7 @@ func (s *session) current() (*Context, error) {
 // longer hold (the rules were reloaded): the proxy then prepares the
 // client's statements again before using them.
 func (s *session) Generation() uint64 {
+	s.drain()
 	s.current()
 	return s.gen
 }
@@ -424,6 +433,7 @@ func (s *session) FunctionCall(uint32) proxy.Decision {
 func (s *session) Close() {}
 
 func (s *session) decide(sql string) proxy.Decision {
+	s.drain()
 	ctx, err := s.current()
 	if err != nil {
 		var pe *proxy.Error
@@ -434,6 +444,9 @@ func (s *session) decide(sql string) proxy.Decision {
 	}
 	if ctx == nil {
 		return proxy.Decision{} // unrestricted after a reload
+	}
+	if s.pending != nil {
+		return errPending
 	}
 	if s.app != nil {
 		if d, ok := s.delegation(sql); ok {
@@ -462,38 +475,10 @@ func (s *session) decide(sql string) proxy.Decision {
 		s.temps = nil
 		s.e.refreshSoon()
 	}
-	if d, stale := s.trackPrepared(res); stale {
-		return d
-	}
 	if res.Unchanged {
-		return proxy.Decision{}
+		return s.follow(sql, proxy.Decision{})
 	}
-	return proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL}
-}
-
-// trackPrepared follows SQL-level PREPARE, EXECUTE and DEALLOCATE: a
-// statement prepared under rules that have changed since is refused, as
-// its stored body was rewritten for the old rules.
-func (s *session) trackPrepared(res *Result) (proxy.Decision, bool) {
-	for _, n := range res.Executes {
-		if g, ok := s.sqlPrepared[n]; ok && g != s.gen {
-			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
-				"pgcloak: prepared statement %q was prepared under privacy rules that changed since; PREPARE it again (rule: fail_closed)", n)), true
-		}
-	}
-	for _, n := range res.Deallocates {
-		if n == "" {
-			clear(s.sqlPrepared)
-		}
-		delete(s.sqlPrepared, n)
-	}
-	for _, n := range res.Prepares {
-		if s.sqlPrepared == nil {
-			s.sqlPrepared = map[string]uint64{}
-		}
-		s.sqlPrepared[n] = s.gen
-	}
-	return proxy.Decision{}, false
+	return s.follow(sql, proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL})
 }
 
 // rewrite rewrites through the result cache.
