@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"fmt"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -195,6 +196,27 @@ var unsafeSettings = map[string]bool{
 	"names":                       true,
 }
 
+// settingRefused says why a restricted session may not set a setting to
+// value ("" when it may). It is the one place that judges settings: SET
+// and the settings of the start-up packet (startup.go) both ask it.
+func settingRefused(name, value string) string {
+	name = strings.ToLower(name)
+	switch {
+	case unsafeSettings[name]:
+		return fmt.Sprintf("restricted roles may not change %s", name)
+	case strings.HasPrefix(name, "pgcloak."):
+		return fmt.Sprintf("setting %s is reserved for pgcloak", name)
+	case strings.HasPrefix(name, "debug_") || strings.HasPrefix(name, "trace_"):
+		return fmt.Sprintf("restricted roles may not change %s: it sends the server's internal state (parse trees, plans with row estimates) to the client", name)
+	case name == "client_min_messages":
+		switch v := strings.ToLower(value); {
+		case v == "log" || strings.HasPrefix(v, "debug"):
+			return "restricted roles may not set client_min_messages below notice: the server's log and debug messages would reach the client"
+		}
+	}
+	return ""
+}
+
 func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
 	name := strings.ToLower(s.Name)
 	switch s.Kind {
@@ -207,12 +229,14 @@ func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
 		w.kind(rules.StmtTransaction, "SET TRANSACTION")
 		return
 	}
-	if unsafeSettings[name] {
-		w.fail(refuseRule("settings", "restricted roles may not change %s", name))
-		return
+	value := ""
+	if len(s.Args) == 1 {
+		if c := s.Args[0].GetAConst(); c != nil && c.GetSval() != nil {
+			value = c.GetSval().Sval
+		}
 	}
-	if strings.HasPrefix(name, "pgcloak.") {
-		w.fail(refuseRule("settings", "setting %s is reserved for pgcloak", name))
+	if why := settingRefused(name, value); why != "" {
+		w.fail(refuseRule("settings", "%s", why))
 		return
 	}
 	w.kind(rules.StmtSet, "SET")
