@@ -68,15 +68,38 @@ func (r *Relation) Column(name string) *Column {
 }
 
 type funcInfo struct {
-	schemas      map[string]bool // schemas that hold a function of this name
+	// schemas maps each schema that holds a function of this name to
+	// whether every function of the name there is built-in (builtinOID).
+	schemas      map[string]bool
 	allLeakproof bool
-	catalogOnly  bool // every function of this name is in pg_catalog
 }
 
 type opInfo struct {
 	leakproof       bool            // every operator of this name is leakproof
 	leakproofByLeft map[uint32]bool // per left operand type
-	catalogOnly     bool
+	schemas         map[string]bool // as for funcInfo
+}
+
+// A function or operator is built-in when initdb created it: its OID is
+// below FirstNormalObjectId, and it lives in pg_catalog or
+// information_schema. Judging by catalog properties, not by name, lets
+// through the helpers drivers call (information_schema._pg_expandarray)
+// and keeps out what an extension or a user put into pg_catalog.
+const firstNormalObjectID = 16384
+
+func builtinOID(schema string, oid uint32) bool {
+	return oid < firstNormalObjectID && (schema == "pg_catalog" || schema == "information_schema")
+}
+
+// onlyBuiltin says whether a name whose definitions live in schemas can
+// only reach built-in ones: called as schema.name, those of that schema;
+// unqualified, those of pg_catalog, which the session guards make the
+// first schema searched, and no other schema may hold one of the name.
+func onlyBuiltin(schemas map[string]bool, schema string) bool {
+	if schema != "" {
+		return schemas[schema]
+	}
+	return len(schemas) == 1 && schemas["pg_catalog"]
 }
 
 // Relation finds a relation by schema and name.
@@ -151,12 +174,13 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			WHERE d.refclassid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_proc'::regclass)
 			  AND d.refobjid <> r.ev_class`, c.scanViewDep},
 		{"functions", `
-			SELECT p.proname, n.nspname, p.proleakproof
+			SELECT p.proname, n.nspname, p.proleakproof, p.oid
 			FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace`, c.scanFunc},
 		{"operators", `
-			SELECT o.oprname, n.nspname, o.oprleft, p.proleakproof
+			SELECT o.oprname, n.nspname, o.oprleft, p.proleakproof, o.oid, p.oid, pn.nspname
 			FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace`, c.scanOp},
+			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+			JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace`, c.scanOp},
 	}
 	for _, st := range steps {
 		rows, err := conn.Query(ctx, st.sql)
@@ -261,39 +285,48 @@ func (c *Catalog) scanViewDep(rows pgx.Rows) error {
 func (c *Catalog) scanFunc(rows pgx.Rows) error {
 	var name, schema string
 	var leakproof bool
-	if err := rows.Scan(&name, &schema, &leakproof); err != nil {
+	var oid uint32
+	if err := rows.Scan(&name, &schema, &leakproof, &oid); err != nil {
 		return err
 	}
 	f := c.funcs[name]
 	if f == nil {
-		f = &funcInfo{schemas: map[string]bool{}, allLeakproof: true, catalogOnly: true}
+		f = &funcInfo{schemas: map[string]bool{}, allLeakproof: true}
 		c.funcs[name] = f
 	}
-	f.schemas[schema] = true
+	addSchema(f.schemas, schema, builtinOID(schema, oid))
 	f.allLeakproof = f.allLeakproof && leakproof
-	f.catalogOnly = f.catalogOnly && schema == "pg_catalog"
 	return nil
 }
 
+// addSchema records one definition of a name in schema.
+func addSchema(schemas map[string]bool, schema string, builtin bool) {
+	if prev, ok := schemas[schema]; ok {
+		builtin = builtin && prev
+	}
+	schemas[schema] = builtin
+}
+
 func (c *Catalog) scanOp(rows pgx.Rows) error {
-	var name, schema string
-	var left uint32
+	var name, schema, procSchema string
+	var left, oid, proc uint32
 	var leakproof bool
-	if err := rows.Scan(&name, &schema, &left, &leakproof); err != nil {
+	if err := rows.Scan(&name, &schema, &left, &leakproof, &oid, &proc, &procSchema); err != nil {
 		return err
 	}
 	o := c.ops[name]
 	if o == nil {
-		o = &opInfo{leakproof: true, leakproofByLeft: map[uint32]bool{}, catalogOnly: true}
+		o = &opInfo{leakproof: true, leakproofByLeft: map[uint32]bool{}, schemas: map[string]bool{}}
 		c.ops[name] = o
 	}
+	// An operator is as built-in as the function it runs.
+	addSchema(o.schemas, schema, builtinOID(schema, oid) && builtinOID(procSchema, proc))
 	o.leakproof = o.leakproof && leakproof
 	if prev, ok := o.leakproofByLeft[left]; ok {
 		o.leakproofByLeft[left] = prev && leakproof
 	} else {
 		o.leakproofByLeft[left] = leakproof
 	}
-	o.catalogOnly = o.catalogOnly && schema == "pg_catalog"
 	return nil
 }
 
@@ -347,10 +380,7 @@ func (c *Catalog) funcBuiltin(schema, name string) bool {
 	if f == nil {
 		return false // unknown: let nothing through that we cannot name
 	}
-	if schema != "" {
-		return schema == "pg_catalog" && f.schemas["pg_catalog"]
-	}
-	return f.catalogOnly
+	return onlyBuiltin(f.schemas, schema)
 }
 
 // funcLeakproof says whether every function of that name is leakproof.
@@ -365,10 +395,7 @@ func (c *Catalog) opBuiltin(schema, name string) bool {
 	if o == nil {
 		return false
 	}
-	if schema != "" {
-		return schema == "pg_catalog" && o.catalogOnly
-	}
-	return o.catalogOnly
+	return onlyBuiltin(o.schemas, schema)
 }
 
 // opLeakproof says whether the operator is leakproof for a left operand of

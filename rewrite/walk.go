@@ -64,6 +64,9 @@ func (w *walker) node(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
 	}
+	if w.qual && !qualSafe(n) {
+		w.leaky = true
+	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_SelectStmt:
 		w.selectStmt(x.SelectStmt, false)
@@ -80,24 +83,15 @@ func (w *walker) node(n *pg_query.Node) {
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(x.ColumnRef)
-	case *pg_query.Node_TypeCast:
-		// A cast of a constant or parameter happens at parse or bind time;
-		// a cast of anything else runs a conversion that can fail.
-		switch x.TypeCast.Arg.GetNode().(type) {
-		case *pg_query.Node_AConst, *pg_query.Node_ParamRef:
-		default:
-			w.leakIfQual()
-		}
-		w.message(n.ProtoReflect())
 	case *pg_query.Node_SubLink:
-		if len(x.SubLink.OperName) > 0 {
-			w.operator(x.SubLink.OperName, x.SubLink.Testexpr)
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+			op := x.SubLink.OperName
+			if len(op) == 0 { // x IN (SELECT …)
+				op = []*pg_query.Node{pg_query.MakeStrNode("=")}
+			}
+			w.operator(op, x.SubLink.Testexpr)
 		}
-		w.message(n.ProtoReflect())
-	case *pg_query.Node_MinMaxExpr, *pg_query.Node_XmlExpr, *pg_query.Node_XmlSerialize,
-		*pg_query.Node_JsonFuncExpr, *pg_query.Node_JsonParseExpr, *pg_query.Node_JsonScalarExpr,
-		*pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonIsPredicate, *pg_query.Node_AIndirection:
-		w.leakIfQual()
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
 		// A data-modifying statement nested in a query (a CTE).
@@ -107,6 +101,114 @@ func (w *walker) node(n *pg_query.Node) {
 	default:
 		w.message(n.ProtoReflect())
 	}
+}
+
+// qualSafe says whether evaluating n itself (its children are judged on
+// their own) cannot raise an error that depends on the values it sees. In
+// an expression that may run as a scan qual, below the policy subquery's
+// row filter, anything else fences the statement's policy subqueries
+// (design.md §5.2): an error, or its absence, would tell about rows the
+// principal must not see. This is an allow-list: a node kind not named
+// here fences, whatever it is. Node kinds that carry no evaluation of
+// their own (names, aliases, a statement's clauses) are listed as
+// structure.
+func qualSafe(n *pg_query.Node) bool {
+	switch x := n.Node.(type) {
+	// Values and references.
+	case *pg_query.Node_ColumnRef, *pg_query.Node_ParamRef, *pg_query.Node_AConst, *pg_query.Node_AStar,
+		*pg_query.Node_SqlvalueFunction, *pg_query.Node_SetToDefault:
+		return true
+	// Logic and tests that cannot fail.
+	case *pg_query.Node_BoolExpr, *pg_query.Node_NullTest, *pg_query.Node_BooleanTest,
+		*pg_query.Node_CaseExpr, *pg_query.Node_CaseWhen, *pg_query.Node_CoalesceExpr, *pg_query.Node_RowExpr,
+		*pg_query.Node_CollateClause, *pg_query.Node_NamedArgExpr:
+		return true
+	// Judged by what they call: the function's or operator's leakproof
+	// flag (funcCall, operator).
+	case *pg_query.Node_FuncCall:
+		return true
+	case *pg_query.Node_AExpr:
+		switch x.AExpr.Kind {
+		case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL,
+			pg_query.A_Expr_Kind_AEXPR_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NULLIF,
+			pg_query.A_Expr_Kind_AEXPR_IN, pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+			pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			return true
+		}
+		return false // LIKE, ILIKE, SIMILAR: pattern errors
+	// A cast of a constant happens when the statement is parsed or
+	// planned, whatever the rows; any other cast converts at run time.
+	case *pg_query.Node_TypeCast:
+		return constant(x.TypeCast.Arg)
+	// An array of constants is built when the statement is planned; one
+	// of run-time values may have mismatched dimensions.
+	case *pg_query.Node_AArrayExpr:
+		for _, e := range x.AArrayExpr.Elements {
+			if !constant(e) {
+				return false
+			}
+		}
+		return true
+	// A sub-select that returns a row count check (a scalar or row
+	// sub-select: "more than one row"), or builds an array of its rows
+	// (mismatched dimensions), raises on the rows it sees.
+	case *pg_query.Node_SubLink:
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK, pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+			return true
+		}
+		return false
+	// Structure: statements, clauses, names.
+	case *pg_query.Node_SelectStmt, *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt,
+		*pg_query.Node_MergeStmt, *pg_query.Node_ResTarget, *pg_query.Node_SortBy, *pg_query.Node_WindowDef,
+		*pg_query.Node_RangeVar, *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction, *pg_query.Node_JoinExpr,
+		*pg_query.Node_Alias, *pg_query.Node_TypeName, *pg_query.Node_String_, *pg_query.Node_Integer,
+		*pg_query.Node_Float, *pg_query.Node_Boolean, *pg_query.Node_BitString, *pg_query.Node_List,
+		*pg_query.Node_WithClause, *pg_query.Node_CommonTableExpr, *pg_query.Node_LockingClause,
+		*pg_query.Node_GroupingSet, *pg_query.Node_IntoClause, *pg_query.Node_DefElem, *pg_query.Node_RoleSpec,
+		*pg_query.Node_OnConflictClause, *pg_query.Node_InferClause, *pg_query.Node_IndexElem,
+		*pg_query.Node_MultiAssignRef, *pg_query.Node_MergeWhenClause:
+		return true
+	}
+	return false
+}
+
+// countConstant says whether a LIMIT or OFFSET is absent, NULL (ALL), or a
+// constant that cannot be negative.
+func countConstant(n *pg_query.Node) bool {
+	if n == nil {
+		return true
+	}
+	c := n.GetAConst()
+	if c == nil {
+		return false
+	}
+	switch v := c.Val.(type) {
+	case nil:
+		return c.Isnull
+	case *pg_query.A_Const_Ival:
+		return v.Ival.Ival >= 0
+	}
+	return false
+}
+
+// constant says whether an expression is a constant (possibly cast, or an
+// array of constants), whose value is fixed before any row is read.
+func constant(n *pg_query.Node) bool {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_AConst:
+		return true
+	case *pg_query.Node_TypeCast:
+		return constant(x.TypeCast.Arg)
+	case *pg_query.Node_AArrayExpr:
+		for _, e := range x.AArrayExpr.Elements {
+			if !constant(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // message walks every set field of a message.
@@ -225,6 +327,11 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	}
 	q := w.qual
 	w.qual = q || !top
+	if w.qual && (!countConstant(s.LimitCount) || !countConstant(s.LimitOffset)) {
+		// "LIMIT must not be negative", raised for the rows that reach a
+		// sub-select in a qual.
+		w.leaky = true
+	}
 	for _, f := range s.FromClause {
 		w.fromItem(f)
 	}
@@ -259,7 +366,7 @@ func (w *walker) fromItem(n *pg_query.Node) {
 		w.nested(func() { w.node(x.RangeSubselect.Subquery) })
 	case *pg_query.Node_RangeTableSample:
 		if rv := x.RangeTableSample.Relation.GetRangeVar(); rv != nil {
-			if w.protectedRef(rv) {
+			if w.protectedRef(rv, true) {
 				w.fail(refuseUnsupported("TABLESAMPLE on a protected table"))
 				return
 			}

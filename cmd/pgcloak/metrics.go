@@ -49,8 +49,10 @@ func registerPolicyMetrics(reg prometheus.Registerer, p *policyState) {
 			func() float64 { h, _ := p.engine.CacheStats(); return float64(h) }),
 		counter(subsystemRewrite, "cache_misses_total", "Rewrites computed (not in the rewrite cache).", nil,
 			func() float64 { _, m := p.engine.CacheStats(); return float64(m) }),
-		counter(subsystemRewrite, "wire_check_incidents_total", "Result columns that came straight from a protected column the principal may not see raw, sent as NULL (DESIGN.md §5.4).", nil,
+		counter(subsystemRewrite, "wire_check_incidents_total", "Result columns that came straight from a protected column the principal may not see raw, sent as NULL (design.md §5.4).", nil,
 			func() float64 { return float64(p.engine.Incidents()) }),
+		counter(subsystemRewrite, "verify_failures_total", "Statements refused because their rewritten text did not parse back to the tree pgcloak checked (rule verify).", nil,
+			func() float64 { return float64(p.engine.VerifyFailures()) }),
 		gauge(subsystemRewrite, "catalog_loaded", "1 once the database catalog is loaded.",
 			func() float64 { return boolean(p.engine.Ready()) }),
 	)
