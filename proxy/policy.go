@@ -29,6 +29,10 @@ type SessionInfo struct {
 	// the client has it (the session's search_path, for instance). Valid
 	// only during Open.
 	Upstream UpstreamQuerier
+	// BackendPID is the server process id of the session's upstream
+	// connection (from BackendKeyData; 0 when the server sent none). The
+	// client knows it too, so it can bind values to the session.
+	BackendPID uint32
 	// Idle, called during a decision, says whether the server had answered
 	// everything sent before the message being decided and was outside a
 	// transaction block (its last ReadyForQuery said 'I').
@@ -80,6 +84,9 @@ type Decision struct {
 	// goroutine (see Follower). A statement the server skipped or failed
 	// gets no call.
 	Ack func(tag string)
+	// Deallocates names the prepared statements the message's SQL
+	// deallocates ("" for all): the proxy stops keeping them.
+	Deallocates []string
 }
 
 // ErrRefused builds a refusal decision.

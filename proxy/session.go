@@ -85,7 +85,9 @@ type session struct {
 	prepared  map[string]*preparedStmt
 	batch     map[string]*preparedStmt
 	portalGen map[string]uint64
-	idle      bool // at the message being decided (SessionInfo.Idle)
+	// preparedBytes is the SQL text of prepared, for the session's limit.
+	preparedBytes int
+	idle          bool // at the message being decided (SessionInfo.Idle)
 
 	cout []byte // owned by the client-to-server goroutine
 }
@@ -419,6 +421,9 @@ func (s *session) open(ctx context.Context) error {
 		TLS:          s.tls,
 		Upstream:     upstreamQuerier{s},
 		Idle:         func() bool { return s.idle },
+	}
+	if len(s.cancel) >= 12 {
+		info.BackendPID = binary.BigEndian.Uint32(s.cancel[8:])
 	}
 	if info.Database == "" {
 		info.Database = info.User

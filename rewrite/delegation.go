@@ -15,7 +15,7 @@ import (
 // Delegation (design.md §4): an application that logs in with one shared
 // login names its end user per session with
 //
-//	SET pgcloak.end_user = 'alice'        (or 'alice:<hex HMAC>' when signed)
+//	SET pgcloak.end_user = 'alice'        (or 'alice:<expiry>:<hex HMAC>' when signed; docs/rules.md)
 //	RESET pgcloak.end_user
 //
 // pgcloak consumes the statement: the server gets SET pgcloak.end_user TO
@@ -56,7 +56,7 @@ func (s *session) delegation(sql string) (proxy.Decision, bool) {
 			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, "pgcloak: "+setting+" takes one string constant"), true
 		}
 		value = vs.Args[0].GetAConst().GetSval().Sval
-		if _, err := s.e.endUser(ctx, s.pol, s.app, value); err != nil {
+		if _, err := s.e.endUser(ctx, s.pol, s.app, value, s.binding); err != nil {
 			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, err.Error()), true
 		}
 	default:
@@ -78,8 +78,8 @@ func (s *session) delegation(sql string) (proxy.Decision, bool) {
 }
 
 // endUser maps the value of the delegation setting to a ready principal.
-func (e *Engine) endUser(ctx context.Context, pol *rules.Policy, app *rules.Principal, value string) (*rules.Principal, error) {
-	pr, err := pol.EndUser(app, value)
+func (e *Engine) endUser(ctx context.Context, pol *rules.Policy, app *rules.Principal, value, binding string) (*rules.Principal, error) {
+	pr, err := pol.EndUserFor(app, value, binding, time.Now())
 	if err != nil {
 		return nil, err
 	}

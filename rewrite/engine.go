@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,7 +263,8 @@ func (r valuesRow) Scan(dst ...any) error {
 // Open maps the session's login to its principal. Unrestricted principals
 // get nil: their sessions pass through untouched.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	s := &session{e: e, login: info.User, params: info.Params, idle: info.Idle, startParams: info.ServerParams}
+	s := &session{e: e, login: info.User, params: info.Params, idle: info.Idle, startParams: info.ServerParams,
+		binding: strconv.FormatUint(uint64(info.BackendPID), 10)}
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -342,6 +344,7 @@ type session struct {
 	cursors     map[string]cursorState
 	pending     *switchReq  // an end-user switch awaiting the server
 	idle        func() bool // proxy.SessionInfo.Idle
+	binding     string      // what a signed end-user name is bound to: the backend pid
 	f           following
 	lastRes     *Result // the last decision's rewrite, for the access log
 	// startParams are the settings the server reported at start-up, which
@@ -377,7 +380,7 @@ func (s *session) resolve(ctx context.Context) error {
 	if pr.Delegating {
 		s.app = pr
 		if s.endUser != "" {
-			if pr, err = s.e.endUser(ctx, pol, pr, s.endUser); err != nil {
+			if pr, err = s.e.endUser(ctx, pol, pr, s.endUser, s.binding); err != nil {
 				return err
 			}
 		}

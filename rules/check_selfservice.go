@@ -8,13 +8,14 @@ import (
 )
 
 // CheckRules reports what the rules allow that they should not, without a
-// database: a role that may write a table its own principals' attribute
+// database: delegating applications that name end users unsigned (code
+// delegation), and a role that may write a table its own principals' attribute
 // queries read (code self-service; a user could set the attribute their
 // own row filter uses: UPDATE sales_reps SET region = 'north', reconnect,
 // and see the north). Findings are warnings: pgcloak check --strict fails
 // on them.
 func (p *Policy) CheckRules() []Finding {
-	var out []Finding
+	out := p.checkUnsignedDelegation()
 	rules := append([]*loginRule(nil), p.loginList...)
 	if p.defaultLogin != nil {
 		rules = append(rules, p.defaultLogin)
