@@ -122,6 +122,9 @@ func (s *session) clientToServer() {
 					return
 				}
 			}
+			if s.wire != nil && s.wire.discarded.Swap(false) {
+				s.forget()
+			}
 			if s.wire != nil {
 				switch msg[0] {
 				case 'B':
@@ -136,6 +139,11 @@ func (s *session) clientToServer() {
 					clear(s.batch)
 				}
 				post = s.wire.request(msg, stmts, now, refused, prep, ack)
+				if e := s.overLimits(); e != nil {
+					s.endReason.CompareAndSwap(nil, e)
+					s.endUpstream()
+					return
+				}
 			}
 			if changed || pre != nil || post != nil {
 				out = append(out, s.cr.buf[start:at]...)
@@ -205,6 +213,9 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 		m.rewriteDuration.Observe(time.Since(t0).Seconds())
 	}
 	stmts, ack = d.Audit, d.Ack
+	if s.wire != nil {
+		s.deallocated(d.Deallocates)
+	}
 	if d.Action == Forward {
 		return nil, false, stmts, prep, ack, nil
 	}

@@ -43,6 +43,10 @@ func (s *session) remember(p *pgproto3.Parse) *preparedStmt {
 		s.prepared, s.batch = map[string]*preparedStmt{}, map[string]*preparedStmt{}
 	}
 	st := &preparedStmt{sql: p.Query, oids: slices.Clone(p.ParameterOIDs), gen: g.Generation()}
+	if old := s.prepared[p.Name]; old != nil {
+		s.preparedBytes -= len(old.sql)
+	}
+	s.preparedBytes += len(st.sql)
 	s.prepared[p.Name], s.batch[p.Name] = st, st
 	return st
 }
@@ -128,6 +132,9 @@ func (s *session) closed(msg []byte) {
 	}
 	name := cstring(msg[6:])
 	if msg[5] == 'S' {
+		if st := s.prepared[name]; st != nil {
+			s.preparedBytes -= len(st.sql)
+		}
 		delete(s.prepared, name)
 		delete(s.batch, name)
 	} else {

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -69,6 +71,10 @@ type wireState struct {
 	confirmed map[string]*preparedStmt
 	// follower hears of the server's acknowledgements (nil: none).
 	follower Follower
+	// discarded: the server dropped every prepared statement and portal
+	// (DISCARD ALL, DEALLOCATE ALL); the client-to-server side forgets
+	// its own at its next message.
+	discarded atomic.Bool
 }
 
 type wireReq struct {
@@ -282,6 +288,12 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 	case 'C', 'I', 's':
 		if msg[0] == 'C' {
 			w.copyEnded(true)
+			if tag := msg[5:]; bytes.Equal(tag, discardAllTag) || bytes.Equal(tag, deallocateAllTag) {
+				clear(w.stmts)
+				clear(w.portals)
+				clear(w.confirmed)
+				w.discarded.Store(true)
+			}
 			if h != nil && h.ack != nil && (h.kind == 'E' || h.kind == 'Q') {
 				h.ack(commandTag(msg))
 			}
@@ -322,6 +334,10 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 	}
 	return msg
 }
+
+// The CommandComplete tags (with their NUL) after which the server holds
+// no prepared statement or portal.
+var discardAllTag, deallocateAllTag = []byte("DISCARD ALL\x00"), []byte("DEALLOCATE ALL\x00")
 
 // maskAll stands for "mask every column": used when a RowDescription
 // cannot be read.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -27,6 +28,10 @@ import (
 // log comes from pg_query's normalizer and is then scanned again, so that
 // no constant the normalizer leaves (in a PREPARE body, say) and no comment
 // survives.
+
+// describeWork counts the steps of matching columns to relations, so that
+// a test can show the description is linear in the statement's size.
+var describeWork atomic.Int64
 
 // maxQueryText bounds the normalized text kept per statement.
 const maxQueryText = 4096
@@ -391,15 +396,24 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 		}
 		f.obj.Columns[col] = d.class(f.tab, col)
 	}
-	has := func(f *found, col string) bool {
+	// Linear in the statement's size: each object's columns are a set,
+	// objects are found by alias, and an unqualified column is matched
+	// from the objects' side (each object's columns against the set of
+	// names the statement uses), so that neither the number of columns
+	// the statement names nor that of its relations multiplies the other.
+	work := int64(0) // steps of the matching below (describeWork)
+	defer func() { describeWork.Add(work) }()
+	colSet := make([]map[string]bool, len(objs))
+	byAlias := map[string][]int{}
+	for i, f := range objs {
+		work += int64(len(f.columns))
+		colSet[i] = make(map[string]bool, len(f.columns))
 		for _, c := range f.columns {
-			if c == col {
-				return true
-			}
+			colSet[i][c] = true
 		}
-		return false
+		byAlias[f.alias] = append(byAlias[f.alias], i)
 	}
-	for _, f := range objs {
+	for i, f := range objs {
 		if f.obj.Access != "write" {
 			continue
 		}
@@ -407,29 +421,62 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 			add(f, "*")
 		}
 		for _, c := range written {
-			if has(f, c) {
+			if colSet[i][c] {
 				add(f, c)
 			}
 		}
 	}
+	unqualified := map[string]bool{}
+	star := false
+	type qualified struct{ qual, last string }
+	seenQual := map[qualified]bool{}
 	for _, c := range cols {
+		work++
 		if len(c) == 0 {
 			continue
 		}
 		last := c[len(c)-1]
-		qual := ""
-		if len(c) >= 2 {
-			qual = c[len(c)-2]
+		if len(c) == 1 {
+			if last == "*" {
+				star = true
+				continue
+			}
+			if !unqualified[last] {
+				unqualified[last] = true
+				for _, i := range byAlias[last] {
+					work++
+					if !colSet[i][last] {
+						add(objs[i], "*") // a whole-row reference
+					}
+				}
+			}
+			continue
 		}
-		for _, f := range objs {
+		work++
+		q := qualified{c[len(c)-2], last}
+		if seenQual[q] {
+			continue
+		}
+		seenQual[q] = true
+		for _, i := range byAlias[q.qual] {
+			work++
 			switch {
-			case qual != "" && qual != f.alias:
 			case last == "*":
-				add(f, "*")
-			case has(f, last):
-				add(f, last)
-			case len(c) == 1 && last == f.alias:
-				add(f, "*") // a whole-row reference
+				add(objs[i], "*")
+			case colSet[i][last]:
+				add(objs[i], last)
+			}
+		}
+	}
+	for i, f := range objs {
+		work += int64(len(f.columns))
+		if star {
+			add(f, "*")
+			continue
+		}
+		for _, c := range f.columns {
+			if unqualified[c] && colSet[i][c] {
+				add(f, c)
 			}
 		}
 	}
@@ -646,6 +693,8 @@ func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
 	res := s.lastRes
 	s.lastRes = nil
 	switch {
+	case d.Action == proxy.Refuse && d.Err == errUnknownTooSoon.Err:
+		d.Audit = denyAll(s.observe(sql), "fail_closed")
 	case res != nil && d.Action == proxy.Refuse && len(res.Refused) == 0:
 		d.Audit = denyAll(s.observe(sql), "prepared_stale")
 	case res != nil && len(res.Statements) > 0:

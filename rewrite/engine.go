@@ -40,6 +40,9 @@ type Engine struct {
 
 	cacheHits, cacheMisses atomic.Int64
 
+	limits                           Limits // bounds.go
+	unknownRefreshes, unknownRefused atomic.Int64
+
 	connMu sync.Mutex
 	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
 }
@@ -60,7 +63,7 @@ func NewEngine(current func() *rules.Policy, catalogDSN string, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{rules: current, catalogDSN: catalogDSN, log: log}
+	return &Engine{rules: current, catalogDSN: catalogDSN, log: log, limits: DefaultLimits}
 }
 
 // Start loads the catalog and refreshes it every interval until ctx ends.
@@ -118,7 +121,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -345,8 +348,12 @@ type session struct {
 	pending     *switchReq  // an end-user switch awaiting the server
 	idle        func() bool // proxy.SessionInfo.Idle
 	binding     string      // what a signed end-user name is bound to: the backend pid
-	f           following
-	lastRes     *Result // the last decision's rewrite, for the access log
+	// lastUnknownRefresh is when the session last had the catalog
+	// reloaded for a relation it lacked (bounds.go).
+	lastUnknownRefresh time.Time
+	refreshTokens      float64
+	f                  following
+	lastRes            *Result // the last decision's rewrite, for the access log
 	// startParams are the settings the server reported at start-up, which
 	// the session guards checked; watching is set while the session is
 	// restricted (read by the proxy's server-side goroutine).
@@ -470,6 +477,9 @@ func (s *session) decide(sql string) proxy.Decision {
 	}
 	res := s.rewrite(st, ctx, sql)
 	if s.hasNewUnknown(res) {
+		if !s.mayRefreshForUnknown() {
+			return errUnknownTooSoon
+		}
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
 		res = s.rewrite(st, ctx, sql)
@@ -535,31 +545,6 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 // explainRefusal renders a refusal for Explain.
 func explainRefusal(r *Refusal) string {
 	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
-}
-
-// resultCache maps (context, SQL) to the rewrite's result.
-type resultCache struct {
-	mu sync.RWMutex
-	m  map[string]*Result
-}
-
-const maxResults = 50000
-
-func newResultCache() *resultCache { return &resultCache{m: map[string]*Result{}} }
-
-func (c *resultCache) get(k string) *Result {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[k]
-}
-
-func (c *resultCache) put(k string, r *Result) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxResults {
-		clear(c.m)
-	}
-	c.m[k] = r
 }
 
 // MaskColumns is the wire check (design.md §5.4): a result column that

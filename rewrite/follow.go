@@ -235,6 +235,7 @@ func (s *session) follow(sql string, d proxy.Decision) proxy.Decision {
 				clear(s.sqlPrepared)
 			}
 			delete(s.sqlPrepared, op.name)
+			d.Deallocates = append(d.Deallocates, op.name)
 		case 'D':
 			if s.cursors == nil {
 				s.cursors = map[string]cursorState{}

@@ -55,5 +55,11 @@ func registerPolicyMetrics(reg prometheus.Registerer, p *policyState) {
 			func() float64 { return float64(p.engine.VerifyFailures()) }),
 		gauge(subsystemRewrite, "catalog_loaded", "1 once the database catalog is loaded.",
 			func() float64 { return boolean(p.engine.Ready()) }),
+		gauge(subsystemRewrite, "cache_bytes", "Estimated bytes held by the rewrite cache (limits.rewrite_cache_bytes).",
+			func() float64 { return float64(p.engine.CacheBytes()) }),
+		counter(subsystemRewrite, "unknown_relation_refreshes_total", "Catalog refreshes for relations a statement named and the snapshot lacked, and statements refused because their session had one moments before.",
+			prometheus.Labels{"result": "refreshed"}, func() float64 { n, _ := p.engine.UnknownRefreshes(); return float64(n) }),
+		counter(subsystemRewrite, "unknown_relation_refreshes_total", "Catalog refreshes for relations a statement named and the snapshot lacked, and statements refused because their session had one moments before.",
+			prometheus.Labels{"result": "refused"}, func() float64 { _, n := p.engine.UnknownRefreshes(); return float64(n) }),
 	)
 }
