@@ -18,6 +18,7 @@ type Catalog struct {
 	relnames   map[string][]*Relation // relation name → relations of that name in any schema
 	funcs      map[string]*funcInfo   // function name → what is known of all functions of that name
 	ops        map[string]*opInfo     // operator name → leakproofness
+	types      map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
 	schemas    map[string]bool
 	Generation uint64
 }
@@ -141,6 +142,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 		relnames: map[string][]*Relation{},
 		funcs:    map[string]*funcInfo{},
 		ops:      map[string]*opInfo{},
+		types:    map[relKey]bool{},
 		schemas:  map[string]bool{},
 	}
 	steps := []struct {
@@ -182,6 +184,17 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 			JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace`, c.scanOp},
 	}
+	steps = append(steps, struct {
+		what string
+		sql  string
+		scan func(pgx.Rows) error
+	}{"types", `
+		SELECT n.nspname, t.typname, t.oid, t.typtype::text, t.typrelid <> 0,
+		       COALESCE(e.oid, 0), COALESCE(en.nspname, ''), COALESCE(e.typtype::text, ''), COALESCE(e.typrelid <> 0, false)
+		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+		LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+		LEFT JOIN pg_catalog.pg_namespace en ON en.oid = e.typnamespace
+		WHERE n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanType})
 	for _, st := range steps {
 		rows, err := conn.Query(ctx, st.sql)
 		if err != nil {
@@ -328,6 +341,46 @@ func (c *Catalog) scanOp(rows pgx.Rows) error {
 		o.leakproofByLeft[left] = leakproof
 	}
 	return nil
+}
+
+// Naming a type can run code: a cast to a domain checks the domain's
+// constraints, which may call any function, and a literal of a type runs
+// its input function. A type is safe to name when initdb created it, when
+// it is the row type of a relation or an enum (whose input functions are
+// built in), or when it is an array of such a type.
+func typeSafe(schema string, oid uint32, typtype string, composite bool) bool {
+	return builtinOID(schema, oid) || typtype == "e" || typtype == "c" && composite
+}
+
+func (c *Catalog) scanType(rows pgx.Rows) error {
+	var schema, name, typtype, elemSchema, elemType string
+	var oid, elem uint32
+	var composite, elemComposite bool
+	if err := rows.Scan(&schema, &name, &oid, &typtype, &composite, &elem, &elemSchema, &elemType, &elemComposite); err != nil {
+		return err
+	}
+	safe := typeSafe(schema, oid, typtype, composite)
+	if !safe && elem != 0 {
+		safe = typeSafe(elemSchema, elem, elemType, elemComposite)
+	}
+	c.types[relKey{schema, name}] = safe
+	return nil
+}
+
+// TypeSafe says whether a type name (schema "" for an unqualified one,
+// resolved on searchPath) denotes a type that is safe to name; found is
+// false when the snapshot has no such type.
+func (c *Catalog) TypeSafe(schema, name string, searchPath []string) (safe, found bool) {
+	if schema != "" {
+		safe, found = c.types[relKey{schema, name}]
+		return safe, found
+	}
+	for _, s := range effectivePath(searchPath) {
+		if safe, found = c.types[relKey{s, name}]; found {
+			return safe, true
+		}
+	}
+	return false, false
 }
 
 // link resolves parent and view dependency OIDs into transitive closures.

@@ -55,6 +55,7 @@ type engineState struct {
 	// database is the database the catalog describes: the only one whose
 	// names pgcloak can resolve.
 	database string
+	loaded   time.Time // when the snapshot began loading
 }
 
 // NewEngine returns an engine reading rules from current and the catalog
@@ -96,6 +97,15 @@ func (e *Engine) Start(ctx context.Context, interval time.Duration) error {
 // Ready says whether a catalog is loaded.
 func (e *Engine) Ready() bool { return e.state.Load() != nil }
 
+// CatalogLoadedAt is when the catalog snapshot in force began loading; zero
+// while none is loaded.
+func (e *Engine) CatalogLoadedAt() time.Time {
+	if st := e.state.Load(); st != nil {
+		return st.loaded
+	}
+	return time.Time{}
+}
+
 // Refresh loads a new catalog snapshot and swaps it in.
 func (e *Engine) Refresh(ctx context.Context) error {
 	e.refreshMu.Lock()
@@ -121,7 +131,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil

@@ -126,6 +126,9 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			w.checkDenied()
 		}
 		if w.err == nil {
+			w.checkFunctionalNotation()
+		}
+		if w.err == nil {
 			w.finish()
 		}
 		if w.err != nil {
@@ -418,6 +421,9 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 	rel, tab, ok := w.resolveChecked(rv, from)
 	if !ok || rel == nil {
 		return nil
+	}
+	if from {
+		w.fromRelation(rv, rel)
 	}
 	if tab == nil {
 		w.qualify(rv, rel)

@@ -76,18 +76,19 @@ func (t *targetRefFinder) selectStmt(s *pg_query.SelectStmt) {
 	if s == nil {
 		return
 	}
+	// What is inside a FROM item (a sub-select, a function's arguments, a
+	// join's ON clause) does not see the other items of the same FROM
+	// list, except through LATERAL or within the join: searched before
+	// this level's names are in scope, a reference there errs towards
+	// counting as the target's.
+	for _, f := range s.FromClause {
+		t.walk(f)
+	}
 	var items []scopeItem
 	for _, f := range s.FromClause {
 		items = t.fromItem(f, items)
 	}
 	t.scopes = append(t.scopes, items)
-	// Everything of the sub-select, its FROM items included (a sub-select
-	// in FROM may refer to outer levels), is searched at this level: a
-	// reference inside a FROM item sees fewer names than this, never more
-	// that could shadow the target, so this errs towards counting it.
-	for _, f := range s.FromClause {
-		t.walk(f)
-	}
 	t.walkExcept(s)
 	t.scopes = t.scopes[:len(t.scopes)-1]
 }

@@ -456,6 +456,11 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 		if len(f) == 1 && col == alias && rel.Column(col) == nil {
 			col = "*" // a whole-row reference
 		}
+		if len(f) >= 2 && col != "*" && rel.Column(col) == nil {
+			// a.f where a's row has no column f calls f(a): functional
+			// notation reads the whole row (a.to_json).
+			col = "*"
+		}
 		check := func(name string) bool {
 			v := pr.Column(tab.Name, name)
 			return v.Action == rules.Show && !v.HideIfOptedOut

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,7 +16,7 @@ const (
 // rewrite engine's cache and wire-check counters. They read, at scrape
 // time, counters the store and the engine keep anyway. (The proxy's and
 // the access log's collectors are proxy.Metrics and audit's.)
-func registerPolicyMetrics(reg prometheus.Registerer, p *policyState) {
+func registerPolicyMetrics(reg prometheus.Registerer, p *policyState, refresh time.Duration) {
 	stats := func() (ok, failed uint64, last float64, successful bool) {
 		s := p.store.Load()
 		if s == nil {
@@ -61,5 +63,52 @@ func registerPolicyMetrics(reg prometheus.Registerer, p *policyState) {
 			prometheus.Labels{"result": "refreshed"}, func() float64 { n, _ := p.engine.UnknownRefreshes(); return float64(n) }),
 		counter(subsystemRewrite, "unknown_relation_refreshes_total", "Catalog refreshes for relations a statement named and the snapshot lacked, and statements refused because their session had one moments before.",
 			prometheus.Labels{"result": "refused"}, func() float64 { _, n := p.engine.UnknownRefreshes(); return float64(n) }),
+		gauge(subsystemRules, "loaded_timestamp_seconds", "When the rules in force were put in force (0 while none is).",
+			func() float64 { return unixSeconds(p.loadedAt()) }),
+		gauge(subsystemRewrite, "catalog_last_load_timestamp_seconds", "When the catalog snapshot in force began loading (0 while none is).",
+			func() float64 { return unixSeconds(p.engine.CatalogLoadedAt()) }),
+		gauge(subsystemRewrite, "catalog_age_seconds", "Age of the catalog snapshot in force; it is refreshed every catalog_refresh and after DDL (-1 while none is loaded).",
+			func() float64 {
+				at := p.engine.CatalogLoadedAt()
+				if at.IsZero() {
+					return -1
+				}
+				return time.Since(at).Seconds()
+			}),
+		gauge(subsystemRewrite, "catalog_refresh_interval_seconds", "The configured catalog_refresh, for alerts on the catalog's age.",
+			func() float64 { return refresh.Seconds() }),
+		rulesInfo{p},
 	)
+}
+
+// registerServeMetrics exports what the configuration and the build fix:
+// pgcloak_build_info and the client connection limit (for saturation).
+func registerServeMetrics(reg prometheus.Registerer, cfg fileConfig) {
+	reg.MustRegister(buildInfoCollector(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "proxy", Name: "client_connections_limit",
+			Help: "limits.max_client_connections: client sessions beyond it are refused (0: no limit)."},
+			func() float64 { return float64(cfg.Limits.MaxClientConnections) }))
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+// rulesInfo is pgcloak_rules_info{version}: 1 for the rules version in
+// force (the hash also in every access record), no
+// sample while none is. Replicas agree when their versions do.
+type rulesInfo struct{ p *policyState }
+
+var rulesInfoDesc = prometheus.NewDesc(namespace+"_"+subsystemRules+"_info",
+	"Always 1; the version label is the rules version in force.", []string{"version"}, nil)
+
+func (r rulesInfo) Describe(ch chan<- *prometheus.Desc) { ch <- rulesInfoDesc }
+
+func (r rulesInfo) Collect(ch chan<- prometheus.Metric) {
+	if v := r.p.version(); v != "" {
+		ch <- prometheus.MustNewConstMetric(rulesInfoDesc, prometheus.GaugeValue, 1, v)
+	}
 }
