@@ -20,6 +20,8 @@
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
 //   - wirecheck.go, follow.go: the request queue and the server's rules.
 //   - reprepare.go: statements and portals of older generations.
+//   - limits.go: what one session may keep (prepared statements, portals,
+//     their text); past it the session ends with FATAL 54000.
 //   - access.go, metrics.go: access records and Prometheus metrics.
 //
 // # Lifecycle

@@ -72,6 +72,13 @@ func TestSessionLimits(t *testing.T) {
 			if out, err := w.readUntil('Z', 41); err != nil || strings.Contains(strings.Join(out, ""), "ErrorResponse") {
 				t.Fatalf("%s: %v %v", drop, out, err)
 			}
+			// What is prepared after it is kept, and runs.
+			w.send(parse("after", "select 'after'"), &pgproto3.Sync{})
+			w.send(bind("", "after"), execute("", 0), closeStmt("after"), &pgproto3.Sync{})
+			if out, err := w.readUntil('Z', 2); err != nil || strings.Contains(strings.Join(out, ""), "ErrorResponse") ||
+				!strings.Contains(strings.Join(out, ""), "DataRow") {
+				t.Fatalf("after %s: %v %v", drop, out, err)
+			}
 		}
 		if n := metricValue(t, reg, "pgcloak_proxy_sessions_over_limits_total", "limit", "statements"); n != 0 {
 			t.Fatalf("a pruned session counted over limits: %v", n)

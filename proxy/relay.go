@@ -103,6 +103,11 @@ func (s *session) clientToServer() {
 			default:
 				s.dirty.Store(true)
 			}
+			if s.wire != nil && s.wire.discarded.Swap(false) {
+				// The server dropped every statement (DISCARD ALL): before
+				// this message's own, if it prepares one.
+				s.forget()
+			}
 			var repl, pre, post []byte
 			var stmts []*audit.Statement
 			var prep *preparedStmt
@@ -121,9 +126,6 @@ func (s *session) clientToServer() {
 					s.endUpstream()
 					return
 				}
-			}
-			if s.wire != nil && s.wire.discarded.Swap(false) {
-				s.forget()
 			}
 			if s.wire != nil {
 				switch msg[0] {
