@@ -18,6 +18,10 @@
 //   - relay.go: the message loop, one goroutine per direction.
 //   - frame.go: frameReader splits a byte stream into messages in place.
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
+//   - wirecheck.go, follow.go: the request queue and the server's rules.
+//   - reprepare.go: statements and portals of older generations.
+//   - limits.go: what one session may keep (prepared statements, portals,
+//     their text); past it the session ends with FATAL 54000.
 //   - access.go, metrics.go: access records and Prometheus metrics.
 //
 // # Lifecycle
@@ -39,8 +43,13 @@
 // streamed through rather than held; a client message is held whole, up to
 // Config.MaxMessageSize.
 //
-// Simple and extended protocol need no separate state machine here because
-// the server keeps it: pgcloak never answers for the server. In particular
+// pgcloak never answers for the server, and what it knows of a session
+// follows the server's answers, not its own decisions: follow.go models,
+// in one place, which requests the server answers (nothing after an
+// extended-protocol error until Sync, a simple Query included; Sync
+// ignored in COPY FROM STDIN) and applies ParseComplete, CloseComplete,
+// CommandComplete and ReadyForQuery to the queue, the prepared statements'
+// generations and the policy's own state (Decision.Ack, Follower). In particular
 // a refused statement is not answered by pgcloak directly. It is replaced
 // by a statement that fails during parse analysis with the refusal encoded in
 // its error, and the server-to-client side swaps that error for the

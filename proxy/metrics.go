@@ -27,6 +27,7 @@ type Metrics struct {
 	upstreamErrors    prometheus.Counter
 	statements        *prometheus.CounterVec
 	denials           *prometheus.CounterVec
+	overLimits        *prometheus.CounterVec
 	statementDuration prometheus.Histogram
 	rewriteDuration   prometheus.Histogram
 	maskedColumns     prometheus.Counter
@@ -55,6 +56,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
 			Name: "statements_denied_total", Help: "Statements pgcloak refused, by reason."},
 			[]string{"reason"}),
+		overLimits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystemProxy,
+			Name: "sessions_over_limits_total", Help: "Sessions ended because they held more than the limits allow, by limit."},
+			[]string{"limit"}),
 		statementDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
 			Name: "statement_duration_seconds", Help: "Time from forwarding a statement to the server's answer.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
@@ -66,13 +70,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		byKind: map[statementLabels]prometheus.Counter{},
 	}
 	reg.MustRegister(m.connectionsActive, m.connectionsTotal, m.authFailures, m.upstreamErrors, m.statements,
-		m.denials, m.statementDuration, m.rewriteDuration, m.maskedColumns)
+		m.denials, m.overLimits, m.statementDuration, m.rewriteDuration, m.maskedColumns)
 	// The label values are known: show them at zero from the start.
 	for _, by := range []string{"server", "pgcloak"} {
 		m.authFailures.WithLabelValues(by)
 	}
 	for _, r := range audit.ReasonCodes {
 		m.denials.WithLabelValues(r)
+	}
+	for _, l := range []string{"statements", "statement_bytes"} {
+		m.overLimits.WithLabelValues(l)
 	}
 	return m
 }

@@ -29,6 +29,14 @@ type SessionInfo struct {
 	// the client has it (the session's search_path, for instance). Valid
 	// only during Open.
 	Upstream UpstreamQuerier
+	// BackendPID is the server process id of the session's upstream
+	// connection (from BackendKeyData; 0 when the server sent none). The
+	// client knows it too, so it can bind values to the session.
+	BackendPID uint32
+	// Idle, called during a decision, says whether the server had answered
+	// everything sent before the message being decided and was outside a
+	// transaction block (its last ReadyForQuery said 'I').
+	Idle func() bool
 }
 
 // UpstreamQuerier runs one simple-protocol query and returns its rows as
@@ -70,6 +78,15 @@ type Decision struct {
 	// log and the statement metrics; the proxy adds what the server
 	// answers to each. Shared and never modified.
 	Audit []*audit.Statement
+	// Ack, when set, is called with the tag of each CommandComplete the
+	// server sends for the message's statements (for a Parse: for each
+	// Execute of a portal bound to it), on the server-to-client
+	// goroutine (see Follower). A statement the server skipped or failed
+	// gets no call.
+	Ack func(tag string)
+	// Deallocates names the prepared statements the message's SQL
+	// deallocates ("" for all): the proxy stops keeping them.
+	Deallocates []string
 }
 
 // ErrRefused builds a refusal decision.

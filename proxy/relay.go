@@ -88,6 +88,9 @@ func (s *session) clientToServer() {
 			if !ok {
 				break
 			}
+			// Whether the server has answered everything and is outside a
+			// transaction block, for the policy (SessionInfo.Idle).
+			s.idle = s.txStatus.Load() == 'I' && !s.dirty.Load() && s.sent.Load() == s.done.Load()
 			switch msg[0] {
 			case 'Q', 'F', 'S':
 				s.dirty.Store(false)
@@ -100,8 +103,15 @@ func (s *session) clientToServer() {
 			default:
 				s.dirty.Store(true)
 			}
+			if s.wire != nil && s.wire.discarded.Swap(false) {
+				// The server dropped every statement (DISCARD ALL): before
+				// this message's own, if it prepares one.
+				s.forget()
+			}
 			var repl, pre, post []byte
 			var stmts []*audit.Statement
+			var prep *preparedStmt
+			var ack func(string)
 			changed, refused := false, false
 			if log := s.srv.cfg.AccessLog; log != nil && (msg[0] == 'Q' || msg[0] == 'E' || msg[0] == 'F') {
 				if why := log.Admit(); why != nil {
@@ -110,7 +120,7 @@ func (s *session) clientToServer() {
 				}
 			}
 			if !refused && s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
-				repl, changed, stmts, err = s.decide(msg)
+				repl, changed, stmts, prep, ack, err = s.decide(msg)
 				if err != nil {
 					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
 					s.endUpstream()
@@ -118,10 +128,24 @@ func (s *session) clientToServer() {
 				}
 			}
 			if s.wire != nil {
-				if msg[0] == 'B' {
+				switch msg[0] {
+				case 'B':
 					pre = s.reprepare(msg)
+				case 'E':
+					if !refused {
+						pre = s.checkPortal(msg)
+					}
+				case 'C':
+					s.closed(msg)
+				case 'S':
+					clear(s.batch)
 				}
-				post = s.wire.request(msg, stmts, now, refused)
+				post = s.wire.request(msg, stmts, now, refused, prep, ack)
+				if e := s.overLimits(); e != nil {
+					s.endReason.CompareAndSwap(nil, e)
+					s.endUpstream()
+					return
+				}
 			}
 			if changed || pre != nil || post != nil {
 				out = append(out, s.cr.buf[start:at]...)
@@ -156,7 +180,7 @@ func (s *session) clientToServer() {
 // decide asks the session policy about one SQL-carrying message and returns
 // the bytes to send in its place when the answer is not Forward, and the
 // policy's descriptions of its statements.
-func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.Statement, err error) {
+func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.Statement, prep *preparedStmt, ack func(string), err error) {
 	var d Decision
 	var parse pgproto3.Parse
 	var t0 time.Time
@@ -168,19 +192,19 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	case 'Q':
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
-			return nil, false, nil, malformed("Query", err)
+			return nil, false, nil, nil, nil, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
 	case 'P':
 		if err := parse.Decode(msg[5:]); err != nil {
-			return nil, false, nil, malformed("Parse", err)
+			return nil, false, nil, nil, nil, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
-		s.remember(&parse)
+		prep = s.remember(&parse)
 	case 'F':
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
-			return nil, false, nil, malformed("FunctionCall", err)
+			return nil, false, nil, nil, nil, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
@@ -190,9 +214,12 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	if m != nil {
 		m.rewriteDuration.Observe(time.Since(t0).Seconds())
 	}
-	stmts = d.Audit
+	stmts, ack = d.Audit, d.Ack
+	if s.wire != nil {
+		s.deallocated(d.Deallocates)
+	}
 	if d.Action == Forward {
-		return nil, false, stmts, nil
+		return nil, false, stmts, prep, ack, nil
 	}
 	sql := decidedSQL(d)
 	if msg[0] == 'P' {
@@ -201,7 +228,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	} else {
 		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
-	return repl, true, stmts, err
+	return repl, true, stmts, prep, ack, err
 }
 
 // decidedSQL is the SQL to send for a Rewrite or Refuse decision.

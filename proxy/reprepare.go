@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"slices"
+
+	"github.com/jackc/pgerrcode"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -26,35 +29,62 @@ type preparedStmt struct {
 	gen  uint64
 }
 
-// remember records a statement the client prepares.
-func (s *session) remember(p *pgproto3.Parse) {
+// maxPortals bounds the portals whose generation a session keeps; past it
+// they are forgotten, and Executes of the forgotten ones are refused.
+const maxPortals = 1024
+
+// remember records a statement the client prepares, as decided now.
+func (s *session) remember(p *pgproto3.Parse) *preparedStmt {
 	g, ok := s.policy.(Generational)
 	if !ok {
-		return
+		return nil
 	}
 	if s.prepared == nil {
-		s.prepared = map[string]*preparedStmt{}
+		s.prepared, s.batch = map[string]*preparedStmt{}, map[string]*preparedStmt{}
 	}
-	s.prepared[p.Name] = &preparedStmt{sql: p.Query, oids: slices.Clone(p.ParameterOIDs), gen: g.Generation()}
+	st := &preparedStmt{sql: p.Query, oids: slices.Clone(p.ParameterOIDs), gen: g.Generation()}
+	if old := s.prepared[p.Name]; old != nil {
+		s.preparedBytes -= len(old.sql)
+	}
+	s.preparedBytes += len(st.sql)
+	s.prepared[p.Name], s.batch[p.Name] = st, st
+	return st
 }
 
-// reprepare returns the messages to send before a Bind whose statement was
-// prepared under an older generation; nil when none.
+// reprepare returns the messages to send before a Bind whose statement may
+// hold an older generation's SQL; nil when none. The server holds the
+// statement the client last sent only once it said ParseComplete, or while
+// no Sync came since (a failed Parse makes it skip the Bind too); otherwise
+// it may hold an older one, and pgcloak prepares it again. A statement not
+// prepared with Parse in this session (one from SQL PREPARE) cannot be
+// re-prepared and is refused.
 func (s *session) reprepare(bind []byte) []byte {
 	g, ok := s.policy.(Generational)
 	if !ok {
 		return nil
 	}
-	name := cstring(bind[5+len(cstring(bind[5:]))+1:])
+	portal := cstring(bind[5:])
+	name := cstring(bind[5+len(portal)+1:])
+	gen := g.Generation()
+	s.bound(portal, gen)
 	st := s.prepared[name]
 	if st == nil {
-		return nil
+		return s.refuseMessage(&Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(
+			"pgcloak: statement %q was not prepared with a Parse message in this session; restricted sessions bind only those (rule: fail_closed)", name)})
 	}
-	gen := g.Generation()
 	if st.gen == gen {
-		return nil
+		if s.batch[name] == st {
+			return nil
+		}
+		s.wire.mu.Lock()
+		conf := s.wire.confirmed[name]
+		s.wire.mu.Unlock()
+		if conf == st {
+			return nil
+		}
 	}
-	st.gen = gen
+	st = &preparedStmt{sql: st.sql, oids: st.oids, gen: gen}
+	s.prepared[name], s.batch[name] = st, st
 	d := s.policy.Parse(name, st.sql, st.oids)
 	sql := st.sql
 	if d.Action != Forward {
@@ -66,6 +96,59 @@ func (s *session) reprepare(bind []byte) []byte {
 		s.wire.internal('C', 'S', name)
 	}
 	out, _ = (&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: st.oids}).Encode(out)
-	s.wire.internalParse(name, d.Audit)
+	s.wire.internalParse(name, d.Audit, st)
+	return out
+}
+
+// bound records the generation a portal is bound under.
+func (s *session) bound(portal string, gen uint64) {
+	if s.portalGen == nil || len(s.portalGen) >= maxPortals {
+		s.portalGen = map[string]uint64{}
+	}
+	s.portalGen[portal] = gen
+}
+
+// checkPortal returns a failing Parse to send before an Execute of a
+// portal bound under an older generation (a rules reload, another end
+// user), or not bound in this session at all (a SQL cursor): the server
+// then skips the Execute until Sync.
+func (s *session) checkPortal(exec []byte) []byte {
+	g, ok := s.policy.(Generational)
+	if !ok {
+		return nil
+	}
+	portal := cstring(exec[5:])
+	if gen, ok := s.portalGen[portal]; ok && gen == g.Generation() {
+		return nil
+	}
+	return s.refuseMessage(&Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(
+		"pgcloak: portal %q was not bound under the privacy rules and end user in force; bind it again (rule: fail_closed)", portal)})
+}
+
+// closed forgets what a Close message closes.
+func (s *session) closed(msg []byte) {
+	if len(msg) < 6 {
+		return
+	}
+	name := cstring(msg[6:])
+	if msg[5] == 'S' {
+		if st := s.prepared[name]; st != nil {
+			s.preparedBytes -= len(st.sql)
+		}
+		delete(s.prepared, name)
+		delete(s.batch, name)
+	} else {
+		delete(s.portalGen, name)
+	}
+}
+
+// refuseMessage returns a Parse that fails with e, to send before a
+// message the server must skip; the client gets e in its place.
+func (s *session) refuseMessage(e *Error) []byte {
+	if m := s.srv.cfg.Metrics; m != nil {
+		m.denials.WithLabelValues("prepared_stale").Inc()
+	}
+	out, _ := (&pgproto3.Parse{Name: refusalStatement, Query: RefusalSQL(e)}).Encode(nil)
+	s.wire.internal('P', 0, refusalStatement)
 	return out
 }

@@ -39,6 +39,12 @@ type Config struct {
 	// MaxMessageSize bounds the body of one client message; a larger one
 	// gets 08P01 and the connection is closed. Zero means DefaultMaxMessageSize.
 	MaxMessageSize int
+	// MaxSessionStatements bounds the prepared statements and portals one
+	// session keeps (by name), MaxSessionStatementBytes the SQL text of
+	// its prepared statements: a session past either is ended with FATAL
+	// 54000 (limits.go). Zero means the default.
+	MaxSessionStatements     int
+	MaxSessionStatementBytes int
 
 	// ConnectTimeout bounds dialing (and TLS with) the upstream.
 	ConnectTimeout time.Duration
@@ -60,9 +66,11 @@ type Config struct {
 
 // Defaults for zero Config fields.
 const (
-	DefaultMaxMessageSize = 64 << 20
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultAuthTimeout    = 60 * time.Second
+	DefaultMaxMessageSize           = 64 << 20
+	DefaultMaxSessionStatements     = 10000
+	DefaultMaxSessionStatementBytes = 256 << 20
+	DefaultConnectTimeout           = 10 * time.Second
+	DefaultAuthTimeout              = 60 * time.Second
 )
 
 // Server accepts client connections and relays each to its own upstream
@@ -86,6 +94,12 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxSessionStatements <= 0 {
+		cfg.MaxSessionStatements = DefaultMaxSessionStatements
+	}
+	if cfg.MaxSessionStatementBytes <= 0 {
+		cfg.MaxSessionStatementBytes = DefaultMaxSessionStatementBytes
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

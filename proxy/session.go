@@ -79,9 +79,16 @@ type session struct {
 	identity   *audit.Statement
 	authFail   struct{ outcome, code string } // why start-up failed, when known
 
-	// Owned by the client-to-server goroutine: the statements the client
-	// prepared, as it sent them, for re-preparing after a rules change.
-	prepared map[string]*preparedStmt
+	// Owned by the client-to-server goroutine (reprepare.go): the
+	// statements the client prepared, as it last sent them, for
+	// re-preparing after a rules change; those sent since the last Sync;
+	// the generation each portal was bound under.
+	prepared  map[string]*preparedStmt
+	batch     map[string]*preparedStmt
+	portalGen map[string]uint64
+	// preparedBytes is the SQL text of prepared, for the session's limit.
+	preparedBytes int
+	idle          bool // at the message being decided (SessionInfo.Idle)
 
 	cout []byte // owned by the client-to-server goroutine
 }
@@ -414,6 +421,10 @@ func (s *session) open(ctx context.Context) error {
 		ClientAddr:   s.client.RemoteAddr(),
 		TLS:          s.tls,
 		Upstream:     upstreamQuerier{s},
+		Idle:         func() bool { return s.idle },
+	}
+	if len(s.cancel) >= 12 {
+		info.BackendPID = binary.BigEndian.Uint32(s.cancel[8:])
 	}
 	if info.Database == "" {
 		info.Database = info.User
@@ -445,6 +456,7 @@ func (s *session) open(ctx context.Context) error {
 	if sp != nil || cfg.AccessLog != nil {
 		wc, _ := sp.(WireChecker)
 		s.wire = newWireState(wc, cfg.AccessLog != nil || cfg.Metrics != nil)
+		s.wire.follower, _ = sp.(Follower)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -41,6 +43,9 @@ type wireState struct {
 	described  map[string]bool
 	stmtInfo   map[string]*audit.Statement
 	portalInfo map[string]*audit.Statement
+	// The acknowledgement callbacks of prepared statements and portals
+	// (only those whose policy decision asked for one).
+	stmtAck, portalAck map[string]func(string)
 
 	// Owned by the server-to-client side.
 	stmts   map[string][]bool
@@ -56,6 +61,20 @@ type wireState struct {
 	qAt      time.Time    // when it started
 	rows     int64        // DataRows of the Execute at the head
 	done     []completion // executions answered in this batch
+
+	// The server's protocol state as its answers show it (follow.go),
+	// owned by the server-to-client side.
+	skipping bool // an extended-protocol error: the server ignores all until Sync
+	copyIn   bool // the request at the head is in COPY FROM STDIN
+	// confirmed are the prepared statements the server acknowledged
+	// (ParseComplete), with the generation they were decided under.
+	confirmed map[string]*preparedStmt
+	// follower hears of the server's acknowledgements (nil: none).
+	follower Follower
+	// discarded: the server dropped every prepared statement and portal
+	// (DISCARD ALL, DEALLOCATE ALL); the client-to-server side forgets
+	// its own at its next message.
+	discarded atomic.Bool
 }
 
 type wireReq struct {
@@ -71,6 +90,9 @@ type wireReq struct {
 	info  *audit.Statement
 	at    time.Time
 	quiet bool // refused by pgcloak before it ran: no record
+
+	prep *preparedStmt    // for Parse: the statement, as decided
+	ack  func(tag string) // called with each CommandComplete the request gets
 }
 
 // internal records a message pgcloak sends on its own; its response is
@@ -83,20 +105,22 @@ func (w *wireState) internal(kind, sub byte, name string) {
 
 func newWireState(c WireChecker, tracking bool) *wireState {
 	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{},
-		stmtInfo: map[string]*audit.Statement{}, portalInfo: map[string]*audit.Statement{}, tracking: tracking}
+		stmtInfo: map[string]*audit.Statement{}, portalInfo: map[string]*audit.Statement{}, tracking: tracking,
+		confirmed: map[string]*preparedStmt{}, stmtAck: map[string]func(string){}, portalAck: map[string]func(string){}}
 }
 
 // request records one client message, forwarded at now; stmts are the
 // policy's descriptions of its statements (Query, Parse, FunctionCall);
-// quiet, a message pgcloak refused before it ran, which gets no record.
-// It returns an extra message for pgcloak to send after it (a Describe of
-// a portal nobody described).
-func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool) (extra []byte) {
+// quiet, a message pgcloak refused before it ran, which gets no record;
+// prep, the statement a Parse prepares; ack, the policy's wish to hear of
+// the message's CommandCompletes. It returns an extra message for pgcloak
+// to send after it (a Describe of a portal nobody described).
+func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool, prep *preparedStmt, ack func(string)) (extra []byte) {
 	body := msg[5:]
 	var r wireReq
 	switch msg[0] {
 	case 'P':
-		r = wireReq{kind: 'P', name: cstring(body)}
+		r = wireReq{kind: 'P', name: cstring(body), prep: prep}
 		w.described[r.name] = false
 		if w.tracking {
 			r.info, r.at = first(stmts), now
@@ -144,10 +168,15 @@ func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time,
 		r = wireReq{kind: 'F', info: first(stmts), at: now}
 	case 'S':
 		r = wireReq{kind: 'S'}
+	case 'c', 'f':
+		// CopyDone and CopyFail get no answer of their own; they mark
+		// where a COPY FROM STDIN ends (follow.go).
+		r = wireReq{kind: msg[0]}
 	default:
 		return nil
 	}
 	r.quiet = quiet
+	w.followAcks(&r, ack)
 	w.mu.Lock()
 	w.queue = append(w.queue, r)
 	if extra != nil {
@@ -166,9 +195,9 @@ func first(stmts []*audit.Statement) *audit.Statement {
 
 // internalParse records a Parse pgcloak sends on its own to prepare a
 // client's statement again; stmts describe it as now decided.
-func (w *wireState) internalParse(name string, stmts []*audit.Statement) {
+func (w *wireState) internalParse(name string, stmts []*audit.Statement, prep *preparedStmt) {
 	w.mu.Lock()
-	r := wireReq{kind: 'P', name: name, internal: true}
+	r := wireReq{kind: 'P', name: name, internal: true, prep: prep}
 	if w.tracking {
 		r.info = first(stmts)
 		w.stmtInfo[name] = r.info
@@ -206,27 +235,19 @@ func (w *wireState) response(msg, scratch []byte) (repl []byte, changed bool) {
 }
 
 func (w *wireState) respond(msg, scratch []byte) []byte {
+	w.settle()
 	h := w.head()
 	switch msg[0] {
 	case '1', '2', '3':
 		if h == nil {
 			return msg
 		}
-		if h.internal {
-			w.pop()
+		w.acknowledged(h, msg[0])
+		internal := h.internal
+		w.pop()
+		if internal {
 			return nil
 		}
-		if msg[0] == '2' && h.kind == 'B' {
-			w.portals[h.name] = w.stmts[h.stmt]
-		}
-		if msg[0] == '3' && h.kind == 'C' {
-			if h.sub == 'S' {
-				delete(w.stmts, h.name)
-			} else {
-				delete(w.portals, h.name)
-			}
-		}
-		w.pop()
 	case 'T', 'n':
 		var mask []bool
 		if msg[0] == 'T' && w.checker != nil {
@@ -251,6 +272,10 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 			return msg
 		}
 		w.cur = mask // a simple Query's result
+	case 'G':
+		if h != nil && (h.kind == 'E' || h.kind == 'Q') {
+			w.copyIn = true
+		}
 	case 'D':
 		mask := w.cur
 		if h != nil && h.kind == 'E' {
@@ -261,6 +286,18 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 			return maskDataRow(scratch, msg, mask)
 		}
 	case 'C', 'I', 's':
+		if msg[0] == 'C' {
+			w.copyEnded(true)
+			if tag := msg[5:]; bytes.Equal(tag, discardAllTag) || bytes.Equal(tag, deallocateAllTag) {
+				clear(w.stmts)
+				clear(w.portals)
+				clear(w.confirmed)
+				w.discarded.Store(true)
+			}
+			if h != nil && h.ack != nil && (h.kind == 'E' || h.kind == 'Q') {
+				h.ack(commandTag(msg))
+			}
+		}
 		if h != nil && h.kind == 'E' {
 			if w.tracking && msg[0] != 'I' {
 				rows := w.rows
@@ -286,25 +323,21 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 	case 'E':
 		w.cur = nil
 		w.rows = 0
+		w.copyEnded(false)
 		w.failed(h)
-		// The server discards extended-protocol messages until Sync: no
-		// response will come for the requests before it.
-		for h := w.head(); h != nil && h.kind != 'S' && h.kind != 'Q' && h.kind != 'F'; h = w.head() {
-			w.pop()
-		}
+		w.errored(h)
 	case 'Z':
 		w.cur = nil
 		w.qi = 0
-		for h := w.head(); h != nil; h = w.head() {
-			w.pop()
-			if h.kind == 'S' || h.kind == 'Q' || h.kind == 'F' {
-				break
-			}
-		}
+		w.ready(msg[5])
 		delete(w.portals, "")
 	}
 	return msg
 }
+
+// The CommandComplete tags (with their NUL) after which the server holds
+// no prepared statement or portal.
+var discardAllTag, deallocateAllTag = []byte("DISCARD ALL\x00"), []byte("DEALLOCATE ALL\x00")
 
 // maskAll stands for "mask every column": used when a RowDescription
 // cannot be read.

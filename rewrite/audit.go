@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -28,6 +29,10 @@ import (
 // log comes from pg_query's normalizer and is then scanned again, so that
 // no constant the normalizer leaves (in a PREPARE body, say) and no comment
 // survives.
+
+// describeWork counts the steps of matching columns to relations, so that
+// a test can show the description is linear in the statement's size.
+var describeWork atomic.Int64
 
 // maxQueryText bounds the normalized text kept per statement.
 const maxQueryText = 4096
@@ -424,7 +429,24 @@ func attribute(pol *rules.Policy, uses []objRef, cols [][]string, wr writes) []a
 		}
 		f.obj.Columns[col] = class(f.tab, col)
 	}
-	for _, f := range objs {
+	// Linear in the statement's size: each object's columns are a set,
+	// objects are found by alias, and an unqualified column is matched
+	// from the objects' side (each object's columns against the set of
+	// names the statement uses), so that neither the number of columns
+	// the statement names nor that of its relations multiplies the other.
+	work := int64(0) // steps of the matching below (describeWork)
+	defer func() { describeWork.Add(work) }()
+	colSet := make([]map[string]bool, len(objs))
+	byAlias := map[string][]int{}
+	for i, f := range objs {
+		work += int64(len(f.columns))
+		colSet[i] = make(map[string]bool, len(f.columns))
+		for _, c := range f.columns {
+			colSet[i][c] = true
+		}
+		byAlias[f.alias] = append(byAlias[f.alias], i)
+	}
+	for i, f := range objs {
 		if f.obj.Access != "write" {
 			continue
 		}
@@ -432,29 +454,62 @@ func attribute(pol *rules.Policy, uses []objRef, cols [][]string, wr writes) []a
 			add(f, "*")
 		}
 		for _, c := range wr.written {
-			if slices.Contains(f.columns, c) {
+			work++
+			if colSet[i][c] {
 				add(f, c)
 			}
 		}
 	}
+	unqualified := map[string]bool{}
+	star := false
+	type qualified struct{ qual, last string }
+	seenQual := map[qualified]bool{}
 	for _, c := range cols {
+		work++
 		if len(c) == 0 {
 			continue
 		}
 		last := c[len(c)-1]
-		qual := ""
-		if len(c) >= 2 {
-			qual = c[len(c)-2]
+		if len(c) == 1 {
+			if last == "*" {
+				star = true
+				continue
+			}
+			if !unqualified[last] {
+				unqualified[last] = true
+				for _, i := range byAlias[last] {
+					work++
+					if !colSet[i][last] {
+						add(objs[i], "*") // a whole-row reference
+					}
+				}
+			}
+			continue
 		}
-		for _, f := range objs {
+		q := qualified{c[len(c)-2], last}
+		if seenQual[q] {
+			continue
+		}
+		seenQual[q] = true
+		for _, i := range byAlias[q.qual] {
+			work++
 			switch {
-			case qual != "" && qual != f.alias:
 			case last == "*":
-				add(f, "*")
-			case slices.Contains(f.columns, last):
-				add(f, last)
-			case len(c) == 1 && last == f.alias:
-				add(f, "*") // a whole-row reference
+				add(objs[i], "*")
+			case colSet[i][last]:
+				add(objs[i], last)
+			}
+		}
+	}
+	for i, f := range objs {
+		work += int64(len(f.columns))
+		if star {
+			add(f, "*")
+			continue
+		}
+		for _, c := range f.columns {
+			if unqualified[c] && colSet[i][c] {
+				add(f, c)
 			}
 		}
 	}
@@ -703,12 +758,14 @@ func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
 	res := s.lastRes
 	s.lastRes = nil
 	switch {
+	case d.Action == proxy.Refuse && d.Err == errUnknownTooSoon.Err:
+		d.Audit = denyAll(s.observe(sql), "fail_closed")
 	case res != nil && d.Action == proxy.Refuse && len(res.Refused) == 0:
 		d.Audit = denyAll(s.observe(sql), "prepared_stale")
 	case res != nil && len(res.Statements) > 0:
 		d.Audit = res.Statements
-		if s.endUser != "" {
-			d.Audit = withEndUser(d.Audit, s.endUser)
+		if s.endUserLogin() != "" {
+			d.Audit = withEndUser(d.Audit, s.endUserLogin())
 		}
 	case res != nil:
 		// Refused as a whole (it does not parse, or cannot be printed).
@@ -743,7 +800,7 @@ func (s *session) observe(sql string) []*audit.Statement {
 		d.role = s.pr.Role.Name
 	}
 	d.purpose = strings.Join(s.purposes, ",")
-	d.endUser = s.endUser
+	d.endUser = s.endUserLogin()
 	key := "observe\x00" + d.role + "\x00" + d.purpose + "\x00" + d.endUser + "\x00" + strings.Join(d.searchPath, ",")
 	if s.pol != nil {
 		key += "\x00" + s.pol.Version()
@@ -777,7 +834,7 @@ func withEndUser(in []*audit.Statement, endUser string) []*audit.Statement {
 // functionCall describes a FunctionCall message, which pgcloak refuses to
 // restricted roles.
 func (s *session) functionCall(d proxy.Decision) proxy.Decision {
-	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUser}
+	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUserLogin()}
 	if s.pr != nil {
 		st.Role = s.pr.Role.Name
 	}
@@ -820,7 +877,7 @@ func observedSQL(sql string) []*audit.Statement {
 
 // Identity says whom the session works for, for its auth record.
 func (s *session) Identity() audit.Statement {
-	st := audit.Statement{EndUser: s.endUser, Purpose: strings.Join(s.purposes, ",")}
+	st := audit.Statement{EndUser: s.endUserLogin(), Purpose: strings.Join(s.purposes, ",")}
 	if s.pr != nil {
 		st.Role = s.pr.Role.Name
 	}

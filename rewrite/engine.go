@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type Engine struct {
 
 	cacheHits, cacheMisses atomic.Int64
 
+	limits                           Limits // bounds.go
+	unknownRefreshes, unknownRefused atomic.Int64
+
 	connMu sync.Mutex
 	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
 }
@@ -60,7 +64,7 @@ func NewEngine(current func() *rules.Policy, catalogDSN string, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{rules: current, catalogDSN: catalogDSN, log: log}
+	return &Engine{rules: current, catalogDSN: catalogDSN, log: log, limits: DefaultLimits}
 }
 
 // Start loads the catalog and refreshes it every interval until ctx ends.
@@ -127,7 +131,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database, loaded: start})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -272,7 +276,8 @@ func (r valuesRow) Scan(dst ...any) error {
 // Open maps the session's login to its principal. Unrestricted principals
 // get nil: their sessions pass through untouched.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	s := &session{e: e, login: info.User, params: info.Params, startParams: info.ServerParams}
+	s := &session{e: e, login: info.User, params: info.Params, idle: info.Idle, startParams: info.ServerParams,
+		binding: strconv.FormatUint(uint64(info.BackendPID), 10)}
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -300,6 +305,9 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 		if enc := strings.ToUpper(info.ServerParams["client_encoding"]); unsafeEncodings[enc] {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
 				Message: fmt.Sprintf("pgcloak: restricted sessions may not use client_encoding %s; use UTF8 (rule: fail_closed)", enc)}
+		}
+		if err := checkStartup(s.pr, info.Params); err != nil {
+			return nil, err
 		}
 		if info.ServerParams["standard_conforming_strings"] != "on" {
 			return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification,
@@ -343,9 +351,19 @@ type session struct {
 	ctx         *Context          // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
-	gen         uint64            // bumped when the rules in force change
-	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
-	lastRes     *Result           // the last decision's rewrite, for the access log
+	gen         uint64            // bumped when the rules in force or the end user change
+	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation (follow.go)
+	sqlPending  map[string]uint64 // PREPAREs sent, not yet acknowledged
+	cursors     map[string]cursorState
+	pending     *switchReq  // an end-user switch awaiting the server
+	idle        func() bool // proxy.SessionInfo.Idle
+	binding     string      // what a signed end-user name is bound to: the backend pid
+	// lastUnknownRefresh is when the session last had the catalog
+	// reloaded for a relation it lacked (bounds.go).
+	lastUnknownRefresh time.Time
+	refreshTokens      float64
+	f                  following
+	lastRes            *Result // the last decision's rewrite, for the access log
 	// startParams are the settings the server reported at start-up, which
 	// the session guards checked; watching is set while the session is
 	// restricted (read by the proxy's server-side goroutine).
@@ -379,7 +397,7 @@ func (s *session) resolve(ctx context.Context) error {
 	if pr.Delegating {
 		s.app = pr
 		if s.endUser != "" {
-			if pr, err = s.e.endUser(ctx, pol, pr, s.endUser); err != nil {
+			if pr, err = s.e.endUser(ctx, pol, pr, s.endUser, s.binding); err != nil {
 				return err
 			}
 		}
@@ -424,6 +442,7 @@ func (s *session) current() (*Context, error) {
 // longer hold (the rules were reloaded): the proxy then prepares the
 // client's statements again before using them.
 func (s *session) Generation() uint64 {
+	s.drain()
 	s.current()
 	return s.gen
 }
@@ -442,6 +461,7 @@ func (s *session) FunctionCall(uint32) proxy.Decision {
 func (s *session) Close() {}
 
 func (s *session) decide(sql string) proxy.Decision {
+	s.drain()
 	ctx, err := s.current()
 	if err != nil {
 		var pe *proxy.Error
@@ -452,6 +472,9 @@ func (s *session) decide(sql string) proxy.Decision {
 	}
 	if ctx == nil {
 		return proxy.Decision{} // unrestricted after a reload
+	}
+	if s.pending != nil {
+		return errPending
 	}
 	if s.app != nil {
 		if d, ok := s.delegation(sql); ok {
@@ -464,6 +487,9 @@ func (s *session) decide(sql string) proxy.Decision {
 	}
 	res := s.rewrite(st, ctx, sql)
 	if s.hasNewUnknown(res) {
+		if !s.mayRefreshForUnknown() {
+			return errUnknownTooSoon
+		}
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
 		res = s.rewrite(st, ctx, sql)
@@ -485,38 +511,10 @@ func (s *session) decide(sql string) proxy.Decision {
 		s.temps = nil
 		s.e.refreshSoon()
 	}
-	if d, stale := s.trackPrepared(res); stale {
-		return d
-	}
 	if res.Unchanged {
-		return proxy.Decision{}
+		return s.follow(sql, proxy.Decision{})
 	}
-	return proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL}
-}
-
-// trackPrepared follows SQL-level PREPARE, EXECUTE and DEALLOCATE: a
-// statement prepared under rules that have changed since is refused, as
-// its stored body was rewritten for the old rules.
-func (s *session) trackPrepared(res *Result) (proxy.Decision, bool) {
-	for _, n := range res.Executes {
-		if g, ok := s.sqlPrepared[n]; ok && g != s.gen {
-			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
-				"pgcloak: prepared statement %q was prepared under privacy rules that changed since; PREPARE it again (rule: fail_closed)", n)), true
-		}
-	}
-	for _, n := range res.Deallocates {
-		if n == "" {
-			clear(s.sqlPrepared)
-		}
-		delete(s.sqlPrepared, n)
-	}
-	for _, n := range res.Prepares {
-		if s.sqlPrepared == nil {
-			s.sqlPrepared = map[string]uint64{}
-		}
-		s.sqlPrepared[n] = s.gen
-	}
-	return proxy.Decision{}, false
+	return s.follow(sql, proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL})
 }
 
 // rewrite rewrites through the result cache.
@@ -557,31 +555,6 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 // explainRefusal renders a refusal for Explain.
 func explainRefusal(r *Refusal) string {
 	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
-}
-
-// resultCache maps (context, SQL) to the rewrite's result.
-type resultCache struct {
-	mu sync.RWMutex
-	m  map[string]*Result
-}
-
-const maxResults = 50000
-
-func newResultCache() *resultCache { return &resultCache{m: map[string]*Result{}} }
-
-func (c *resultCache) get(k string) *Result {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[k]
-}
-
-func (c *resultCache) put(k string, r *Result) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxResults {
-		clear(c.m)
-	}
-	c.m[k] = r
 }
 
 // MaskColumns is the wire check (design.md §5.4): a result column that

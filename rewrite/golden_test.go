@@ -143,7 +143,7 @@ type grole struct {
 }
 
 var groles = map[string]grole{
-	"sales_rep":         {profile: "standard", tables: []string{"*"}, byRegion: true, columns: map[string]action{"customers.phone": show}},
+	"sales_rep":         {profile: "standard", tables: []string{"*"}, deny: []string{"sales_reps"}, byRegion: true, columns: map[string]action{"customers.phone": show}},
 	"support":           {profile: "standard", tables: []string{"customers", "orders", "order_lines", "support_tickets"}, columns: map[string]action{"support_tickets.body": show}},
 	"consultant":        {profile: "contact_free", tables: []string{"customers", "orders", "order_lines", "accounts", "contacts", "campaigns"}},
 	"warehouse":         {profile: "standard", tables: []string{"orders", "order_lines"}, columns: map[string]action{"orders.shipping_name": show, "orders.shipping_street": show, "orders.shipping_city": show, "orders.shipping_postal_code": show}},
@@ -879,8 +879,8 @@ FROM accounts a JOIN contacts k ON k.account_id = a.account_id ORDER BY a.accoun
 	{
 		name:    "sales team",
 		sql:     `SELECT rep_id, login, full_name, email, region FROM sales_reps ORDER BY rep_id`,
-		logins:  logins(reps, []string{"victor", "petra", "dana"}),
-		refused: map[string]string{"ana": "42501"},
+		logins:  []string{"victor", "petra", "dana"},
+		refused: map[string]string{"ana": "42501", "alice": "42501", "erin": "42501"}, // sales_rep: deny_tables
 		ordered: true,
 	},
 }

@@ -325,6 +325,9 @@ var deniedCatalog = map[string]string{
 	"pg_stat_activity":      "it shows the statements of other sessions",
 	"pg_largeobject":        "large objects bypass the rules",
 	"pg_prepared_xacts":     "it shows other sessions' transactions",
+	// A delegating application's session serves many end users in turn.
+	"pg_prepared_statements": "it shows the texts of statements prepared for other end users",
+	"pg_cursors":             "it shows the texts of cursors opened for other end users",
 }
 
 // protectedRef says whether a reference denotes a protected relation (used
@@ -523,6 +526,8 @@ var deniedFunctions = map[string]string{
 	"currtid2":                     "it probes rows by physical address", "currtid": "it probes rows by physical address",
 	"dblink": "it reaches other servers",
 	"loread": "large objects bypass the rules", "lowrite": "large objects bypass the rules",
+	"pg_prepared_statement": "it shows the texts of statements prepared for other end users",
+	"pg_cursor":             "it shows the texts of cursors opened for other end users",
 }
 
 var deniedPrefixes = []struct{ prefix, why string }{

@@ -32,6 +32,7 @@ var sessionSettings = map[string]func(values []string) string{
 	"lock_timeout":                        nil,
 	"idle_in_transaction_session_timeout": nil,
 	"bytea_output":                        nil,
+	"plan_cache_mode":                     nil,
 	// What SET TRANSACTION and SET SESSION CHARACTERISTICS, allowed to
 	// every role, change anyway.
 	"transaction_isolation":          nil,
@@ -70,6 +71,13 @@ var guardedSettings = map[string]func(values []string) bool{
 	"row_security":                nil,
 	"client_encoding":             safeEncoding,
 	"names":                       safeEncoding,
+}
+
+// guardedPrefix is true for settings no restricted role may change,
+// whatever its statement kinds: debug_* and trace_* send the server's
+// internal state (parse trees, plans with estimates) to the client.
+func guardedPrefix(name string) bool {
+	return strings.HasPrefix(name, "debug_") || strings.HasPrefix(name, "trace_")
 }
 
 func isOn(values []string) bool {
@@ -120,6 +128,9 @@ func settingAllowed(pr *rules.Principal, name string, values ...string) *Refusal
 	name = strings.ToLower(name)
 	if strings.HasPrefix(name, "pgcloak.") {
 		return refuseRule("settings", "setting %s is reserved for pgcloak", name)
+	}
+	if guardedPrefix(name) {
+		return refuseRule("settings", "restricted roles may not change %s: it sends the server's internal state to the client", name)
 	}
 	if guard, ok := guardedSettings[name]; ok {
 		if len(values) == 0 || guard != nil && guard(values) {

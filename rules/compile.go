@@ -731,6 +731,10 @@ func (c *compiler) compilePrincipals() {
 			}
 			c.p.delegation.Setting = d.Setting.V
 		}
+		c.p.delegation.Unsigned = d.Unsigned
+		if d.KeyEnv != nil && d.Unsigned {
+			c.add(d.At, "delegation has both key_env and unsigned: true; use one")
+		}
 		if d.KeyEnv != nil {
 			c.p.delegation.KeyEnv = d.KeyEnv.V
 			key := os.Getenv(d.KeyEnv.V)
@@ -740,10 +744,49 @@ func (c *compiler) compilePrincipals() {
 			c.p.delegation.key = []byte(key)
 		}
 	}
+	c.checkDelegation(fp)
+}
+
+// checkDelegation requires a delegating login's end-user roles, and a key
+// or an explicit unsigned: true for delegation.
+func (c *compiler) checkDelegation(fp *filePrincipals) {
+	var at *Pos
+	for _, e := range fp.Logins.Entries {
+		if !e.Val.Delegating {
+			if len(e.Val.EndUserRoles) > 0 {
+				c.add(e.Val.EndUserRoles[0].At, "login %q has end_user_roles but is not delegating", e.Key)
+			}
+			continue
+		}
+		if at == nil {
+			at = &e.KeyAt
+		}
+		if len(e.Val.EndUserRoles) == 0 {
+			c.add(e.KeyAt, "delegating login %q must list the roles of the end users it may name (end_user_roles)", e.Key)
+		}
+	}
+	if at != nil && c.p.delegation.key == nil && !c.p.delegation.Unsigned {
+		c.add(*at, "delegating logins need delegation.key_env (signed end-user names), or delegation.unsigned: true to accept unsigned ones")
+	}
 }
 
 func (c *compiler) login(login string, fl *fileLogin, ctx string) *loginRule {
 	lr := &loginRule{login: login, delegating: fl.Delegating, attrs: map[string]string{}}
+	for _, r := range fl.EndUserRoles {
+		role := c.p.roles[r.V]
+		if role == nil || r.V == noneRole {
+			c.add(r.At, "unknown role %q in end_user_roles of %s", r.V, ctx)
+			continue
+		}
+		if role.Unrestricted {
+			c.add(r.At, "end_user_roles of %s names unrestricted role %q", ctx, r.V)
+			continue
+		}
+		if lr.endUserRoles == nil {
+			lr.endUserRoles = map[string]bool{}
+		}
+		lr.endUserRoles[r.V] = true
+	}
 	switch {
 	case fl.Role == nil && fl.Delegating:
 		lr.role = c.p.roles[noneRole]

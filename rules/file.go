@@ -256,10 +256,12 @@ type fileLogin struct {
 	Attributes     omap[Str] `yaml:"attributes"`
 	AttributeQuery *Str      `yaml:"attribute_query"`
 	Delegating     bool      `yaml:"delegating"`
+	EndUserRoles   []Str     `yaml:"end_user_roles"`
 }
 
 type fileDelegation struct {
-	At      Pos
-	Setting *Str `yaml:"setting"`
-	KeyEnv  *Str `yaml:"key_env"`
+	At       Pos
+	Setting  *Str `yaml:"setting"`
+	KeyEnv   *Str `yaml:"key_env"`
+	Unsigned bool `yaml:"unsigned"`
 }

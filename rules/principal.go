@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -19,7 +21,10 @@ type loginRule struct {
 	attrs      map[string]string
 	query      *attrQuery
 	delegating bool
-	at         Pos
+	// endUserRoles are the roles of the end users a delegating login may
+	// name.
+	endUserRoles map[string]bool
+	at           Pos
 }
 
 // Delegation configures applications that name their end user.
@@ -30,7 +35,10 @@ type Delegation struct {
 	// KeyEnv is the environment variable holding the shared key, if end
 	// user names must be signed.
 	KeyEnv string
-	key    []byte
+	// Unsigned: end-user names are accepted without a signature (an
+	// explicit choice in the rules; pgcloak check warns about it).
+	Unsigned bool
+	key      []byte
 }
 
 // Delegation returns the delegation settings.
@@ -229,24 +237,41 @@ func (p *Policy) bindFilters(pr *Principal) error {
 	return nil
 }
 
-// EndUser returns the principal that application app names as its end user
-// (the value of the delegation setting). Only delegating logins may name
-// one, and only logins that are neither delegating nor unrestricted may be
-// named. When the rules configure a delegation key, value must be
-// "login:signature" where signature is the hex HMAC-SHA256 of login under
-// the key.
+// EndUser maps the value a delegating application set (Delegation.Setting)
+// to its end user's principal, unbound to any session: a signed value is
+// refused (see EndUserFor).
 func (p *Policy) EndUser(app *Principal, value string) (*Principal, error) {
+	return p.EndUserFor(app, value, "", time.Now())
+}
+
+// EndUserFor maps the value a delegating application set on the session
+// whose binding is session (the server process id of its connection, as
+// BackendKeyData gave it) to its end user's principal. With a delegation
+// key the value must be
+//
+//	login:expiry:HEX
+//
+// where expiry is a Unix time in seconds, not yet past at now, and HEX the
+// hexadecimal HMAC-SHA256, under the key, of login, expiry and session
+// joined by newlines (SignEndUser). The end user must be a mapped login,
+// neither delegating nor unrestricted, of one of the roles the
+// application's end_user_roles list.
+func (p *Policy) EndUserFor(app *Principal, value, session string, now time.Time) (*Principal, error) {
 	if !app.Delegating {
 		return nil, fmt.Errorf("pgcloak: login %q is not a delegating application and cannot set %s", app.Login, p.delegation.Setting)
 	}
 	login := value
 	if p.delegation.key != nil {
-		l, sig, ok := strings.Cut(value, ":")
-		mac := hmac.New(sha256.New, p.delegation.key)
-		mac.Write([]byte(l))
+		rest, sig, ok1 := cutLast(value, ":")
+		l, exp, ok2 := cutLast(rest, ":")
 		got, err := hex.DecodeString(sig)
-		if !ok || err != nil || !hmac.Equal(got, mac.Sum(nil)) {
-			return nil, fmt.Errorf("pgcloak: %s is not signed with the delegation key", p.delegation.Setting)
+		want := SignEndUser(p.delegation.key, l, exp, session)
+		if !ok1 || !ok2 || err != nil || !hmac.Equal(got, want) {
+			return nil, fmt.Errorf("pgcloak: %s is not signed with the delegation key for this session (login:expiry:HMAC)", p.delegation.Setting)
+		}
+		t, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || now.Unix() > t {
+			return nil, fmt.Errorf("pgcloak: the signed %s has expired", p.delegation.Setting)
 		}
 		login = l
 	}
@@ -257,5 +282,26 @@ func (p *Policy) EndUser(app *Principal, value string) (*Principal, error) {
 	if pr.Delegating || pr.Unrestricted() {
 		return nil, fmt.Errorf("pgcloak: login %q cannot be named as an end user", login)
 	}
+	if lr := p.logins[app.Login]; lr == nil || !lr.endUserRoles[pr.Role.Name] {
+		return nil, fmt.Errorf("pgcloak: application %q may not name end users of role %q (rule: principals.logins.%s.end_user_roles)",
+			app.Login, pr.Role.Name, app.Login)
+	}
 	return pr, nil
+}
+
+// SignEndUser is the signature of an end-user name: HMAC-SHA256 under key
+// of login, expiry (Unix seconds, decimal) and session (the server process
+// id of the connection, decimal), joined by newlines.
+func SignEndUser(key []byte, login, expiry, session string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(login + "\n" + expiry + "\n" + session))
+	return mac.Sum(nil)
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }

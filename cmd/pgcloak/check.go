@@ -71,6 +71,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		rep.Findings = append(rep.Findings, rules.FindingsOf(err, "rules")...)
 	} else {
 		rep.Version = p.Version()
+		rep.Findings = append(rep.Findings, p.CheckRules()...)
 		if *dsn != "" {
 			rep.Database = true
 			ctx, cancel := context.WithTimeout(context.Background(), *timeout)

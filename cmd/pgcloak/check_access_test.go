@@ -158,7 +158,7 @@ func TestCheckAccessClean(t *testing.T) {
 	pg := crmDB(t)
 	code, out := runCheckArgs(t, "--rules", writeRules(t, crm.Rules), "--database", pg.DSN(pgtest.SuperUser, pgtest.Database),
 		"--proxy-addresses", "127.0.0.1/32")
-	if code != 0 || strings.Contains(out, "error") {
+	if code != 0 || strings.Contains(out, "error ") || !strings.Contains(out, "0 error(s)") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	code, out = runCheckArgs(t, "--rules", writeRules(t, crm.Rules), "--database", pg.DSN(pgtest.SuperUser, pgtest.Database),

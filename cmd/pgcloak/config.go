@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 // fileConfig is pgcloak.yaml, the serve command's configuration file. Flags
@@ -82,6 +83,17 @@ type clientTLS struct {
 type limitsConfig struct {
 	MaxClientConnections int      `yaml:"max_client_connections"`
 	MaxMessageSize       byteSize `yaml:"max_message_size"`
+	// Per session (proxy.Config) and shared (rewrite.Limits).
+	MaxSessionStatements     int      `yaml:"max_session_statements"`
+	MaxSessionStatementBytes byteSize `yaml:"max_session_statement_bytes"`
+	RewriteCacheBytes        byteSize `yaml:"rewrite_cache_bytes"`
+	UnknownRefreshInterval   duration `yaml:"unknown_relation_refresh_interval"`
+}
+
+// rewriteLimits are the engine's limits from the configuration.
+func (c *fileConfig) rewriteLimits() rewrite.Limits {
+	return rewrite.Limits{CacheBytes: int64(c.Limits.RewriteCacheBytes),
+		UnknownRefreshInterval: time.Duration(c.Limits.UnknownRefreshInterval)}
 }
 
 type timeoutsConfig struct {
@@ -99,7 +111,9 @@ func defaultConfig() fileConfig {
 	return fileConfig{
 		Listen:   []string{"127.0.0.1:6432"},
 		Upstream: upstreamConfig{Address: "127.0.0.1:5432", TLS: upstreamTLS{Mode: "disable"}},
-		Limits:   limitsConfig{MaxClientConnections: 1000, MaxMessageSize: proxy.DefaultMaxMessageSize},
+		Limits: limitsConfig{MaxClientConnections: 1000, MaxMessageSize: proxy.DefaultMaxMessageSize,
+			MaxSessionStatements: proxy.DefaultMaxSessionStatements, MaxSessionStatementBytes: proxy.DefaultMaxSessionStatementBytes,
+			RewriteCacheBytes: byteSize(rewrite.DefaultLimits.CacheBytes), UnknownRefreshInterval: duration(rewrite.DefaultLimits.UnknownRefreshInterval)},
 		Timeouts: timeoutsConfig{
 			Connect:       duration(proxy.DefaultConnectTimeout),
 			Auth:          duration(proxy.DefaultAuthTimeout),
@@ -280,6 +294,18 @@ func (c *fileConfig) validate() error {
 	if c.Limits.MaxMessageSize < 1024 || c.Limits.MaxMessageSize > 1<<30 {
 		return bad("limits.max_message_size", "must be between 1KiB and 1GiB")
 	}
+	if c.Limits.MaxSessionStatements < 1 {
+		return bad("limits.max_session_statements", "must be positive")
+	}
+	if c.Limits.MaxSessionStatementBytes < 64<<10 {
+		return bad("limits.max_session_statement_bytes", "must be at least 64KiB")
+	}
+	if c.Limits.RewriteCacheBytes < 1<<20 {
+		return bad("limits.rewrite_cache_bytes", "must be at least 1MiB")
+	}
+	if c.Limits.UnknownRefreshInterval <= 0 {
+		return bad("limits.unknown_relation_refresh_interval", "must be positive")
+	}
 	for key, d := range map[string]duration{"timeouts.connect": c.Timeouts.Connect,
 		"timeouts.auth": c.Timeouts.Auth, "timeouts.shutdown_grace": c.Timeouts.ShutdownGrace} {
 		if d <= 0 {
@@ -322,8 +348,11 @@ func (c *fileConfig) proxyConfig() (proxy.Config, error) {
 		RequireClientTLS: c.TLS.Required,
 		MaxClientConns:   c.Limits.MaxClientConnections,
 		MaxMessageSize:   int(c.Limits.MaxMessageSize),
-		ConnectTimeout:   time.Duration(c.Timeouts.Connect),
-		AuthTimeout:      time.Duration(c.Timeouts.Auth),
+
+		MaxSessionStatements:     c.Limits.MaxSessionStatements,
+		MaxSessionStatementBytes: int(c.Limits.MaxSessionStatementBytes),
+		ConnectTimeout:           time.Duration(c.Timeouts.Connect),
+		AuthTimeout:              time.Duration(c.Timeouts.Auth),
 	}
 	// ClientTLS is set by setup: the certificate reloads (certs.go).
 	ut := c.Upstream.TLS

@@ -70,6 +70,7 @@ func (p *policyState) ready() error {
 func startPolicy(ctx context.Context, cfg fileConfig, log *slog.Logger) *policyState {
 	p := &policyState{file: cfg.Rules}
 	p.engine = rewrite.NewEngine(p.current, cfg.CatalogDSN, log)
+	p.engine.SetLimits(cfg.rewriteLimits())
 	if err := p.engine.Start(ctx, time.Duration(cfg.CatalogRefresh)); err != nil {
 		log.Warn("catalog not loaded yet; restricted sessions are refused until it is", "err", err)
 	}

@@ -1,0 +1,161 @@
+package proxy
+
+import "bytes"
+
+// pgcloak follows the server, not its own decisions: what it knows of a
+// session (the request queue, the prepared statements and their
+// generations, the policy's own state such as the end user) changes when
+// the server's answer shows the change happened. This file models the
+// server's rules for which requests it answers (PostgreSQL's
+// src/backend/tcop/postgres.c and the protocol documentation):
+//
+//   - Parse, Bind, Describe, Close and Execute are answered one by one
+//     (ParseComplete, BindComplete, a description, CloseComplete, the
+//     rows and CommandComplete); Sync, Query and FunctionCall end with
+//     ReadyForQuery; Flush, CopyData, CopyDone and CopyFail get no answer
+//     of their own.
+//   - An ErrorResponse to an extended-protocol message makes the server
+//     ignore every message until the next Sync, a simple Query and a
+//     FunctionCall included: none of them is answered, and none ran. The
+//     Sync then gets ReadyForQuery. An error in a simple Query or at a
+//     Sync does not.
+//   - In COPY FROM STDIN (after CopyInResponse) the server ignores Flush
+//     and Sync; CopyDone or CopyFail ends the copy. Copy messages outside
+//     a copy are dropped.
+//   - A failed Parse of the unnamed statement has already dropped the old
+//     one; a failed Parse of a named one leaves the old one in place.
+//
+// The client-to-server side queues each request as it forwards it
+// (wirecheck.go); the server-to-client side consumes the queue here.
+
+// Follower is implemented by a SessionPolicy that keeps state the server
+// must acknowledge. Ready is called with the status of every
+// ReadyForQuery ('I', 'T' or 'E'), after the Ack callbacks of the
+// statements it ends. Both run on the server-to-client goroutine, while
+// the policy may be deciding on the other: a Follower guards what they
+// touch.
+type Follower interface {
+	Ready(status byte)
+}
+
+// settle drops the requests at the head of the queue that the server
+// answers with nothing: copy messages outside a copy.
+func (w *wireState) settle() {
+	for h := w.head(); h != nil && !w.copyIn && (h.kind == 'c' || h.kind == 'f'); h = w.head() {
+		w.pop()
+	}
+}
+
+// acknowledged applies a ParseComplete, BindComplete or CloseComplete to
+// the request h it answers.
+func (w *wireState) acknowledged(h *wireReq, typ byte) {
+	switch {
+	case typ == '1' && h.kind == 'P':
+		if h.prep != nil {
+			w.confirmed[h.name] = h.prep
+		}
+	case typ == '2' && h.kind == 'B':
+		w.portals[h.name] = w.stmts[h.stmt]
+	case typ == '3' && h.kind == 'C':
+		if h.sub == 'S' {
+			delete(w.stmts, h.name)
+			delete(w.confirmed, h.name)
+		} else {
+			delete(w.portals, h.name)
+		}
+	}
+}
+
+// errored applies an ErrorResponse to the request h it answers.
+func (w *wireState) errored(h *wireReq) {
+	if h == nil {
+		return
+	}
+	switch h.kind {
+	case 'P', 'B', 'D', 'E', 'C':
+		if h.kind == 'P' && h.name == "" {
+			delete(w.confirmed, "")
+		}
+		w.pop()
+		w.skipping = true
+	}
+	// Query, FunctionCall and Sync stay at the head for their
+	// ReadyForQuery.
+}
+
+// ready applies a ReadyForQuery: it ends the Sync, Query or FunctionCall
+// at the head, and when the server was skipping, every request up to and
+// including the Sync that ended it.
+func (w *wireState) ready(status byte) {
+	for h := w.head(); h != nil; h = w.head() {
+		w.pop()
+		if h.kind == 'S' || !w.skipping && (h.kind == 'Q' || h.kind == 'F') {
+			break
+		}
+	}
+	w.skipping = false
+	w.copyIn = false
+	if w.follower != nil {
+		w.follower.Ready(status)
+	}
+}
+
+// copyEnded is called at the CommandComplete (ok) or ErrorResponse that
+// may end a COPY FROM STDIN. The Syncs the client sent during the copy,
+// before the CopyDone or CopyFail that ended it, were ignored by the
+// server: they leave the queue with the marker. An error without a
+// CopyFail may have come before those Syncs were read (a bad row), so
+// they stay.
+func (w *wireState) copyEnded(ok bool) {
+	if !w.copyIn {
+		return
+	}
+	w.copyIn = false
+	for i := 1; i < len(w.queue); i++ {
+		switch k := w.queue[i].kind; k {
+		case 'S':
+			continue
+		case 'c', 'f':
+			if ok && k == 'c' || !ok && k == 'f' {
+				w.queue = append(w.queue[:1], w.queue[i+1:]...)
+			}
+		}
+		return
+	}
+}
+
+// followAcks carries a policy's acknowledgement callback from a Parse to
+// the portals bound to its statement and their Executes. Client-to-server
+// side.
+func (w *wireState) followAcks(r *wireReq, ack func(string)) {
+	switch r.kind {
+	case 'Q':
+		r.ack = ack
+	case 'P':
+		r.ack = nil // a Parse runs nothing
+		if ack != nil {
+			w.stmtAck[r.name] = ack
+		} else {
+			delete(w.stmtAck, r.name)
+		}
+	case 'B':
+		if a := w.stmtAck[r.stmt]; a != nil {
+			w.portalAck[r.name] = a
+		} else {
+			delete(w.portalAck, r.name)
+		}
+	case 'E':
+		r.ack = w.portalAck[r.name]
+	case 'C':
+		if r.sub == 'S' {
+			delete(w.stmtAck, r.name)
+		} else {
+			delete(w.portalAck, r.name)
+		}
+	}
+}
+
+// commandTag is the tag of a CommandComplete.
+func commandTag(msg []byte) string {
+	return string(bytes.TrimRight(msg[5:], "\x00"))
+}
