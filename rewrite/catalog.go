@@ -163,7 +163,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 			WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','p','v','m','f')
-			  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_temp\_%'
+			  AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'
 			ORDER BY a.attrelid, a.attnum`, c.scanColumn},
 		{"inheritance", `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits`, c.scanInherits},
 		{"primary keys", `

@@ -43,9 +43,11 @@ func (w *walker) checkFunctionalNotation() {
 		if rel != nil && rel.Column(name) != nil {
 			continue
 		}
-		// A relation without such a column: a call, of a function the
-		// snapshot may not even know yet (refused then).
-		if w.maybeCall(name, rel != nil); w.err != nil {
+		if rel != nil {
+			w.notationCall(f[len(f)-2], name)
+			return
+		}
+		if w.maybeCall(name); w.err != nil {
 			return
 		}
 	}
@@ -59,8 +61,11 @@ func (w *walker) checkFunctionalNotation() {
 		}
 		for i, n := range ind.Indirection {
 			if s := n.GetString_(); s != nil {
-				call := i == 0 && rel != nil && rel.Column(s.Sval) == nil
-				if w.maybeCall(s.Sval, call); w.err != nil {
+				if i == 0 && rel != nil && rel.Column(s.Sval) == nil {
+					w.notationCall("("+rel.Name+")", s.Sval)
+					return
+				}
+				if w.maybeCall(s.Sval); w.err != nil {
 					return
 				}
 			}
@@ -68,10 +73,9 @@ func (w *walker) checkFunctionalNotation() {
 	}
 }
 
-// knownColumns returns rel if the catalog snapshot lists its columns, nil
-// otherwise: the snapshot leaves out the columns of pg_catalog and
-// information_schema relations, so r.rngtypid of pg_range r (drivers' type
-// queries) is judged by whether a function of that name exists.
+// knownColumns returns rel if the catalog snapshot lists its columns
+// (it lists those of every relation, the catalog's own included), nil
+// otherwise.
 func knownColumns(rel *Relation) *Relation {
 	if rel == nil || len(rel.Columns) == 0 {
 		return nil
@@ -79,11 +83,23 @@ func knownColumns(rel *Relation) *Relation {
 	return rel
 }
 
-// maybeCall judges name as a function called with one row argument: when
-// call is set, or when a function of that name exists (otherwise it is a
-// column of a sub-select, a CTE or a function's result).
-func (w *walker) maybeCall(name string, call bool) {
-	if _, ok := w.rw.cat.funcs[name]; !ok && !call {
+// notationCall refuses a.f where a is a relation without a column f: a
+// call in functional notation, which cannot name the function's schema, so
+// an overload created since the catalog snapshot (in any schema, for a.'s
+// row type) would be what runs. Written as a call, pg_catalog.f(a), it is
+// judged and pinned like any other.
+func (w *walker) notationCall(qualifier, name string) {
+	w.fail(refuseRule("function_allowlist",
+		"%s.%s is a call of %s in functional notation, which cannot name the function's schema; restricted roles write it as a call (pg_catalog.%s(%s))",
+		qualifier, name, name, name, qualifier))
+}
+
+// maybeCall judges name, after a qualifier whose columns pgcloak does not
+// know (a sub-select, a CTE, a function's result), as a function called
+// with one row argument when a function of that name exists; otherwise it
+// is a column.
+func (w *walker) maybeCall(name string) {
+	if _, ok := w.rw.cat.funcs[name]; !ok {
 		return
 	}
 	if err := w.rw.checkFunction("", name); err != nil {

@@ -513,6 +513,14 @@ func (w *walker) funcCall(f *pg_query.FuncCall) {
 	if !w.rw.cat.funcLeakproof(name) {
 		w.leakIfQual()
 	}
+	if schema == "" && len(f.Funcname) == 1 {
+		// Named by the schema it was judged in: an overload of the name
+		// created in another schema since the catalog snapshot (which the
+		// server would prefer for a closer argument type) cannot be what
+		// runs. The statement is printed, so never forwarded as written.
+		f.Funcname = []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), f.Funcname[0]}
+		w.changed = true
+	}
 	w.funcRefs = append(w.funcRefs, f)
 	w.message(f.ProtoReflect())
 }

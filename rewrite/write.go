@@ -428,9 +428,12 @@ func (w *walker) targetRows(target *pg_query.RangeVar, rel *Relation, tab *rules
 }
 
 // writeKeys are the columns that identify a row of rel for a write: its
-// primary key, or its physical address (with tableoid, for inheritance).
+// primary key, or its physical address with tableoid. A table with
+// children or partitions is written through its physical address even
+// when it has a key: a child does not inherit the parent's primary key,
+// so a child row may repeat a visible row's key and be chosen with it.
 func writeKeys(rel *Relation) []string {
-	if len(rel.PrimaryKey) > 0 {
+	if len(rel.PrimaryKey) > 0 && !rel.HasChildren {
 		return rel.PrimaryKey
 	}
 	return []string{"ctid", "tableoid"}
