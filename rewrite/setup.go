@@ -84,8 +84,7 @@ END $$;
 func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var fn, key bool
 	err := conn.QueryRow(ctx, `SELECT
-		EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym')
+		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL
 		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL
 		AND pg_catalog.to_regclass('pgcloak.change_requests') IS NOT NULL,
 		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)

@@ -74,6 +74,8 @@ func (c *compiler) compile() {
 	c.compileTables()
 	c.compileSubject()
 	c.checkLinks()
+	c.computeKeys()
+	c.compileAnonymity()
 	c.compileProfiles()
 	c.compileAttributes()
 	c.compileRoles()
@@ -426,10 +428,10 @@ var builtinProfiles = []*Profile{
 		Classes: [numClasses]rule{Identity: {action: Show}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
 	{Name: "personal_data", Builtin: true, HonorSensitiveOptOut: false,
 		Classes: [numClasses]rule{Identity: {action: Show}, Personal: {action: Show}, Sensitive: {action: Show}, Public: {action: Show}}},
-	{Name: "anonymized", Builtin: true, HonorSensitiveOptOut: true,
-		Classes: [numClasses]rule{Identity: {action: Pseudonymize}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
-	{Name: "disclosure", Builtin: true, HonorSensitiveOptOut: true,
-		Classes: [numClasses]rule{Identity: {action: Pseudonymize}, Personal: {action: MaskValue}, Sensitive: {action: Deny}, Public: {action: Show}}},
+	{Name: "anonymized", Builtin: true, HonorSensitiveOptOut: true, Keys: &rule{action: Pseudonymize},
+		Classes: [numClasses]rule{Identity: {action: Hide}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
+	{Name: "disclosure", Builtin: true, HonorSensitiveOptOut: true, Keys: &rule{action: Pseudonymize},
+		Classes: [numClasses]rule{Identity: {action: Hide}, Personal: {action: MaskValue}, Sensitive: {action: Deny}, Public: {action: Show}}},
 }
 
 func (c *compiler) compileProfiles() {
@@ -472,6 +474,7 @@ func (c *compiler) compileProfiles() {
 				c.add(s.At, "sensitive_opt_out of %s must be honor or ignore, not %q", ctx, s.V)
 			}
 		}
+		c.profileKeys(&fp, pr, ctx)
 		pr.columns = c.columnRules(fp.Columns, ctx)
 		c.p.profiles[e.Key] = pr
 	}

@@ -21,6 +21,7 @@ type fileRules struct {
 	Profiles   omap[fileProfile] `yaml:"profiles" noun:"profile"`
 	Roles      omap[fileRole]    `yaml:"roles" noun:"role"`
 	Principals *filePrincipals   `yaml:"principals"`
+	Anonymity  *fileAnonymity    `yaml:"anonymity"`
 }
 
 type fileDefaults struct {
@@ -223,6 +224,7 @@ type fileProfile struct {
 	Personal        *fileAction            `yaml:"personal"`
 	Sensitive       *fileAction            `yaml:"sensitive"`
 	Public          *fileAction            `yaml:"public"`
+	Keys            *fileAction            `yaml:"keys"`
 	SensitiveOptOut *Str                   `yaml:"sensitive_opt_out"`
 	Columns         omap[omap[fileAction]] `yaml:"columns" noun:"columns of table"`
 }

@@ -184,8 +184,11 @@ type Profile struct {
 	// HonorSensitiveOptOut hides the sensitive columns of subjects who opted
 	// out of sensitive_data (every profile but personal_data).
 	HonorSensitiveOptOut bool
-	columns              map[TableName]map[string]rule
-	At                   Pos
+	// Keys is what the subject key and every key pointing to a subject's
+	// rows look like (anonymity.go); nil leaves them to their class.
+	Keys    *rule
+	columns map[TableName]map[string]rule
+	At      Pos
 }
 
 // rule is an action with the mask it uses, as written in a profile or role.
@@ -228,6 +231,9 @@ type Policy struct {
 	loginList    []*loginRule
 	defaultLogin *loginRule
 	delegation   Delegation
+
+	minK int                           // anonymity.min_k; 0 when the rules set none
+	keys map[TableName]map[string]bool // key columns (anonymity.go)
 }
 
 // File is the path the policy was loaded from.

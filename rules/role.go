@@ -104,6 +104,9 @@ type ColumnView struct {
 	// HideIfOptedOut: the value must be NULL for subjects who opted out of
 	// sensitive_data (Subject.OptedOut(SensitiveData, …)).
 	HideIfOptedOut bool
+	// Scope is the pseudonym scope for Action Pseudonymize: the role's own
+	// pseudonym key (Role.PseudonymScope).
+	Scope string
 }
 
 // SQL is the expression a policy subquery selects for the column, over
@@ -116,7 +119,7 @@ func (v ColumnView) SQL(column, sqlType string) (string, error) {
 	case Show:
 		expr = QuoteIdent(column)
 	case MaskValue, Pseudonymize:
-		e, err := v.Mask.SQL(column, sqlType)
+		e, err := v.Mask.ScopedSQL(column, sqlType, v.Scope)
 		if err != nil {
 			return "", err
 		}
@@ -153,6 +156,9 @@ func (r *Role) Column(t TableName, col string) ColumnView {
 // overrides and the column's own mask.
 func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnView {
 	ru := r.Profile.Classes[class]
+	if r.Profile.Keys != nil && c != nil && r.policy.KeyColumn(t, c.Name) {
+		ru = *r.Profile.Keys
+	}
 	if pr, ok := r.Profile.columns[t][nameOf(c)]; ok {
 		ru = pr
 	}
@@ -172,6 +178,9 @@ func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnVie
 		}
 	case Pseudonymize:
 		v.Mask = pseudonymMask
+	}
+	if v.Mask != nil && v.Mask.Kind == MaskPseudonymize {
+		v.Scope = r.PseudonymScope()
 	}
 	v.HideIfOptedOut = class == Sensitive && r.Profile.HonorSensitiveOptOut &&
 		ru.action != Hide && ru.action != Deny && r.policy.subjectReaches(t)
