@@ -137,7 +137,8 @@ func MeasureAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *rules
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cols {
+	for _, col := range cols {
+		c := col.name
 		v := pr.Column(subj.Table, c)
 		key := pol.KeyColumn(subj.Table, c)
 		view := v.Action.String()
@@ -152,6 +153,8 @@ func MeasureAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *rules
 				continue
 			}
 			view = "pseudonymize"
+		case v.Mask != nil && v.Mask.Soft && rules.FamilyOf(col.typ) != rules.FamilyTemporal:
+			view = "show" // a profile's timestamps leave other types alone
 		case v.Action == rules.MaskValue:
 			view = "mask:" + v.Mask.Name
 		case key:
@@ -256,13 +259,19 @@ func groups(ctx context.Context, conn *pgx.Conn, rw func(string) (string, error)
 	return g, nil
 }
 
-func tableColumns(ctx context.Context, conn *pgx.Conn, t rules.TableName) ([]string, error) {
-	rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_catalog.pg_attribute a
+type column struct{ name, typ string }
+
+func tableColumns(ctx context.Context, conn *pgx.Conn, t rules.TableName) ([]column, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
 		WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, t.SQL())
 	if err != nil {
 		return nil, err
 	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+		var c column
+		err := r.Scan(&c.name, &c.typ)
+		return c, err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,12 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 		w.fail(refuseRule("tables."+tableLabel(rel, tab), "%s into view %s, which reads protected tables, is refused", what, tableLabel(rel, tab)))
 		return nil, nil, false
 	}
+	if tab != nil {
+		if ok, rule, why := w.rw.ctx.Principal.Role.MayWrite(tab.Name, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return nil, nil, false
+		}
+	}
 	return rel, tab, true
 }
 
@@ -388,6 +394,10 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 		if rel.Column(c) == nil {
 			continue // the server reports the unknown column
 		}
+		if ok, rule, why := pr.Role.MayWriteColumn(tab.Name, c, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return false
+		}
 		v := pr.Column(tab.Name, c)
 		if v.Action == rules.Show && !v.HideIfOptedOut {
 			continue
@@ -563,6 +573,16 @@ func (rw *rewrite) visibleSQL(tab *rules.Table, alias string) (string, []string,
 		}
 		parts = append(parts, "("+q+")")
 		refs = append(refs, r...)
+	}
+	if tab.Subject {
+		// The subject table's check is its row filter alone: looking the
+		// new key up in the opt-outs would tell the writer whether another
+		// subject opted out. Its key cannot change (MayWriteColumn), so a
+		// row visible before an UPDATE has the same opt-outs after it.
+		if len(parts) == 0 {
+			return "true", refs, nil
+		}
+		return strings.Join(parts, " AND "), refs, nil
 	}
 	outer := ""
 	if alias != "" {

@@ -87,7 +87,27 @@ func (p *Policy) LoginsOf(role string) []string {
 // them, cannot be joined.
 func (r *Role) PseudonymScope() string { return r.Name }
 
+var generalizeUnits = map[string]bool{"decade": true, "year": true, "month": true}
+
+// coarsenMasks are the soft generalize masks of profiles' timestamps.
+var coarsenMasks = map[string]*Mask{}
+
+func init() {
+	for u := range generalizeUnits {
+		coarsenMasks[u] = &Mask{Kind: MaskGeneralize, Name: "timestamps_" + u, Unit: u, Soft: true}
+	}
+}
+
 func (c *compiler) profileKeys(fp *fileProfile, pr *Profile, ctx string) {
+	if s := fp.Timestamps; s != nil {
+		switch {
+		case s.V == "show":
+		case generalizeUnits[s.V]:
+			pr.Timestamps = s.V
+		default:
+			c.add(s.At, "timestamps of %s must be show, decade, year or month, not %q", ctx, s.V)
+		}
+	}
 	if fp.Keys == nil {
 		return
 	}

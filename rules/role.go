@@ -14,9 +14,17 @@ type Role struct {
 	// ReviewChanges holds the role's changes to personal and sensitive
 	// columns as change requests (DESIGN.md §2.5).
 	ReviewChanges bool
+	// ApproveChanges: the role's principals may approve or reject other
+	// principals' change requests.
+	ApproveChanges bool
+	// reviewExempt lists, per table, the columns whose changes are not
+	// held although the table is about a subject (review_exempt).
+	reviewExempt map[TableName]map[string]bool
 
 	statements statementSet
-	allTables  bool               // "*" in tables: every table not confidential
+	allTables  bool  // "*" in tables: every table not confidential
+	allOps     OpSet // what "*" allows (permissions.go)
+	ops        map[TableName]OpSet
 	listed     map[TableName]bool // tables named in tables
 	denied     map[TableName]bool
 	filters    map[TableName]*filterTemplate
@@ -159,11 +167,30 @@ func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnVie
 	if r.Profile.Keys != nil && c != nil && r.policy.KeyColumn(t, c.Name) {
 		ru = *r.Profile.Keys
 	}
+	overridden := false
 	if pr, ok := r.Profile.columns[t][nameOf(c)]; ok {
-		ru = pr
+		ru, overridden = pr, true
 	}
 	if rr, ok := r.overrides[t][nameOf(c)]; ok {
-		ru = rr
+		ru, overridden = rr, true
+	}
+	if !overridden && r.Anonymizing() && c != nil && !r.policy.KeyColumn(t, c.Name) {
+		// Anonymizing profiles hide free text and the columns whose mask
+		// keeps part of the value (partial, email, custom), generalize
+		// rather than cut, and coarsen timestamps, unless the rules name
+		// a view for the column.
+		m := ru.mask
+		if m == nil {
+			m = c.Mask
+		}
+		switch {
+		case c.FreeText && ru.action != Deny:
+			ru = rule{action: Hide}
+		case ru.action == MaskValue && m != nil && (m.Kind == MaskPartial || m.Kind == MaskEmail || m.Kind == MaskSQL):
+			ru = rule{action: Hide}
+		case ru.action == Show && r.Profile.Timestamps != "":
+			ru = rule{action: MaskValue, mask: coarsenMasks[r.Profile.Timestamps]}
+		}
 	}
 	v := ColumnView{Class: class, Classed: classed, Action: ru.action}
 	switch ru.action {
