@@ -153,8 +153,8 @@ func MeasureAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *rules
 				continue
 			}
 			view = "pseudonymize"
-		case v.Mask != nil && v.Mask.Soft && rules.FamilyOf(col.typ) != rules.FamilyTemporal:
-			view = "show" // a profile's timestamps leave other types alone
+		case v.Coarsen != "" && rules.FamilyOf(col.typ) == rules.FamilyTemporal:
+			view = "coarsen:" + v.Coarsen
 		case v.Action == rules.MaskValue:
 			view = "mask:" + v.Mask.Name
 		case key:

@@ -399,7 +399,7 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 			return false
 		}
 		v := pr.Column(tab.Name, c)
-		if v.Action == rules.Show && !v.HideIfOptedOut {
+		if v.Raw() {
 			continue
 		}
 		if pr.Role.BlindWrite(tab.Name, c) {
@@ -459,8 +459,7 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 			col = "*" // a whole-row reference
 		}
 		check := func(name string) bool {
-			v := pr.Column(tab.Name, name)
-			return v.Action == rules.Show && !v.HideIfOptedOut
+			return pr.Column(tab.Name, name).Raw()
 		}
 		if col == "*" {
 			for _, c := range rel.Columns {

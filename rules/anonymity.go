@@ -89,15 +89,6 @@ func (r *Role) PseudonymScope() string { return r.Name }
 
 var generalizeUnits = map[string]bool{"decade": true, "year": true, "month": true}
 
-// coarsenMasks are the soft generalize masks of profiles' timestamps.
-var coarsenMasks = map[string]*Mask{}
-
-func init() {
-	for u := range generalizeUnits {
-		coarsenMasks[u] = &Mask{Kind: MaskGeneralize, Name: "timestamps_" + u, Unit: u, Soft: true}
-	}
-}
-
 func (c *compiler) profileKeys(fp *fileProfile, pr *Profile, ctx string) {
 	if s := fp.Timestamps; s != nil {
 		switch {

@@ -77,7 +77,9 @@ func (c *compiler) compile() {
 	c.compileTables()
 	c.compileSubject()
 	c.checkLinks()
-	c.computeKeys()
+	if len(c.errs.errs) == 0 {
+		c.computeKeys() // follows the links: only once they are known not to loop
+	}
 	c.compileAnonymity()
 	c.compileProfiles()
 	c.compileAttributes()

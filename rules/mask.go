@@ -38,9 +38,6 @@ type Mask struct {
 	First int    // partial
 	Last  int    // partial
 	Unit  string // generalize: "decade", "year" or "month"
-	// Soft: a generalize mask that passes values of other types than date
-	// and time unchanged (a profile's timestamps).
-	Soft  bool
 	Width string // bucket: a positive number, as written
 	Value *string
 	// Expr is the custom expression, deparsed, with $1 standing for the
@@ -100,9 +97,6 @@ func (f TypeFamily) String() string {
 // error says why.
 func (m *Mask) Accepts(sqlType string) error {
 	f := FamilyOf(sqlType)
-	if m.Soft {
-		return nil
-	}
 	ok := true
 	switch m.Kind {
 	case MaskRedact:
@@ -154,9 +148,6 @@ func (m *Mask) ScopedSQL(column, sqlType, scope string) (string, error) {
 		return "", err
 	}
 	c := QuoteIdent(column)
-	if m.Soft && FamilyOf(sqlType) != FamilyTemporal {
-		return c, nil
-	}
 	var e string
 	switch m.Kind {
 	case MaskNull:

@@ -115,7 +115,16 @@ type ColumnView struct {
 	// Scope is the pseudonym scope for Action Pseudonymize: the role's own
 	// pseudonym key (Role.PseudonymScope).
 	Scope string
+	// Coarsen, for Action Show: the unit an anonymizing profile truncates
+	// date and time values to (profile timestamps); values of other types
+	// are shown as they are.
+	Coarsen string
 }
+
+// Raw says whether the role reads the column's values as they are stored
+// (shown, not coarsened, not hidden for sensitive-data opt-outs): only
+// such columns may be read on the real row of a write (SET, RETURNING).
+func (v ColumnView) Raw() bool { return v.Action == Show && !v.HideIfOptedOut && v.Coarsen == "" }
 
 // SQL is the expression a policy subquery selects for the column, over
 // column's bare name (the subquery reads the base table directly), of the
@@ -126,6 +135,9 @@ func (v ColumnView) SQL(column, sqlType string) (string, error) {
 	switch v.Action {
 	case Show:
 		expr = QuoteIdent(column)
+		if v.Coarsen != "" && FamilyOf(sqlType) == FamilyTemporal {
+			expr = "(pg_catalog.date_trunc(" + QuoteLiteral(v.Coarsen) + ", " + expr + "))::" + sqlType
+		}
 	case MaskValue, Pseudonymize:
 		e, err := v.Mask.ScopedSQL(column, sqlType, v.Scope)
 		if err != nil {
@@ -188,11 +200,13 @@ func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnVie
 			ru = rule{action: Hide}
 		case ru.action == MaskValue && m != nil && (m.Kind == MaskPartial || m.Kind == MaskEmail || m.Kind == MaskSQL):
 			ru = rule{action: Hide}
-		case ru.action == Show && r.Profile.Timestamps != "":
-			ru = rule{action: MaskValue, mask: coarsenMasks[r.Profile.Timestamps]}
 		}
 	}
-	v := ColumnView{Class: class, Classed: classed, Action: ru.action}
+	coarsen := ""
+	if !overridden && r.Anonymizing() && c != nil && ru.action == Show && !r.policy.KeyColumn(t, c.Name) {
+		coarsen = r.Profile.Timestamps
+	}
+	v := ColumnView{Class: class, Classed: classed, Action: ru.action, Coarsen: coarsen}
 	switch ru.action {
 	case MaskValue:
 		switch {
