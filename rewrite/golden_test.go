@@ -320,14 +320,13 @@ func ticketText(v any) any {
 
 func redactAs(s string) func(any) any { return func(any) any { return s } }
 
-// incomeTop is the analyst's income_top mask: bands of 50,000, top-coded
-// at 100,000.
+// incomeTop is the analyst's income_top mask: 0 under 50,000, 50,000
+// from there on.
 func incomeTop(v any) any {
-	b := bucket(50000)(v).(pgtype.Numeric)
-	if b.Int.Cmp(big.NewInt(100000)) > 0 {
-		return pgtype.Numeric{Int: big.NewInt(100000), Valid: true}
+	if numRat(v.(pgtype.Numeric)).Cmp(big.NewRat(50000, 1)) >= 0 {
+		return pgtype.Numeric{Int: big.NewInt(5000000), Exp: -2, Valid: true}
 	}
-	return b
+	return pgtype.Numeric{Int: big.NewInt(0), Exp: -2, Valid: true}
 }
 
 // redact is the default mask: a constant of the column's type.
