@@ -14,7 +14,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// The access log (DESIGN.md §6) records every statement with what it is
+// The access log (design.md §6) records every statement with what it is
 // (kind, fingerprint, text with every constant replaced), what it touches
 // (relations, and the columns of protected ones with their class), and what
 // the rules made of it (decision, reason, masks and filters). This file
@@ -98,7 +98,7 @@ func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
 		st := &audit.Statement{Role: d.role, Purpose: d.purpose, EndUser: d.endUser,
-			Kind: statementKind(raw.Stmt), Query: normalizedText(text), Decision: audit.Allowed}
+			Kind: statementKind(raw.Stmt).String(), Query: normalizedText(text), Decision: audit.Allowed}
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			st.Fingerprint = fp
 		}
@@ -177,9 +177,9 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// statementKind is the kind of a top-level statement, as the rules name
-// kinds (rules.StatementKind).
-func statementKind(n *pg_query.Node) string {
+// statementKind is the kind of a statement, as the rules name kinds: the
+// one mapping that both the decision (statement.go) and the access log use.
+func statementKind(n *pg_query.Node) rules.StatementKind {
 	var k rules.StatementKind
 	switch x := n.GetNode().(type) {
 	case *pg_query.Node_SelectStmt:
@@ -235,7 +235,7 @@ func statementKind(n *pg_query.Node) string {
 	default:
 		k = rules.StmtDDL
 	}
-	return k.String()
+	return k
 }
 
 // objects lists the relations a statement names, with the columns it
@@ -286,9 +286,9 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 	// The relations a utility statement works on itself: the one CREATE,
 	// ALTER or VACUUM names, the ones TRUNCATE empties.
 	own := map[*pg_query.RangeVar]string{}
-	if k := statementKind(stmt); k == "ddl" || k == "maintenance" || k == "lock" || k == "truncate" {
+	if k := statementKind(stmt); k == rules.StmtDDL || k == rules.StmtMaintenance || k == rules.StmtLock || k == rules.StmtTruncate {
 		access := "ddl"
-		if k == "truncate" {
+		if k == rules.StmtTruncate {
 			access = "write"
 		}
 		inner := stmt.ProtoReflect()
@@ -351,7 +351,10 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 	var objs []*found
 	byKey := map[string]*found{}
 	for _, rv := range refs {
-		if rv.Schemaname == "" && ctes[rv.Relname] {
+		// Only a FROM item can name a CTE; the server resolves a write
+		// target or a utility statement's relation in the catalog
+		// (resolveChecked).
+		if rv.Schemaname == "" && ctes[rv.Relname] && rv != target && own[rv] == "" {
 			continue
 		}
 		name, columns, tab := d.resolve(rv)

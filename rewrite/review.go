@@ -8,7 +8,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Changes to a person's record are reviewed (DESIGN.md §2.5). For a role
+// Changes to a person's record are reviewed (design.md §2.5). For a role
 // with review_changes, an UPDATE of a table about a subject (the subject
 // table and the tables linked to it) changes nothing the rules do not
 // exempt (review_exempt: public columns only, never keys or links): for

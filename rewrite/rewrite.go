@@ -1,5 +1,5 @@
 // Package rewrite turns a restricted principal's SQL into SQL that can only
-// see what the principal's role allows (DESIGN.md §5). It parses with
+// see what the principal's role allows (design.md §5). It parses with
 // PostgreSQL's own parser (pg_query), resolves every relation against a
 // catalog snapshot and the session's search_path, replaces each reference
 // to a protected relation by a policy subquery with the same name and
@@ -126,6 +126,9 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			w.checkDenied()
 		}
 		if w.err == nil {
+			w.checkFunctionalNotation()
+		}
+		if w.err == nil {
 			w.finish()
 		}
 		if w.err != nil {
@@ -164,8 +167,17 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		r := &Refusal{Code: "0A000", Rule: "fail_closed", Message: "pgcloak: the rewritten statement cannot be printed: " + err.Error()}
 		return &Result{SQL: refusalSQL(r), Refused: []*Refusal{r}}
 	}
+	if !sentAsMeant(tree, out) {
+		return &Result{SQL: refusalSQL(verifyRefusal), Refused: []*Refusal{verifyRefusal}}
+	}
 	res.SQL = out
 	return res
+}
+
+// VerifyFailed says whether the rewrite was refused because its text did
+// not parse back to the tree pgcloak checked (verify.go): an incident.
+func (res *Result) VerifyFailed() bool {
+	return len(res.Refused) == 1 && res.Refused[0] == verifyRefusal
 }
 
 // statementText is the part of sql one parsed statement came from.
@@ -313,9 +325,10 @@ var deniedCatalog = map[string]string{
 }
 
 // protectedRef says whether a reference denotes a protected relation (used
-// where a reference cannot be substituted).
-func (w *walker) protectedRef(rv *pg_query.RangeVar) bool {
-	if rv.Schemaname == "" && w.cteVisible(rv.Relname) {
+// where a reference cannot be substituted). from says whether it stands in
+// a FROM position, the only place where a name can denote a CTE.
+func (w *walker) protectedRef(rv *pg_query.RangeVar, from bool) bool {
+	if from && rv.Schemaname == "" && w.cteVisible(rv.Relname) {
 		return false
 	}
 	rel := w.rw.resolve(rv)
@@ -323,9 +336,12 @@ func (w *walker) protectedRef(rv *pg_query.RangeVar) bool {
 }
 
 // resolveChecked resolves a reference and checks that the role may use
-// it. ok is false when the walk failed or the name is a CTE.
-func (w *walker) resolveChecked(rv *pg_query.RangeVar) (rel *Relation, tab *rules.Table, ok bool) {
-	if rv.Schemaname == "" && w.cteVisible(rv.Relname) {
+// it. ok is false when the walk failed or the name is a CTE. Only a
+// reference in a FROM position (from) can name a CTE: PostgreSQL resolves
+// every other relation name (a write target, COPY, LOCK, TRUNCATE) to a
+// relation of the catalog, whatever the WITH clause around it says.
+func (w *walker) resolveChecked(rv *pg_query.RangeVar, from bool) (rel *Relation, tab *rules.Table, ok bool) {
+	if from && rv.Schemaname == "" && w.cteVisible(rv.Relname) {
 		return nil, nil, false
 	}
 	if rv.Catalogname != "" {
@@ -399,9 +415,12 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 	if w.err != nil {
 		return nil
 	}
-	rel, tab, ok := w.resolveChecked(rv)
+	rel, tab, ok := w.resolveChecked(rv, from)
 	if !ok || rel == nil {
 		return nil
+	}
+	if from {
+		w.fromRelation(rv, rel)
 	}
 	if tab == nil {
 		w.qualify(rv, rel)

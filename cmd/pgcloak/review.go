@@ -39,6 +39,10 @@ role must have approve_changes and who must not be the requester.`)
 		usage()
 		return 2
 	}
+	if isHelp(args[0]) {
+		usage()
+		return 0
+	}
 	verb := args[0]
 	fs := flag.NewFlagSet("review "+verb, flag.ContinueOnError)
 	dsn := fs.String("database", "", "connection string of the protected database, as its owner (required)")
