@@ -360,7 +360,22 @@ func TestReviewCoversTheRecord(t *testing.T) {
 	if email != "approved@example.org" {
 		t.Fatalf("approved change not applied: %q", email)
 	}
-	db.Exec(ctx, "DELETE FROM customers WHERE customer_id IN (990001, 990002, 990003)")
+	// A trusted component's request for a key that names no row is
+	// recorded like any (no oracle) and never applied.
+	if _, err := db.Exec(ctx, `SELECT pgcloak.request_change('sam', 'support', 'public.customers', '{"customer_id": 990009}',
+		'{"email": "ghost@example.org"}', 'UPDATE customers SET email = $1 WHERE customer_id = $2')`); err != nil {
+		t.Fatal(err)
+	}
+	var ghost int64
+	db.QueryRow(ctx, "SELECT max(id) FROM pgcloak.change_requests").Scan(&ghost)
+	if _, err := db.Exec(ctx, `INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at)
+		VALUES (990009, 'R-990009', 'G', 'Host', 'west', 'consumer', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.ApplyChange(ctx, db, ghost, petra); err == nil {
+		t.Fatal("a request recorded for a missing row applied to the row created later")
+	}
+	db.Exec(ctx, "DELETE FROM customers WHERE customer_id IN (990001, 990002, 990003, 990009)")
 }
 
 func requestFrom(t *testing.T, notices []string) int64 {

@@ -66,7 +66,10 @@ REVOKE ALL ON pgcloak.change_requests FROM PUBLIC;
 REVOKE ALL ON SEQUENCE pgcloak.change_requests_id_seq FROM PUBLIC;
 -- The row version binds a request to the row as it was (rewrite.RowVersion);
 -- the six-argument form, for trusted components such as a customer portal,
--- reads it from the row the key names (exactly one row, or an error).
+-- reads it from the row the key names. A key that names no row, or several,
+-- records a request without a version, which is never applied: the function
+-- answers the same either way, so that it tells its caller nothing about
+-- rows it could not read.
 CREATE OR REPLACE FUNCTION pgcloak.request_change(requester text, requester_role text, table_name text,
 		row_key jsonb, new_values jsonb, statement text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog
@@ -77,7 +80,7 @@ BEGIN
 	EXECUTE format('SELECT array_agg(md5(t::text)) FROM %s t WHERE to_jsonb(t) @> $1', table_name::regclass)
 		INTO versions USING row_key;
 	IF coalesce(array_length(versions, 1), 0) <> 1 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pgcloak: the row key of a change request must name exactly one row of ' || table_name;
+		versions := ARRAY[NULL::text];
 	END IF;
 	RETURN pgcloak.request_change(requester, requester_role, table_name, row_key, new_values, statement, versions[1]);
 END $$;
