@@ -122,14 +122,6 @@ func BenchmarkColdRewrite(b *testing.B) {
 	}
 }
 
-// BenchmarkColdRewriteUnverified is BenchmarkColdRewrite without the
-// verify-before-send parse (verify.go): the difference is what checking
-// the printed text costs on a cache miss.
-func BenchmarkColdRewriteUnverified(b *testing.B) {
-	defer rewrite.SetVerify(rewrite.SetVerify(false))
-	BenchmarkColdRewrite(b)
-}
-
 // BenchmarkColdestRewrite also builds the policy subqueries (rendered and
 // parsed) anew, as for the first statement after a catalog refresh.
 func BenchmarkColdestRewrite(b *testing.B) {

@@ -55,8 +55,8 @@ func (b *BenchSession) Coldest(sql string) *Result {
 }
 
 // SetVerify switches the verify-before-send check (verify.go) on or off,
-// for the benchmark that prices it and the tests that show it carries
-// weight; it returns the previous setting.
+// for the tests that show it carries weight; it returns the previous
+// setting.
 func SetVerify(on bool) bool {
 	prev := verifySent
 	verifySent = on

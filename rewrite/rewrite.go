@@ -119,6 +119,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
 	described := rw.describeTree(sql, tree)
 	changed := false
+	var subs []*policySub
 	for _, raw := range tree.Stmts {
 		w := &walker{rw: rw, text: statementText(sql, raw)}
 		w.statement(raw.Stmt)
@@ -143,7 +144,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
-			res.addStatement(described, ctx, w, r)
+			res.addStatement(described, ctx, w, r, nil)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -156,18 +157,19 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
-		res.addStatement(described, ctx, w, nil)
+		subs = append(subs, w.subs...)
+		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true
 		return res
 	}
-	out, err := pg_query.Deparse(tree)
+	out, err := printSpliced(tree, subs)
 	if err != nil {
 		r := &Refusal{Code: "0A000", Rule: "fail_closed", Message: "pgcloak: the rewritten statement cannot be printed: " + err.Error()}
 		return &Result{SQL: refusalSQL(r), Refused: []*Refusal{r}}
 	}
-	if !sentAsMeant(tree, out) {
+	if out == "" {
 		return &Result{SQL: refusalSQL(verifyRefusal), Refused: []*Refusal{verifyRefusal}}
 	}
 	res.SQL = out
@@ -201,10 +203,11 @@ func parseMessage(err error) string {
 // rewrites three-part column references to substituted relations.
 func (w *walker) finish() {
 	for _, s := range w.subs {
+		s.fenced = w.leaky
 		if w.leaky {
-			s.node.Subquery = s.fenced
+			s.node.Subquery = s.entry.fenced
 		} else {
-			s.node.Subquery = s.plain
+			s.node.Subquery = s.entry.plain
 		}
 	}
 	for _, c := range w.colRefs {
@@ -416,6 +419,13 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		return nil
 	}
 	rel, tab, ok := w.resolveChecked(rv, from)
+	if ok && rv != w.writeRef {
+		access := "read"
+		if !from && w.utility != "" {
+			access = w.utility
+		}
+		w.use(rv, rel, tab, access)
+	}
 	if !ok || rel == nil {
 		return nil
 	}
@@ -430,7 +440,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		w.fail(refuseRule("tables."+tab.Name.String(), "protected table %s cannot be used in this position by restricted roles", tab.Name))
 		return nil
 	}
-	plain, fenced, denied, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
+	e, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
 	if err != nil {
 		w.fail(err)
 		return nil
@@ -440,8 +450,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		alias = &pg_query.Alias{Aliasname: rv.Relname}
 	}
 	sub := &pg_query.RangeSubselect{Alias: alias}
-	w.subs = append(w.subs, &policySub{node: sub, rel: rel, alias: alias.Aliasname, schema: rv.Schemaname,
-		plain: plain, fenced: fenced, denied: denied})
+	w.subs = append(w.subs, &policySub{node: sub, rel: rel, alias: alias.Aliasname, entry: e, denied: e.denied})
 	return sub
 }
 

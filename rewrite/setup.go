@@ -21,6 +21,9 @@ func Setup(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, checkViolationSQL); err != nil {
 		return fmt.Errorf("setup: check function: %w", err)
 	}
+	if _, err := conn.Exec(ctx, optOutHistorySQL); err != nil {
+		return fmt.Errorf("setup: opt-out history: %w", err)
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err

@@ -98,6 +98,8 @@ var soundClasses = []soundClass{
 		{name: "array_type_pg_catalog", steps: []string{`SELECT ARRAY[1]::pg_catalog."int4[] ` + rawTail + `"[] FROM orders`}},
 		{name: "xmlserialize_as_pg_catalog", steps: []string{`SELECT xmlserialize(content '<a/>' AS pg_catalog."text) ` + rawTail + `") FROM orders`}},
 		{name: "column_definition_type", steps: []string{`SELECT * FROM orders, json_to_record('{"a":1}') AS x(a pg_catalog."int4), LATERAL (SELECT first_name FROM customers) y--")`}},
+		{name: "typecast_in_where", steps: []string{`SELECT status FROM orders WHERE status = ANY (ARRAY[]::pg_catalog."text[]) OR true UNION SELECT first_name FROM customers--"[])`}},
+		{name: "rows_from_column_type", steps: []string{`SELECT * FROM orders o, LATERAL ROWS FROM (json_to_record('{"a":1}') AS (a pg_catalog."int4)), LATERAL (SELECT first_name FROM customers) y--")) r`}},
 		{name: "returning_typecast", steps: []string{`UPDATE orders SET status = status WHERE order_id = ${O1.order_id} RETURNING NULL::pg_catalog."int4,(SELECT string_agg(first_name,'') FROM customers)--"`}},
 		{name: "over_window_name", steps: []string{`SELECT count(*) OVER "w, national_id, first_name FROM customers WINDOW w AS ()--" FROM orders WINDOW "w, national_id, first_name FROM customers WINDOW w AS ()--" AS ()`}},
 		{name: "window_clause_name", steps: []string{`SELECT first_name FROM customers WINDOW "w AS () UNION ALL SELECT first_name FROM customers--" AS ()`}},
@@ -251,6 +253,12 @@ var soundClasses = []soundClass{
 			`SELECT count(*) FROM orders WHERE (CASE WHEN order_id = ${O2.order_id} THEN 1 / (order_id - order_id) ELSE 1 END) = 1`}},
 		{name: "generate_series_bad_step", probe: true, steps: []string{
 			`SELECT count(*) FROM orders WHERE EXISTS (SELECT 1 FROM generate_series(1, 2, CASE WHEN orders.order_id = ${O2.order_id} THEN 0 ELSE 1 END))`}},
+		{name: "xmlparse_bad_document", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE XMLPARSE(DOCUMENT CASE WHEN order_id = ${O2.order_id} THEN '<a' ELSE '<a/>' END) IS NOT NULL`}},
+		{name: "negative_window_frame", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE EXISTS (SELECT count(*) OVER (ROWS BETWEEN CASE WHEN orders.order_id = ${O2.order_id} THEN -1 ELSE 0 END PRECEDING AND CURRENT ROW))`}},
+		{name: "xmltable_bad_path", probe: true, steps: []string{
+			`SELECT count(*) FROM orders WHERE EXISTS (SELECT 1 FROM XMLTABLE(CASE WHEN orders.order_id = ${O2.order_id} THEN '[' ELSE '/a' END PASSING '<a/>' COLUMNS x text PATH '.'))`}},
 		{name: "opt_out_array_mismatch", login: "mia", probe: true, steps: []string{
 			`SELECT count(*) FROM customers WHERE ARRAY[ARRAY[1], CASE WHEN first_name = '${C4.first_name}' THEN ARRAY[1, 2] ELSE ARRAY[2] END] IS NOT NULL`}},
 		{name: "opt_out_scalar_subselect", login: "mia", probe: true, steps: []string{

@@ -15,6 +15,12 @@ func (w *walker) statement(n *pg_query.Node) {
 		return
 	}
 	k := statementKind(n)
+	if k == rules.StmtDDL || k == rules.StmtMaintenance || k == rules.StmtLock || k == rules.StmtTruncate {
+		// The relations such a statement names itself (outside its
+		// queries) are the ones it works on.
+		w.utility = utilityAccess(k)
+		defer func() { w.utility = "" }()
+	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_SelectStmt:
 		if x.SelectStmt.IntoClause != nil {

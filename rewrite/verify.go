@@ -12,9 +12,11 @@ import (
 // sends text printed from it by pg_query's deparser; a printer that copies
 // a name without quoting it (a type name, a window name, a named argument,
 // an alias) turns a quoted identifier holding SQL into SQL. So the text is
-// parsed again from the exact bytes that will be sent, and its tree must
-// equal the tree pgcloak meant to send, positions aside. Any difference,
-// whatever printer path caused it, is a refusal.
+// parsed again, and its tree must equal the tree pgcloak meant to send,
+// positions aside. Any difference, whatever printer path caused it, is a
+// refusal. The policy subqueries, printed and checked once when cached,
+// are put into the checked text at positions the parser reports
+// (splice.go).
 
 // verifySent is switched off only by tests that show the check carries
 // weight.
@@ -25,16 +27,17 @@ var verifySent = true
 var verifyRefusal = &Refusal{Code: "42501", Rule: "verify",
 	Message: "pgcloak: the rewritten statement does not parse back to what pgcloak checked, so it is not sent (rule: verify)"}
 
-// sentAsMeant reports whether sql parses to tree, positions aside.
-func sentAsMeant(tree *pg_query.ParseResult, sql string) bool {
-	if !verifySent {
-		return true
-	}
+// parsedAsMeant parses sql again and reports whether it gives tree,
+// positions aside; again is the new tree.
+func parsedAsMeant(tree *pg_query.ParseResult, sql string) (again *pg_query.ParseResult, ok bool) {
 	again, err := pg_query.Parse(sql)
 	if err != nil {
-		return false
+		return nil, false
 	}
-	return sameTree(tree.ProtoReflect(), again.ProtoReflect())
+	if !verifySent {
+		return again, true
+	}
+	return again, sameTree(tree.ProtoReflect(), again.ProtoReflect())
 }
 
 // positionField says whether a field holds a position in the text, which

@@ -30,6 +30,11 @@ type walker struct {
 	// fromRels maps the names FROM items of relations go by to the
 	// relation (nil when one name stands for several).
 	fromRels map[string]*Relation
+	// uses are the relations the walk resolved, with how the statement
+	// uses each (the access log's objects); utility is the use of the
+	// relations a utility statement names itself.
+	uses    []objRef
+	utility string
 	// aliasUses counts the FROM items of each name; opaque is set once a
 	// FROM item's columns are not known (a sub-select, a function, a CTE).
 	aliasUses map[string]int
@@ -55,9 +60,8 @@ type policySub struct {
 	node   *pg_query.RangeSubselect
 	rel    *Relation
 	alias  string
-	schema string // the reference's schema qualifier, if it had one
-	plain  *pg_query.Node
-	fenced *pg_query.Node
+	entry  *subqueryEntry // its plain and fenced forms
+	fenced bool           // the form chosen (finish)
 	denied []string
 }
 

@@ -48,6 +48,7 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 	if !ok {
 		return nil, nil, false
 	}
+	w.use(rv, rel, tab, "write")
 	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") {
 		// pg_settings' rules call set_config: a write to a catalog view
 		// changes how the server reads the SQL pgcloak checked.

@@ -27,6 +27,7 @@ func runDemo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:6432", "pgcloak's client address, HOST:PORT")
 	customers := fs.Int("customers", 5000, "customers in the sample CRM")
+	portalListen := fs.String("portal-listen", "127.0.0.1:8080", "the customers' portal's address, HOST:PORT")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,6 +80,11 @@ func runDemo(args []string) int {
 		return fail(err)
 	}
 
+	portalHelp, err := startDemoPortal(sctx, pg, rulesFile, *portalListen)
+	if err != nil {
+		return fail(err)
+	}
+
 	host, port, _ := net.SplitHostPort(*listen)
 	psql := func(user string) string {
 		return fmt.Sprintf("PGPASSWORD=%s psql \"host=%s port=%s user=%s dbname=%s\"", crm.DemoPassword, host, port, user, pgtest.Database)
@@ -108,7 +114,8 @@ SET search_path = x; DO $$ BEGIN END $$; or ask pgcloak directly:
 
 Other logins (all with password %s): bob, erin, sam, connie, walt, victor, mia, dex, dana (a DBA,
 unrestricted). Ctrl-C stops pgcloak and PostgreSQL and removes the data.
-`, *listen, psql("alice"), psql("ana"), psql("petra"), rulesFile, adminDSN, crm.DemoPassword)
+
+%s`, *listen, psql("alice"), psql("ana"), psql("petra"), rulesFile, adminDSN, crm.DemoPassword, portalHelp)
 
 	start := time.Now()
 	if err := serve(sctx, cfg, pc, log, svc); err != nil {

@@ -140,7 +140,7 @@ DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['alice', 'bob', 'erin', 'sam', 'connie', 'walt', 'victor',
-                             'mia', 'ana', 'dex', 'petra', 'dana', 'crm_app'] LOOP
+                             'mia', 'ana', 'dex', 'petra', 'dana', 'crm_app', 'pgcloak_portal'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'pgcloak-demo');
         END IF;
