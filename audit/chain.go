@@ -8,9 +8,13 @@ import (
 )
 
 // The hash chain. Every line of the log is one JSON object that begins
-// with its sequence number and the hash of the line before it:
+// with its sequence number, the hash of the line before it and the
+// instance (the pgcloak replica) that wrote it:
 //
-//	{"seq":42,"prev":"<sha256 of line 41, hex>","time":…,"type":…,…}
+//	{"seq":42,"prev":"<sha256 of line 41, hex>","instance":"pgcloak-0","time":…,"type":…,…}
+//
+// Each replica writes a chain of its own; logs written before records
+// named their instance have no instance field, and still verify.
 //
 // The hash is taken over the exact bytes of the previous line, without its
 // newline, so verifying needs no canonical re-encoding: the bytes on disk
@@ -22,18 +26,26 @@ import (
 type chain struct {
 	seq  uint64
 	prev string // hex sha256 of the last line; "" before the first record
+	// instance names the pgcloak replica writing the chain, in every
+	// record after prev; "" leaves it out (the format before replicas).
+	instance string
 }
 
 // appendLine appends r as one line (with its newline) after c and returns
 // the chain advanced past it.
 func (c chain) appendLine(dst []byte, r *Record, stmts statementCache) ([]byte, chain) {
 	start := len(dst)
-	next := chain{seq: c.seq + 1}
+	next := chain{seq: c.seq + 1, instance: c.instance}
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, next.seq, 10)
 	dst = append(dst, `,"prev":"`...)
 	dst = append(dst, c.prev...)
 	dst = append(dst, `",`...)
+	if c.instance != "" {
+		dst = append(dst, `"instance":`...)
+		dst = appendString(dst, c.instance)
+		dst = append(dst, ',')
+	}
 	dst = r.appendJSON(dst, stmts)
 	sum := sha256.Sum256(dst[start:])
 	next.prev = hex.EncodeToString(sum[:])
@@ -53,6 +65,7 @@ type header struct {
 	Type     string  `json:"type"`
 	Cause    string  `json:"cause"`
 	Previous string  `json:"previous"`
+	Instance string  `json:"instance"`
 }
 
 func parseHeader(line []byte) (header, bool) {

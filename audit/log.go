@@ -52,6 +52,14 @@ type Options struct {
 	// QueueSize bounds the records waiting for the writer.
 	QueueSize int
 	OnFailure OnFailure
+	// WaitForWrite (fail_closed only) makes Written wait until the
+	// records emitted before it are written: pgcloak holds a statement's
+	// answer until then, so that no answer reaches a client without its
+	// record, even when pgcloak is killed.
+	WaitForWrite bool
+	// Instance names this pgcloak replica in every record, so that the
+	// chains of several replicas can be told apart in one collector.
+	Instance string
 	// RulesVersion names the rules in force, for start records.
 	RulesVersion func() string
 	Logger       *slog.Logger
@@ -84,6 +92,8 @@ type Log struct {
 	noted     int64 // lost records already written in a lost record
 	stmts     statementCache
 	buf       []byte // the batch being written
+
+	waiting atomic.Int32 // Written calls waiting for the writer
 
 	failing atomic.Bool
 	lastErr atomic.Pointer[string]
@@ -135,8 +145,10 @@ func Open(opts Options) (*Log, error) {
 			}
 		}
 		l.sink = newFileSink(opts.File, opts.MaxSize, opts.MaxFiles)
+		l.chain.instance = opts.Instance
 	case opts.Stream != nil:
 		l.sink = &streamSink{w: opts.Stream}
+		l.chain.instance = opts.Instance
 	default:
 		return nil, errors.New("audit: no file and no stream")
 	}
@@ -174,6 +186,38 @@ func (l *Log) Emit(r *Record) {
 	case <-t.C:
 		l.lose(1, "the access log queue stayed full")
 	}
+}
+
+// Written returns once the records emitted before it (by this goroutine,
+// or by any other before the call) are written to the sink, so that a
+// kill of pgcloak cannot lose them (the operating system holds them), or
+// once the log is closed. It returns at once without WaitForWrite or in
+// fail_open. While the sink fails (fail_closed), it waits.
+func (l *Log) Written() {
+	if !l.opts.WaitForWrite || l.opts.OnFailure != FailClosed {
+		return
+	}
+	m := &Record{written: make(chan struct{})}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	l.mu.RLock()
+	if l.isClosed {
+		l.mu.RUnlock()
+		return
+	}
+	t := time.NewTimer(emitWait)
+	select {
+	case l.ch <- m:
+	case <-t.C:
+		// The queue stayed full: the records before were counted as
+		// lost by Emit already.
+		t.Stop()
+		l.mu.RUnlock()
+		return
+	}
+	t.Stop()
+	l.mu.RUnlock()
+	<-m.written
 }
 
 func (l *Log) lose(n int64, why string) {
@@ -244,17 +288,24 @@ func (l *Log) run() {
 	defer close(l.done)
 	l.commit(nil)
 	batch := make([]*Record, 0, maxBatch)
+	var markers []*Record // Written calls, answered once the batch is written
 	for {
 		r, ok := <-l.ch
 		if !ok {
 			break
 		}
-		if len(l.ch) < maxBatch/4 {
+		if len(l.ch) < maxBatch/4 && l.waiting.Load() == 0 {
 			// Let a batch gather: one write for many records, and
-			// sessions that emit meanwhile wake no one.
+			// sessions that emit meanwhile wake no one. Not while an
+			// answer waits for its record.
 			time.Sleep(gatherFor)
 		}
-		batch = append(batch[:0], r)
+		batch, markers = batch[:0], markers[:0]
+		if r.written != nil {
+			markers = append(markers, r)
+		} else {
+			batch = append(batch, r)
+		}
 		more := true
 	drain:
 		for len(batch) < maxBatch {
@@ -264,7 +315,11 @@ func (l *Log) run() {
 					more = false
 					break drain
 				}
-				batch = append(batch, r)
+				if r.written != nil {
+					markers = append(markers, r)
+				} else {
+					batch = append(batch, r)
+				}
 			default:
 				break drain
 			}
@@ -275,6 +330,9 @@ func (l *Log) run() {
 			if l.sink.full() {
 				l.rotate()
 			}
+		}
+		for _, m := range markers { // everything queued before them is written
+			close(m.written)
 		}
 		if !more {
 			break

@@ -14,6 +14,13 @@ func (ls Logs) Emit(r *Record) {
 	}
 }
 
+// Written returns once every log has written the records emitted before.
+func (ls Logs) Written() {
+	for _, l := range ls {
+		l.Written()
+	}
+}
+
 // Admit is nil when every log admits new statements.
 func (ls Logs) Admit() error {
 	for _, l := range ls {

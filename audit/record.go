@@ -41,6 +41,10 @@ const (
 // emitted: the writer adds the sequence number and the hash chain as it
 // writes the line.
 type Record struct {
+	// Instance is the replica that wrote the record: set by the writer
+	// (Options.Instance), not by the emitter; read back from a log.
+	Instance string `json:"instance,omitempty"`
+
 	Time time.Time `json:"time"`
 	Type string    `json:"type"`
 
@@ -73,6 +77,9 @@ type Record struct {
 	Lost         int64  `json:"lost,omitempty"`
 
 	rows int64 // where SetRows points Rows, saving an allocation
+	// written marks not a record but a Written call: the writer closes it
+	// once the records queued before it are written.
+	written chan struct{}
 }
 
 // SetRows sets Rows to n.

@@ -25,6 +25,9 @@ type Report struct {
 	FirstSeq, LastSeq uint64
 	// Closed: the log ends with an end record.
 	Closed bool
+	// Instance is the replica that wrote the chain ("" for logs written
+	// before records named it).
+	Instance string
 	// Notes are facts that do not break the chain: a restart after a
 	// crash, a chain continued from files not given, a torn last line.
 	Notes []string
@@ -53,7 +56,6 @@ type verifyEntry struct {
 type verifyFile struct {
 	path  string
 	first verifyEntry // the first line
-	empty bool
 
 	fh *os.File
 	r  *bufio.Reader
@@ -254,6 +256,11 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 		if !firstOfFile && e.h.Type == TypeStart {
 			return rep, brk(f.path, &e, "a start record in the middle of a file: records were inserted")
 		}
+		if firstOfFile {
+			rep.Instance = e.h.Instance
+		} else if e.h.Instance != rep.Instance {
+			return rep, brk(f.path, &e, "a record of instance %q in a file of instance %q: records of another replica were inserted", e.h.Instance, rep.Instance)
+		}
 		if !haveLast {
 			rep.FirstSeq = seq
 			if *e.h.Prev == "" {
@@ -320,4 +327,31 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 // reports an unclean stop before it.
 func startsUnclean(f *verifyFile) bool {
 	return f.first.ok && f.first.h.Type == TypeStart && f.first.h.Previous == "unclean"
+}
+
+// GroupByInstance sorts log files by the instance (replica) that wrote
+// them, read from each file's first record, so that each replica's chain
+// can be verified on its own. Logs written before records named their
+// instance are grouped under "". Empty files are left out.
+func GroupByInstance(paths []string) (map[string][]string, error) {
+	groups := map[string][]string{}
+	for _, p := range paths {
+		f := &verifyFile{path: p}
+		if err := f.open(); err != nil {
+			return nil, err
+		}
+		e, ok, err := f.next()
+		f.close()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if !e.ok {
+			return nil, fmt.Errorf("%s: the first line is not an access record", p)
+		}
+		groups[e.h.Instance] = append(groups[e.h.Instance], p)
+	}
+	return groups, nil
 }

@@ -168,6 +168,7 @@ func (s *session) emitCompletions() {
 	for i := range w.done {
 		c := &w.done[i]
 		d := c.end.Sub(c.start)
+		s.srv.top.add(c.st, d, c.code != "")
 		if m != nil {
 			m.statement(c.st, d)
 		}
@@ -194,6 +195,9 @@ func (s *session) emitCompletions() {
 	}
 	clear(w.done)
 	w.done = w.done[:0]
+	if wl, ok := log.(interface{ Written() }); ok {
+		wl.Written() // the answers wait for their records (audit.Options.WaitForWrite)
+	}
 }
 
 // record starts a record with the session's fields, now.

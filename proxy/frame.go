@@ -41,9 +41,6 @@ func newFrameReader(rd io.Reader, max int) *frameReader {
 	return &frameReader{rd: rd, buf: make([]byte, initialBufLen), max: max}
 }
 
-// buffered reports whether unread bytes are waiting in the buffer.
-func (f *frameReader) buffered() int { return f.w - f.r }
-
 // fill reads at least one more byte from the connection, making room by
 // moving unread bytes to the front and growing the buffer when a message
 // larger than it is pending.

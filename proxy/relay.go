@@ -250,6 +250,21 @@ func (s *session) serverToClient() {
 				s.txStatus.Store(uint32(msg[5]))
 				s.done.Add(1)
 			case 'E':
+				if s.terminating.Load() {
+					// Ended from outside (shutdown, an operator's kill):
+					// the error of the statement pgcloak cancelled for
+					// that is the session's end, and the client is told so.
+					if e := s.endReason.Load(); e != nil {
+						out = append(out, s.ur.buf[start:at]...)
+						out = e.encode(out)
+						s.client.Write(out)
+						s.clientDone.Store(true)
+						if s.wire != nil {
+							s.wire.mu.Unlock()
+						}
+						return
+					}
+				}
 				s.serverFatal = isFatal(msg)
 				e := matchRefusal(msg)
 				if e != nil {

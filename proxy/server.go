@@ -79,6 +79,7 @@ type Server struct {
 	wg        sync.WaitGroup // one per session and per accept loop
 
 	active atomic.Int64
+	top    topStats // the runtime view's statements (registry.go)
 }
 
 // New returns a Server for cfg.

@@ -38,6 +38,7 @@ type session struct {
 	id       string
 	log      *slog.Logger
 	raw      net.Conn // the accepted connection
+	since    time.Time
 	client   net.Conn // raw, or TLS over it
 	upstream net.Conn
 	cr, ur   *frameReader // client and upstream message readers
@@ -87,7 +88,7 @@ type session struct {
 
 func newSession(srv *Server, c net.Conn) *session {
 	id := newSessionID()
-	return &session{srv: srv, id: id, raw: c, client: c, clientAddr: c.RemoteAddr().String(), log: srv.log.With("session", id)}
+	return &session{srv: srv, id: id, raw: c, since: time.Now(), client: c, clientAddr: c.RemoteAddr().String(), log: srv.log.With("session", id)}
 }
 
 // errCancelHandled ends a connection that carried a CancelRequest.

@@ -307,7 +307,7 @@ func TestTransparencyNegotiation(t *testing.T) {
 	for _, packet := range [][]byte{
 		startupPacket(3<<16|1, "user", pgtest.TrustUser, "database", pgtest.Database),
 		startupPacket(3<<16|2, "user", pgtest.TrustUser, "database", pgtest.Database),
-		startupPacket(3<<16|0, "user", pgtest.TrustUser, "database", pgtest.Database, "_pq_.pgcloak_test", "on"),
+		startupPacket(3<<16, "user", pgtest.TrustUser, "database", pgtest.Database, "_pq_.pgcloak_test", "on"),
 	} {
 		var answers [2][]string
 		for i, a := range []string{pg.Addr(), addr} {

@@ -56,6 +56,7 @@ type Column struct {
 	Num     int16
 	Type    string // format_type(atttypid, atttypmod)
 	TypeOID uint32
+	Default string // the default expression (pg_get_expr), "" if none
 }
 
 // Column returns a column by name, or nil.
@@ -156,9 +157,11 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind IN ('r','p','v','m','f','S','t') AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanRelation},
 		{"columns", `
-			SELECT a.attrelid, a.attname, a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid
+			SELECT a.attrelid, a.attname, a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid,
+			       CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END
 			FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 			WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','p','v','m','f')
 			  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_temp\_%'
 			ORDER BY a.attrelid, a.attnum`, c.scanColumn},
@@ -243,8 +246,12 @@ func (c *Catalog) add(r *Relation) {
 func (c *Catalog) scanColumn(rows pgx.Rows) error {
 	var rel uint32
 	var col Column
-	if err := rows.Scan(&rel, &col.Name, &col.Num, &col.Type, &col.TypeOID); err != nil {
+	var def *string
+	if err := rows.Scan(&rel, &col.Name, &col.Num, &col.Type, &col.TypeOID, &def); err != nil {
 		return err
+	}
+	if def != nil {
+		col.Default = *def
 	}
 	if r := c.byOID[rel]; r != nil {
 		r.Columns = append(r.Columns, col)

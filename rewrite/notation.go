@@ -39,7 +39,7 @@ func (w *walker) checkFunctionalNotation() {
 			continue
 		}
 		name := f[len(f)-1]
-		rel := w.fromRels[f[len(f)-2]]
+		rel := knownColumns(w.fromRels[f[len(f)-2]])
 		if rel != nil && rel.Column(name) != nil {
 			continue
 		}
@@ -54,7 +54,7 @@ func (w *walker) checkFunctionalNotation() {
 		var rel *Relation
 		if c := ind.Arg.GetColumnRef(); c != nil {
 			if f := stringFields(c.Fields); len(f) == 1 {
-				rel = w.fromRels[f[0]]
+				rel = knownColumns(w.fromRels[f[0]])
 			}
 		}
 		for i, n := range ind.Indirection {
@@ -66,6 +66,17 @@ func (w *walker) checkFunctionalNotation() {
 			}
 		}
 	}
+}
+
+// knownColumns returns rel if the catalog snapshot lists its columns, nil
+// otherwise: the snapshot leaves out the columns of pg_catalog and
+// information_schema relations, so r.rngtypid of pg_range r (drivers' type
+// queries) is judged by whether a function of that name exists.
+func knownColumns(rel *Relation) *Relation {
+	if rel == nil || len(rel.Columns) == 0 {
+		return nil
+	}
+	return rel
 }
 
 // maybeCall judges name as a function called with one row argument: when

@@ -186,46 +186,6 @@ func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	w.selectStmt(sel, true)
 }
 
-// unsafeSettings are settings a restricted session may not change: they
-// would redirect names, switch identity, or change how the SQL pgcloak
-// parsed is read by the server.
-var unsafeSettings = map[string]bool{
-	"search_path":                 true,
-	"role":                        true,
-	"session_authorization":       true,
-	"standard_conforming_strings": true,
-	"backslash_quote":             true,
-	"escape_string_warning":       true,
-	"session_replication_role":    true,
-	"row_security":                true,
-	"client_encoding":             true,
-	"names":                       true,
-}
-
-func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
-	name := strings.ToLower(s.Name)
-	switch s.Kind {
-	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_RESET_ALL:
-		// RESET returns a setting to its value at connection start, which
-		// is the value pgcloak read when the session opened.
-		w.kind(rules.StmtSet, "RESET")
-		return
-	case pg_query.VariableSetKind_VAR_SET_MULTI:
-		w.kind(rules.StmtTransaction, "SET TRANSACTION")
-		return
-	}
-	if unsafeSettings[name] {
-		w.fail(refuseRule("settings", "restricted roles may not change %s", name))
-		return
-	}
-	if strings.HasPrefix(name, "pgcloak.") {
-		w.fail(refuseRule("settings", "setting %s is reserved for pgcloak", name))
-		return
-	}
-	w.kind(rules.StmtSet, "SET")
-	w.message(s.ProtoReflect())
-}
-
 // explainAnalyze refuses EXPLAIN ANALYZE of a statement that touches a
 // protected relation (or runs a prepared one, which may): the executed plan
 // counts the rows each filter removed, so "Rows Removed by Filter: 1" under

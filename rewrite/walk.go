@@ -393,6 +393,7 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	// FOR UPDATE OF names FROM items (aliases), not relations to read.
 	w.messageExcept(s.ProtoReflect(), "with_clause", "larg", "rarg", "from_clause", "where_clause", "having_clause", "locking_clause")
 	w.qual = q
+	w.groupByKeys(s)
 }
 
 // fromItem walks one item of a FROM list (or a USING list, or a MERGE
@@ -505,7 +506,7 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 // funcCall checks a function against the allowlist.
 func (w *walker) funcCall(f *pg_query.FuncCall) {
 	schema, name := qualifiedName(f.Funcname)
-	if err := w.rw.checkFunction(schema, name); err != nil {
+	if err := w.checkCall(schema, name, f); err != nil {
 		w.fail(err)
 		return
 	}

@@ -24,17 +24,19 @@ import (
 //	    WHERE <the statement's WHERE>)
 //
 // so the WHERE, the joins and the row count see masked values and visible
-// rows only. SET expressions and RETURNING run on the real row: they may
-// name only columns the role sees raw, so no SET can copy a hidden value
-// into a visible column and no RETURNING can show one.
+// rows only. SET expressions run on the real row: they may name only
+// columns the role sees raw, so no SET can copy a hidden value into a
+// visible column. RETURNING shows what a read would show (writeback.go).
 //
 // INSERT, UPDATE's new values and COPY FROM must satisfy the row filter,
 // like a WITH CHECK policy: a row that would fall outside makes
 // pgcloak.check_violation raise 42501 and the whole statement fails.
 //
-// Writing a column the role does not see raw is refused unless the role's
-// blind_writes lists it. INSERT … ON CONFLICT and MERGE into protected
-// tables are refused.
+// Inserting into a column the role does not see raw is refused unless the
+// role's blind_writes lists it; UPDATE may write back what the role was
+// shown, which keeps the stored value (writeback.go). INSERT … ON CONFLICT
+// checks the existing row too (onconflict.go); MERGE into protected tables
+// is refused.
 
 const newRowAlias = "pgcloak_new"
 
@@ -87,8 +89,8 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 		return
 	}
 	label := tab.Name.String()
-	if s.OnConflictClause != nil {
-		w.fail(refuseUnsupported("INSERT … ON CONFLICT into protected table " + label))
+	conflict, ok := w.onConflict(s, rel, tab)
+	if !ok {
 		return
 	}
 	sel := s.SelectStmt.GetSelectStmt()
@@ -118,7 +120,14 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 			cols = append(cols, c.Name)
 		}
 	}
-	if !w.writableColumns(rel, tab, cols, "INSERT") || !w.returningSafe(rel, tab, aliasOf(s.Relation), s.ReturningList, nil) {
+	checkCols, unseen := w.insertUnseen(rel, tab, s, sel, cols)
+	if len(s.Cols) > 0 {
+		cols = cols[:0]
+		for _, c := range s.Cols {
+			cols = append(cols, c.GetResTarget().GetName())
+		}
+	}
+	if !w.writableColumns(rel, tab, checkCols, "INSERT") || !w.returningChecked(rel, tab, aliasOf(s.Relation), s.ReturningList, nil) {
 		return
 	}
 	// The new rows: the statement's source, as a derived table named
@@ -147,7 +156,16 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	for _, c := range cols {
 		colNames = append(colNames, pg_query.MakeStrNode(c))
 	}
-	where, err := parseExpr(w.checked(check, tab))
+	cond := w.checked(check, tab)
+	if len(unseen) > 0 {
+		d, err := w.runtimeDefaults(rel, tab, newRowAlias, unseen)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		cond = "(" + cond + ") AND " + d
+	}
+	where, err := parseExpr(cond)
 	if err != nil {
 		w.fail(err)
 		return
@@ -171,6 +189,10 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	w.changed = true
 	w.qual = true
 	w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "select_stmt", "cols")
+	w.finishOnConflict(conflict, rel, tab)
+	if len(s.ReturningList) > 0 && w.err == nil {
+		s.ReturningList, _ = w.maskReturning(rel, tab, aliasOf(s.Relation), s.ReturningList)
+	}
 }
 
 func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
@@ -208,13 +230,23 @@ func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
 	}
 	fromAliases := fromItemNames(s.FromClause)
 	alias := aliasOf(s.Relation)
-	if !w.writableColumns(rel, tab, cols, "UPDATE") ||
-		!w.valuesSafe(rel, tab, alias, values, fromAliases) ||
-		!w.returningSafe(rel, tab, alias, s.ReturningList, fromAliases) {
-		return
+	review := w.rw.ctx.Principal.Role.ReviewChanges
+	var unseen []int // SET of columns the role does not see raw: write-backs (writeback.go)
+	if review {
+		if !w.writableColumns(rel, tab, cols, "UPDATE") ||
+			!w.valuesSafe(rel, tab, alias, values, fromAliases) ||
+			!w.returningSafe(rel, tab, alias, s.ReturningList, fromAliases) {
+			return
+		}
+	} else {
+		var ok bool
+		if unseen, ok = w.writeBackColumns(rel, tab, cols, values); !ok ||
+			!w.valuesSafe(rel, tab, alias, values, fromAliases) ||
+			!w.returningChecked(rel, tab, alias, s.ReturningList, fromAliases) {
+			return
+		}
 	}
 	// Review needs the row choice twice (review.go): keep an unwalked copy.
-	review := w.rw.ctx.Principal.Role.ReviewChanges
 	var fromCopy []*pg_query.Node
 	var whereCopy *pg_query.Node
 	if review {
@@ -248,6 +280,19 @@ func (w *walker) updateStmt(s *pg_query.UpdateStmt) {
 	}) {
 		return
 	}
+	for _, i := range unseen {
+		v, err := w.writeBack(rel, tab, alias, cols[i], values[i])
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		s.TargetList[i].GetResTarget().Val, values[i] = v, v
+	}
+	if len(s.ReturningList) > 0 {
+		if s.ReturningList, ok = w.maskReturning(rel, tab, alias, s.ReturningList); !ok {
+			return
+		}
+	}
 	check, err := w.rw.updateCheck(tab, alias, cols, values)
 	if err != nil {
 		w.fail(err)
@@ -278,7 +323,7 @@ func (w *walker) deleteStmt(s *pg_query.DeleteStmt) {
 		return
 	}
 	usingAliases := fromItemNames(s.UsingClause)
-	if !w.returningSafe(rel, tab, aliasOf(s.Relation), s.ReturningList, usingAliases) {
+	if !w.returningChecked(rel, tab, aliasOf(s.Relation), s.ReturningList, usingAliases) {
 		return
 	}
 	in, ok := w.targetRows(s.Relation, rel, tab, s.UsingClause, s.WhereClause)
@@ -290,6 +335,9 @@ func (w *walker) deleteStmt(s *pg_query.DeleteStmt) {
 	w.qual = true
 	for _, r := range s.ReturningList {
 		w.node(r)
+	}
+	if len(s.ReturningList) > 0 && w.err == nil {
+		s.ReturningList, _ = w.maskReturning(rel, tab, aliasOf(s.Relation), s.ReturningList)
 	}
 }
 

@@ -138,6 +138,43 @@ var writeAttacks = []struct{ group, sql string }{
 	{"blind", "MERGE INTO customers c USING (SELECT %[1]d AS id) s ON c.customer_id = s.id WHEN MATCHED THEN UPDATE SET first_name = 'm'"},
 	{"blind", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'x', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = excluded.first_name"},
 	{"blind", "TRUNCATE customers"},
+	// Write-back (writeback.go) as an oracle: writing a guess into a hidden
+	// or masked column must answer the same whether the guess is the real
+	// value or not, and change nothing.
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET religion = 'CANARY', first_name = first_name WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id IN (%[1]d, %[2]d)"},
+	{"writeback", "UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[2]d"},
+	{"writeback", "UPDATE customers SET health_notes = NULL WHERE customer_id = %[1]d RETURNING health_notes"},
+	{"writeback", "UPDATE customers SET national_id = NULLIF('CANARY', 'CANARY') WHERE customer_id = %[1]d RETURNING national_id, religion"},
+	{"writeback", "UPDATE customers SET ethnicity = (SELECT 'CANARY') WHERE customer_id = %[1]d"},
+	{"writeback", "UPDATE customers SET national_id = CASE WHEN first_name = 'Nell' THEN 'CANARY' END WHERE customer_id = %[1]d"},
+	{"writeback", "WITH x AS (UPDATE customers SET national_id = 'CANARY' WHERE customer_id = %[1]d RETURNING *) SELECT * FROM x"},
+	{"writeback", "UPDATE orders SET shipping_street = 'CANARY' WHERE order_id = %[3]d RETURNING shipping_street"},
+	{"writeback", "UPDATE orders SET shipping_street = '(street withheld)' WHERE order_id = %[3]d RETURNING *"},
+	// ON CONFLICT (onconflict.go) on keys outside the filter, and reading
+	// the existing row's unseen columns.
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-20', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = EXCLUDED.first_name RETURNING *"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-21', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = customers.first_name RETURNING first_name, last_name, email"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-22', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET segment = CASE WHEN customers.first_name = 'CANARY' THEN 'a' ELSE 'b' END"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-23', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET segment = 'x' WHERE customers.first_name = 'CANARY'"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-24', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO NOTHING"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (990025, 'C-WL-2', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_number) DO UPDATE SET first_name = EXCLUDED.first_name RETURNING customer_id, national_id, %[1]d AS n"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'C-WL-26', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = 'x' WHERE customers.national_id = 'CANARY'"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'C-WL-27', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = customers.religion"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'C-WL-28', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET national_id = 'CANARY' RETURNING national_id"},
+	{"conflict", "INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[1]d, 'C-WL-29', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET region = 'south' RETURNING *"},
+	{"conflict", "INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount, shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region) VALUES (%[3]d, %[1]d, now(), 'o', 1, 'n', 's', 'c', 'p', 'north') ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status RETURNING shipping_name, shipping_street"},
+	{"conflict", "WITH x AS (INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (%[2]d, 'C-WL-30', 'a', 'b', 'north', 'consumer', now()) ON CONFLICT (customer_id) DO UPDATE SET first_name = EXCLUDED.first_name RETURNING *) SELECT * FROM x"},
+	// RETURNING through data-modifying CTEs, and * in expressions.
+	{"returning", "WITH x AS (UPDATE customers SET first_name = first_name WHERE customer_id = %[1]d RETURNING *) SELECT national_id, religion, health_notes, ethnicity FROM x"},
+	{"returning", "WITH x AS (UPDATE customers SET first_name = first_name WHERE customer_id = %[1]d RETURNING *) SELECT to_jsonb(x) FROM x"},
+	{"returning", "WITH x AS (DELETE FROM support_tickets WHERE ticket_id = %[1]d RETURNING body) SELECT * FROM x"},
+	{"returning", "WITH x AS (INSERT INTO customers (customer_id, customer_number, first_name, last_name, region, segment, created_at) VALUES (990017, 'C-WL-17', 'a', 'b', 'north', 'consumer', now()) RETURNING *) SELECT * FROM x"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING row_to_json(c.*)"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (c.*)::text"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (SELECT c.national_id)"},
+	{"returning", "UPDATE customers c SET first_name = first_name WHERE customer_id = %[1]d RETURNING (SELECT string_agg(x::text, ',') FROM (SELECT c.*) x)"},
 	{"blind", "COPY customers (customer_id, customer_number, first_name, last_name, region, segment, created_at, national_id) FROM STDIN"},
 }
 

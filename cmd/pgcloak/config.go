@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -24,7 +25,12 @@ import (
 type fileConfig struct {
 	Listen []string `yaml:"listen"`
 	Admin  string   `yaml:"admin"`
-	Rules  string   `yaml:"rules"`
+	// AdminToken is the bearer token of the admin API (runtime view,
+	// reload); without one the API is refused.
+	AdminToken string `yaml:"admin_token"`
+	// InstanceID names this replica in every access record.
+	InstanceID string `yaml:"instance_id"`
+	Rules      string `yaml:"rules"`
 	// CatalogDSN is pgcloak's own connection: catalog snapshots and
 	// attribute queries. Needed with rules.
 	CatalogDSN     string         `yaml:"catalog_dsn"`
@@ -46,6 +52,9 @@ type auditConfig struct {
 	Stdout    bool     `yaml:"stdout"`     // also write the log to stdout
 	OnFailure string   `yaml:"on_failure"` // fail_closed or fail_open
 	QueueSize int      `yaml:"queue_size"` // records waiting for the writer
+	// WaitForWrite holds each answer until its record is written
+	// (fail_closed): a killed pgcloak loses no record of an answer.
+	WaitForWrite bool `yaml:"wait_for_write"`
 }
 
 func (a auditConfig) on() bool { return a.File != "" || a.Stdout }
@@ -97,10 +106,19 @@ func defaultConfig() fileConfig {
 			ShutdownGrace: duration(30 * time.Second),
 		},
 		CatalogRefresh: duration(time.Minute),
+		InstanceID:     defaultInstanceID(),
 		Log:            logConfig{Format: "text", Level: "info"},
 		Audit: auditConfig{MaxSize: audit.DefaultMaxSize, OnFailure: string(audit.FailClosed),
-			QueueSize: audit.DefaultQueueSize},
+			QueueSize: audit.DefaultQueueSize, WaitForWrite: true},
 	}
+}
+
+// defaultInstanceID is the host name: a pod's name in Kubernetes.
+func defaultInstanceID() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "pgcloak"
 }
 
 // configError names the key at fault, and its place in the file when known.
@@ -227,6 +245,12 @@ func (c *fileConfig) validate() error {
 			return bad("admin", "%q is not HOST:PORT", c.Admin)
 		}
 	}
+	if c.InstanceID == "" || len(c.InstanceID) > 128 || strings.ContainsFunc(c.InstanceID, unicode.IsControl) {
+		return bad("instance_id", "must be 1 to 128 printable characters")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return bad("admin_token", "must be at least 16 characters")
+	}
 	if c.Rules != "" && c.CatalogDSN == "" {
 		return bad("catalog_dsn", "is needed with rules: pgcloak reads the catalog over its own connection")
 	}
@@ -289,7 +313,8 @@ func (c *fileConfig) validate() error {
 	return nil
 }
 
-// proxyConfig builds the proxy's Config, loading certificates.
+// proxyConfig builds the proxy's Config, loading the upstream
+// certificates.
 func (c *fileConfig) proxyConfig() (proxy.Config, error) {
 	pc := proxy.Config{
 		Upstream:         c.Upstream.Address,
@@ -300,13 +325,7 @@ func (c *fileConfig) proxyConfig() (proxy.Config, error) {
 		ConnectTimeout:   time.Duration(c.Timeouts.Connect),
 		AuthTimeout:      time.Duration(c.Timeouts.Auth),
 	}
-	if c.TLS.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-		if err != nil {
-			return pc, &configError{key: "tls.cert_file", msg: err.Error()}
-		}
-		pc.ClientTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
+	// ClientTLS is set by setup: the certificate reloads (certs.go).
 	ut := c.Upstream.TLS
 	if ut.Mode != "disable" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -55,10 +55,14 @@ func TestOpsMetricsAndDraining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certs, err := pgtest.WriteCerts(t.TempDir()) // client TLS: its certificate's metrics
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	s := serveAdmin(t, bin, "--upstream", pg.Addr(), "--rules", writeRules(t, crm.Rules),
 		"--catalog-dsn", pg.DSN(pgtest.SuperUser, pgtest.Database), "--catalog-refresh", "5m", "--shutdown-grace", "20s",
-		"--audit-file", filepath.Join(t.TempDir(), "audit.log"))
+		"--audit-file", filepath.Join(t.TempDir(), "audit.log"), "--tls-cert", certs.CertFile, "--tls-key", certs.KeyFile)
 	s.waitStatus(t, "/readyz", 200)
 	conn, err := s.connect(t, "alice")
 	if err != nil {

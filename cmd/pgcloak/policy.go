@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pgcloak/pgcloak/rewrite"
@@ -63,8 +60,8 @@ func (p *policyState) ready() error {
 	return nil
 }
 
-// startPolicy loads the rules, reloads them on SIGHUP and when the file
-// changes, and starts the rewrite engine. A rules file that does not load
+// startPolicy loads the rules, reloads them when the file changes (and,
+// reload.go, on SIGHUP and POST /admin/reload), and starts the rewrite engine. A rules file that does not load
 // at start does not stop pgcloak: it stays up but not ready (/readyz),
 // refusing every session, and loads the file as soon as it is valid, so
 // that an orchestrator routes around it and a fixed ConfigMap heals it. A
@@ -116,22 +113,5 @@ func (p *policyState) failedAtStart(err error, log *slog.Logger) {
 func (p *policyState) loaded(ctx context.Context, store *rules.Store, log *slog.Logger) {
 	p.store.Store(store)
 	go store.Watch(ctx, time.Second)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := store.Reload(); err != nil {
-					log.Error("rules reload failed; the old rules stay in force", "err", err)
-				} else {
-					log.Info("rules reloaded", "version", store.Current().Version())
-				}
-			}
-		}
-	}()
 	log.Info("rules loaded", "file", store.Path(), "version", store.Current().Version())
 }

@@ -29,7 +29,7 @@ func init() {
 }
 
 func runServe(args []string) int {
-	cfg, err := serveFlags(args)
+	cfg, cfgFile, err := serveFlagsPath(args, os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -37,14 +37,20 @@ func runServe(args []string) int {
 		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
 		return 2
 	}
-	log := newLogger(cfg.Log)
+	level := new(slog.LevelVar)
+	log := newLoggerLevel(cfg.Log, level)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// From the start: SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	pc, svc, err := setup(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
 		return 2
 	}
+	svc.reloader = newReloader(args, cfgFile, cfg, log, level, &svc)
+	go svc.reloader.run(ctx, hup)
 	if err := serve(ctx, cfg, pc, log, svc); err != nil {
 		log.Error("pgcloak stopped", "err", err)
 		return 1
@@ -61,6 +67,11 @@ type services struct {
 	// draining is set once shutdown begins: /readyz answers 503 from then
 	// on, so that load balancers stop sending new sessions.
 	draining *atomic.Bool
+	// cert is the client-side certificate, nil without client TLS.
+	cert *certReloader
+	// token is the admin API's bearer token; "" turns the API off.
+	token    *atomic.Pointer[string]
+	reloader *reloader
 }
 
 // setup builds the proxy's config and starts the services it needs: the
@@ -76,6 +87,15 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 	svc.draining = new(atomic.Bool)
 	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerServeMetrics(svc.reg, cfg)
+	svc.token = new(atomic.Pointer[string])
+	svc.token.Store(&cfg.AdminToken)
+	if cfg.TLS.CertFile != "" {
+		svc.cert, err = newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log, svc.reg)
+		if err != nil {
+			return pc, svc, &configError{key: "tls.cert_file", msg: err.Error()}
+		}
+		pc.ClientTLS = svc.cert.tlsConfig()
+	}
 	pc.Metrics = proxy.NewMetrics(svc.reg)
 	if cfg.Rules != "" {
 		svc.policy = startPolicy(ctx, cfg, log)
@@ -89,7 +109,8 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 		}
 		opts := audit.Options{MaxSize: int64(cfg.Audit.MaxSize), MaxFiles: cfg.Audit.MaxFiles,
 			QueueSize: cfg.Audit.QueueSize, OnFailure: audit.OnFailure(cfg.Audit.OnFailure),
-			RulesVersion: version, Logger: log, Registerer: svc.reg}
+			RulesVersion: version, Logger: log, Registerer: svc.reg, Instance: cfg.InstanceID,
+			WaitForWrite: cfg.Audit.WaitForWrite}
 		var sinks []audit.Options
 		if cfg.Audit.File != "" {
 			o := opts
@@ -229,6 +250,7 @@ func adminHandler(srv *proxy.Server, svc services) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	adminAPI(mux, srv, svc)
 	return mux
 }
 
@@ -254,10 +276,14 @@ func ready(ctx context.Context, srv *proxy.Server, svc services) error {
 	return errors.Join(errs...)
 }
 
-func newLogger(c logConfig) *slog.Logger {
+func newLogger(c logConfig) *slog.Logger { return newLoggerLevel(c, new(slog.LevelVar)) }
+
+// newLoggerLevel is newLogger with its level in lv, which a reload sets.
+func newLoggerLevel(c logConfig, lv *slog.LevelVar) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	lv.Set(level)
+	opts := &slog.HandlerOptions{Level: lv}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}

@@ -81,6 +81,10 @@ var settings = []setting{
 		set: func(c *fileConfig, v string) error { c.Listen = strings.Split(v, ","); return nil }},
 	str("admin", "admin", "admin HTTP listen address for metrics and health, HOST:PORT (default: off)",
 		func(c *fileConfig) *string { return &c.Admin }),
+	str("admin_token", "admin-token", "bearer token of the admin API (sessions, reload); prefer the environment variable to the flag (default: off, the API is refused)",
+		func(c *fileConfig) *string { return &c.AdminToken }),
+	str("instance_id", "instance-id", "name of this replica in every access record (default: the host name)",
+		func(c *fileConfig) *string { return &c.InstanceID }),
 	str("rules", "rules", "privacy rules `FILE`", func(c *fileConfig) *string { return &c.Rules }),
 	str("catalog_dsn", "catalog-dsn", "connection string pgcloak uses to read the catalog and run attribute queries (needed with --rules)",
 		func(c *fileConfig) *string { return &c.CatalogDSN }),
@@ -127,6 +131,8 @@ var settings = []setting{
 		func(c *fileConfig) *string { return &c.Audit.OnFailure }),
 	integer("audit.queue_size", "audit-queue-size", "access records waiting for the writer (default 10000)",
 		func(c *fileConfig) *int { return &c.Audit.QueueSize }),
+	boolean("audit.wait_for_write", "audit-wait-for-write", "with fail_closed, hold each answer until its access record is written, so that a killed pgcloak loses no record of an answered statement (default true)",
+		func(c *fileConfig) *bool { return &c.Audit.WaitForWrite }),
 }
 
 // serveFlags builds serve's configuration: the defaults, then the config
@@ -135,6 +141,13 @@ var settings = []setting{
 func serveFlags(args []string) (fileConfig, error) { return serveFlagsTo(args, os.Stderr) }
 
 func serveFlagsTo(args []string, warn io.Writer) (fileConfig, error) {
+	cfg, _, err := serveFlagsPath(args, warn)
+	return cfg, err
+}
+
+// serveFlagsPath is serveFlagsTo that also returns the config file read
+// ("" for none), which reloads read again.
+func serveFlagsPath(args []string, warn io.Writer) (fileConfig, string, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configFile := fs.String("config", "", "config `FILE` (YAML); environment variables and flags override it (env PGCLOAK_CONFIG)")
 	type given struct {
@@ -165,30 +178,30 @@ func serveFlagsTo(args []string, warn io.Writer) (fileConfig, error) {
 	})
 	cfg := defaultConfig()
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cfg, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *configFile == "" {
 		*configFile = os.Getenv("PGCLOAK_CONFIG")
 	}
 	if *configFile != "" {
 		if err := loadConfigFile(*configFile, &cfg); err != nil {
-			return cfg, err
+			return cfg, "", err
 		}
 	}
 	for _, s := range settings {
 		if v := os.Getenv(s.env()); v != "" {
 			if err := s.set(&cfg, v); err != nil {
-				return cfg, &configError{key: s.env(), msg: err.Error()}
+				return cfg, "", &configError{key: s.env(), msg: err.Error()}
 			}
 		}
 	}
 	for _, g := range flags {
 		if err := g.s.set(&cfg, g.v); err != nil {
-			return cfg, &configError{key: "--" + g.s.flag, msg: err.Error()}
+			return cfg, "", &configError{key: "--" + g.s.flag, msg: err.Error()}
 		}
 	}
-	return cfg, cfg.validate()
+	return cfg, *configFile, cfg.validate()
 }

@@ -1,0 +1,184 @@
+package rewrite
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// INSERT … ON CONFLICT into a protected table.
+//
+// The rows proposed for insertion pass the row filter check as any INSERT
+// does (write.go). The existing row a proposal conflicts with is checked
+// in the clause's WHERE, which PostgreSQL evaluates on it:
+//
+//	ON CONFLICT (k) DO UPDATE SET … WHERE
+//	  CASE WHEN <the existing row is visible to the role>
+//	       THEN <the statement's WHERE> AND <the updated row stays visible>
+//	       ELSE pgcloak.check_violation('…') END
+//
+// so a conflict with a row outside the filter fails the whole statement
+// and changes nothing (it tells that the key exists, as the unique
+// violation of a plain INSERT does, and nothing of the row). SET follows
+// UPDATE's rules: it may read the proposed row (EXCLUDED) and the existing
+// row's columns the role sees raw, and a column the role does not see raw
+// may only be written back (writeback.go). DO NOTHING with a conflict
+// target becomes such a DO UPDATE whose WHERE is false for visible rows.
+// DO NOTHING without a target (any unique index) is refused: pgcloak
+// cannot tell a conflict with a hidden row from one with a visible row.
+
+// onConflictPlan is what onConflict found before the walk, for finish.
+type onConflictPlan struct {
+	oc     *pg_query.OnConflictClause
+	alias  string
+	cols   []string
+	values []*pg_query.Node
+	unseen []int
+}
+
+// onConflict checks an INSERT's ON CONFLICT clause before the statement is
+// walked; finishOnConflict adds the checks afterwards. nil: nothing to do.
+func (w *walker) onConflict(s *pg_query.InsertStmt, rel *Relation, tab *rules.Table) (*onConflictPlan, bool) {
+	oc := s.OnConflictClause
+	if oc == nil {
+		return nil, true
+	}
+	pr := w.rw.ctx.Principal
+	role := pr.Role.Name
+	p := &onConflictPlan{oc: oc, alias: aliasOf(s.Relation)}
+	switch oc.Action {
+	case pg_query.OnConflictAction_ONCONFLICT_NOTHING:
+		if oc.Infer == nil {
+			w.fail(refuseUnsupported("INSERT … ON CONFLICT DO NOTHING without a conflict target into protected table " + tab.Name.String() +
+				" (a conflict with a row outside the row filter could not be told from one inside; name the target: ON CONFLICT (column) DO NOTHING)"))
+			return nil, false
+		}
+		return p, true
+	case pg_query.OnConflictAction_ONCONFLICT_UPDATE:
+	default:
+		w.fail(refuseUnsupported("this ON CONFLICT action on a protected table"))
+		return nil, false
+	}
+	if !pr.Allows(rules.StmtUpdate) {
+		w.fail(refuseRule("roles."+role+".statements", "role %q may not run UPDATE statements (kind update), which ON CONFLICT DO UPDATE is", role))
+		return nil, false
+	}
+	if pr.Role.ReviewChanges {
+		w.fail(refuseUnsupported("INSERT … ON CONFLICT DO UPDATE by a role whose changes are reviewed"))
+		return nil, false
+	}
+	for _, t := range oc.TargetList {
+		rt := t.GetResTarget()
+		if rt == nil || len(rt.Indirection) > 0 || rt.Val.GetMultiAssignRef() != nil {
+			w.fail(refuseUnsupported("ON CONFLICT DO UPDATE SET of a part of a column, or of several columns at once, on a protected table"))
+			return nil, false
+		}
+		p.cols = append(p.cols, rt.Name)
+		p.values = append(p.values, rt.Val)
+	}
+	var ok bool
+	if p.unseen, ok = w.writeBackColumns(rel, tab, p.cols, p.values); !ok {
+		return nil, false
+	}
+	for _, n := range append(append([]*pg_query.Node{}, p.values...), oc.WhereClause) {
+		if !w.readsSeenOrExcluded(rel, tab, p.alias, n) {
+			return nil, false
+		}
+	}
+	return p, true
+}
+
+// readsSeenOrExcluded checks an expression of DO UPDATE: it may read the
+// proposed row (EXCLUDED) and the columns of the existing row the role
+// sees raw, nothing else of the existing row.
+func (w *walker) readsSeenOrExcluded(rel *Relation, tab *rules.Table, alias string, n *pg_query.Node) bool {
+	role := w.rw.ctx.Principal.Role.Name
+	ok := true
+	w.targetRefs(n, func(c *pg_query.ColumnRef, f []string) {
+		if !ok || len(f) >= 2 && f[len(f)-2] == "excluded" {
+			return
+		}
+		col := f[len(f)-1]
+		// alias.f where the row has no column f is f(alias), functional
+		// notation: it reads the whole row.
+		if col == "*" || len(f) == 1 && col == alias && rel.Column(col) == nil || len(f) >= 2 && rel.Column(col) == nil {
+			w.fail(refuseRule("roles."+role+".profile", "ON CONFLICT DO UPDATE may not read every column of the existing row of %s; name the columns", tab.Name))
+			ok = false
+			return
+		}
+		if rel.Column(col) != nil && !w.seenRaw(tab, col) {
+			w.fail(refuseRule("roles."+role+".profile", "ON CONFLICT DO UPDATE may not read column %s of the existing row of %s: role %q does not see it raw", col, tab.Name, role))
+			ok = false
+		}
+	})
+	return ok
+}
+
+// finishOnConflict adds, after the walk, the write-backs and the WHERE
+// that checks the existing row and the updated one.
+func (w *walker) finishOnConflict(p *onConflictPlan, rel *Relation, tab *rules.Table) {
+	if p == nil || w.err != nil {
+		return
+	}
+	oc := p.oc
+	var rest *pg_query.Node
+	if oc.Action == pg_query.OnConflictAction_ONCONFLICT_NOTHING {
+		// Nothing to do for a visible row: SET the first key column to
+		// itself, never applied since the WHERE is false.
+		key := writeKeys(rel)[0]
+		oc.Action = pg_query.OnConflictAction_ONCONFLICT_UPDATE
+		oc.TargetList = []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: key,
+			Val: pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(p.alias), pg_query.MakeStrNode(key)}, -1)}}}}
+		f, err := parseExpr("false")
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		rest = f
+	} else {
+		for _, i := range p.unseen {
+			v, err := w.writeBack(rel, tab, p.alias, p.cols[i], p.values[i])
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			oc.TargetList[i].GetResTarget().Val, p.values[i] = v, v
+		}
+		check, err := w.rw.updateCheck(tab, p.alias, p.cols, p.values)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		rest = andNodes(oc.WhereClause, check)
+		if rest == nil {
+			if rest, err = parseExpr("true"); err != nil {
+				w.fail(err)
+				return
+			}
+		}
+	}
+	visible, _, err := w.rw.visibleSQL(tab, p.alias)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	msg := fmt.Sprintf("pgcloak: INSERT … ON CONFLICT met an existing row outside the row filter of role %q on %s (rule: %s)",
+		w.rw.ctx.Principal.Role.Name, tab.Name, w.filterRule(tab))
+	const ph = "pgcloak_rest"
+	where, err := parseExpr(fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s(%s) END", visible, ph, CheckViolation, rules.QuoteLiteral(msg)))
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	replaceColumnRefs(where, func(c *pg_query.ColumnRef) *pg_query.Node {
+		if f := stringFields(c.Fields); len(f) == 1 && f[0] == ph {
+			return rest
+		}
+		return nil
+	})
+	oc.WhereClause = where
+	w.leaky = true
+	w.changed = true
+}
