@@ -701,7 +701,16 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 	for _, r := range refs {
 		touched = touched || slices.Contains(cols, r)
 	}
-	if !touched {
+	// A subject's key never changes (an ORM's save() may set it to itself):
+	// renumbering would carry the person's record, and pending change
+	// requests, to another identity.
+	keyCheck := ""
+	if subj := rw.ctx.Policy.Subject(); tab.Subject && subj != nil && slices.Contains(cols, subj.Key) {
+		k := rules.QuoteIdent(subj.Key)
+		keyCheck = " AND (" + newRowAlias + "." + k + " IS NOT DISTINCT FROM " + rules.QuoteIdent(alias) + "." + k + " OR " + CheckViolation + "(" +
+			rules.QuoteLiteral("pgcloak: changing the subject key "+tab.Name.String()+"."+subj.Key+" is refused for restricted roles (rule: subject.key)") + "))"
+	}
+	if !touched && keyCheck == "" {
 		return nil, nil
 	}
 	oldCond, _, err := rw.visibleSQL(tab, alias)
@@ -709,7 +718,7 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 		return nil, err
 	}
 	w := &walker{rw: rw}
-	newNode, err := parseExpr(w.checked(newCond, tab))
+	newNode, err := parseExpr("(" + w.checked(newCond, tab) + ")" + keyCheck)
 	if err != nil {
 		return nil, err
 	}

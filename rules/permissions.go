@@ -161,13 +161,17 @@ func (s OpSet) String() string {
 // MayWriteColumn says whether the role may write column col of t in the
 // write what: restricted roles never change a subject's key (an UPDATE of
 // it would move the person's record, and with it pending change requests,
-// to another identity), and only opt-out writers set opt-out flags.
+// to another identity; roles whose changes are reviewed may not even set
+// it, others may set it only to itself, which the rewrite checks), and
+// only opt-out writers set opt-out flags.
 func (r *Role) MayWriteColumn(t TableName, col, what string) (ok bool, rule, reason string) {
 	s := r.policy.subject
 	if r.Unrestricted || s == nil || t != s.Table {
 		return true, "", ""
 	}
-	if col == s.Key && opOf(what) == OpUpdate {
+	if col == s.Key && opOf(what) == OpUpdate && r.ReviewChanges {
+		// Others may set it to itself (an ORM's save()): the UPDATE's
+		// check refuses any other value (rewrite.updateCheck).
 		return false, "subject.key", fmt.Sprintf("%s of the subject key %s.%s is refused for restricted roles", what, t, col)
 	}
 	for _, flag := range s.OptOutFlags {
