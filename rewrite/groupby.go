@@ -5,8 +5,6 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/pgcloak/pgcloak/rules"
 )
 
 // GROUP BY a table's key. PostgreSQL lets a query grouped by a table's
@@ -142,7 +140,7 @@ func (w *walker) keyGrouped(sub *policySub, grouped map[string]bool) bool {
 			return false
 		}
 		v := w.rw.ctx.Principal.Column(tab.Name, k)
-		if v.Action != rules.Show || v.HideIfOptedOut {
+		if !v.Raw() {
 			return false
 		}
 	}

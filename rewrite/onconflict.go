@@ -69,6 +69,10 @@ func (w *walker) onConflict(s *pg_query.InsertStmt, rel *Relation, tab *rules.Ta
 		w.fail(refuseUnsupported("INSERT … ON CONFLICT DO UPDATE by a role whose changes are reviewed"))
 		return nil, false
 	}
+	if ok, rule, why := pr.Role.MayWrite(tab.Name, "UPDATE"); !ok {
+		w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+		return nil, false
+	}
 	for _, t := range oc.TargetList {
 		rt := t.GetResTarget()
 		if rt == nil || len(rt.Indirection) > 0 || rt.Val.GetMultiAssignRef() != nil {

@@ -62,6 +62,10 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 		return nil, nil, false
 	}
 	if tab != nil {
+		if ok, rule, why := w.rw.ctx.Principal.Role.MayWrite(tab.Name, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return nil, nil, false
+		}
 		// Named by its schema: the copies of the reference that the
 		// rewrite puts inside the statement (the row-choosing subquery)
 		// must not resolve to a CTE of the same name.
@@ -452,8 +456,12 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 		if rel.Column(c) == nil {
 			continue // the server reports the unknown column
 		}
+		if ok, rule, why := pr.Role.MayWriteColumn(tab.Name, c, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return false
+		}
 		v := pr.Column(tab.Name, c)
-		if v.Action == rules.Show && !v.HideIfOptedOut {
+		if v.Raw() {
 			continue
 		}
 		if pr.Role.BlindWrite(tab.Name, c) {
@@ -514,8 +522,7 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 			col = "*"
 		}
 		check := func(name string) bool {
-			v := pr.Column(tab.Name, name)
-			return v.Action == rules.Show && !v.HideIfOptedOut
+			return pr.Column(tab.Name, name).Raw()
 		}
 		if col == "*" {
 			for _, c := range rel.Columns {
@@ -629,6 +636,16 @@ func (rw *rewrite) visibleSQL(tab *rules.Table, alias string) (string, []string,
 		parts = append(parts, "("+q+")")
 		refs = append(refs, r...)
 	}
+	if tab.Subject {
+		// The subject table's check is its row filter alone: looking the
+		// new key up in the opt-outs would tell the writer whether another
+		// subject opted out. Its key cannot change (MayWriteColumn), so a
+		// row visible before an UPDATE has the same opt-outs after it.
+		if len(parts) == 0 {
+			return "true", refs, nil
+		}
+		return strings.Join(parts, " AND "), refs, nil
+	}
 	outer := ""
 	if alias != "" {
 		outer = rules.QuoteIdent(alias)
@@ -687,7 +704,16 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 	for _, r := range refs {
 		touched = touched || slices.Contains(cols, r)
 	}
-	if !touched {
+	// A subject's key never changes (an ORM's save() may set it to itself):
+	// renumbering would carry the person's record, and pending change
+	// requests, to another identity.
+	keyCheck := ""
+	if subj := rw.ctx.Policy.Subject(); tab.Subject && subj != nil && slices.Contains(cols, subj.Key) {
+		k := rules.QuoteIdent(subj.Key)
+		keyCheck = " AND (" + newRowAlias + "." + k + " IS NOT DISTINCT FROM " + rules.QuoteIdent(alias) + "." + k + " OR " + CheckViolation + "(" +
+			rules.QuoteLiteral("pgcloak: changing the subject key "+tab.Name.String()+"."+subj.Key+" is refused for restricted roles (rule: subject.key)") + "))"
+	}
+	if !touched && keyCheck == "" {
 		return nil, nil
 	}
 	oldCond, _, err := rw.visibleSQL(tab, alias)
@@ -695,7 +721,7 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 		return nil, err
 	}
 	w := &walker{rw: rw}
-	newNode, err := parseExpr(w.checked(newCond, tab))
+	newNode, err := parseExpr("(" + w.checked(newCond, tab) + ")" + keyCheck)
 	if err != nil {
 		return nil, err
 	}

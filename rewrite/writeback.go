@@ -34,8 +34,7 @@ import (
 
 // seenRaw says whether the role sees column col of tab raw.
 func (w *walker) seenRaw(tab *rules.Table, col string) bool {
-	v := w.rw.ctx.Principal.Column(tab.Name, col)
-	return v.Action == rules.Show && !v.HideIfOptedOut
+	return w.rw.ctx.Principal.Column(tab.Name, col).Raw()
 }
 
 // columnView renders what the principal is shown of column c of a row of
@@ -88,6 +87,10 @@ func (w *walker) writeBackColumns(rel *Relation, tab *rules.Table, cols []string
 	pr := w.rw.ctx.Principal
 	var unseen []int
 	for i, c := range cols {
+		if ok, rule, why := pr.Role.MayWriteColumn(tab.Name, c, "UPDATE"); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return nil, false
+		}
 		if strings.HasPrefix(c, "pgcloak_") || rel.Column(c) == nil || w.seenRaw(tab, c) {
 			if !w.writableColumns(rel, tab, []string{c}, "UPDATE") {
 				return nil, false

@@ -22,11 +22,11 @@ func (p *Policy) CheckRules() []Finding {
 	}
 	seen := map[string]bool{}
 	for _, lr := range rules {
-		if lr.query == nil || lr.role == nil || lr.role.Unrestricted || !writes(lr.role) {
+		if lr.query == nil || lr.role == nil || lr.role.Unrestricted {
 			continue
 		}
 		for _, t := range p.queryTables(lr.query.sql) {
-			if !lr.role.Table(t).Allowed {
+			if !lr.role.Table(t).Allowed || !writes(lr.role, t) {
 				continue
 			}
 			key := lr.role.Name + "\x00" + t.String()
@@ -40,17 +40,21 @@ func (p *Policy) CheckRules() []Finding {
 			}
 			out = append(out, Finding{Severity: SevWarning, Code: "self-service", File: p.file, Line: lr.at.Line, Col: lr.at.Col,
 				Table: t.String(),
-				Message: fmt.Sprintf("role %q may write table %s, which the attribute query of %s reads: its users can set the attributes their own row filters use; deny the role the table (deny_tables) or take the attributes from a table it cannot write",
+				Message: fmt.Sprintf("role %q may write table %s, which the attribute query of %s reads: its users can set the attributes their own row filters use; make the table read-only for the role (tables: - sales_reps: [read]), deny it (deny_tables), or take the attributes from a table it cannot write",
 					lr.role.Name, t, who)})
 		}
 	}
 	return out
 }
 
-// writes says whether a role may run any statement that writes a table.
-func writes(r *Role) bool {
-	for _, k := range []StatementKind{StmtInsert, StmtUpdate, StmtDelete, StmtMerge, StmtCopyFrom} {
-		if r.Allows(k) {
+// writes says whether a role may write table t: a statement kind that
+// writes, and the table's permissions for it (permissions.go).
+func writes(r *Role, t TableName) bool {
+	for _, w := range []struct {
+		kind StatementKind
+		what string
+	}{{StmtInsert, "INSERT"}, {StmtUpdate, "UPDATE"}, {StmtDelete, "DELETE"}, {StmtCopyFrom, "COPY FROM"}, {StmtMerge, "UPDATE"}} {
+		if ok, _, _ := r.MayWrite(t, w.what); ok && r.Allows(w.kind) {
 			return true
 		}
 	}

@@ -9,14 +9,14 @@ import (
 
 // A role that may write the table its own principals' attribute queries
 // read lets its users choose their attributes: reported; the sample rules
-// deny sales_rep the sales_reps table erin's region comes from.
+// give sales_rep the sales_reps table erin's region comes from read-only.
 func TestCheckSelfService(t *testing.T) {
 	if f := crmPolicy(t).CheckRules(); len(f) != 1 || f[0].Code != "delegation" {
 		t.Fatalf("the sample rules: want only the unsigned delegation warning, got %v", f)
 	}
-	old := strings.Replace(string(crm.Rules), "    deny_tables: [sales_reps]", "", 1)
+	old := strings.Replace(string(crm.Rules), "      - sales_reps: [read]", "      - sales_reps: [read, update]", 1)
 	if old == string(crm.Rules) {
-		t.Fatal("the sample rules no longer deny sales_rep the sales_reps table")
+		t.Fatal("the sample rules no longer give sales_rep the sales_reps table read-only")
 	}
 	p, err := Parse("rules.yaml", []byte(old))
 	if err != nil {
@@ -28,7 +28,7 @@ func TestCheckSelfService(t *testing.T) {
 		t.Fatalf("findings: %v", f)
 	}
 	// A role that only reads is fine; a default principal is checked too.
-	ro := strings.Replace(old, "statements: [select, insert, update, delete, copy_from]\n    tables: [\"*\"]\n", "statements: [select]\n    tables: [\"*\"]\n", 1)
+	ro := strings.Replace(old, "statements: [select, insert, update, delete, copy_from]\n", "statements: [select]\n", 1)
 	if p, err := Parse("rules.yaml", []byte(ro)); err != nil || len(p.CheckRules()) != 1 {
 		t.Fatalf("read-only role: %v %v", p.CheckRules(), err)
 	}
