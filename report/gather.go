@@ -1,0 +1,147 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// Options say what to gather the facts from.
+type Options struct {
+	Policy *rules.Policy
+	// Conn is a connection to the protected database, as a login that may
+	// read every table (its owner); nil leaves out what needs it.
+	Conn *pgx.Conn
+	// AuditFiles are access logs, each a file or a glob pattern matching a
+	// log's current and rotated files (one hash chain each).
+	AuditFiles []string
+	// AuditOpen accepts logs without an end record: the live log of a
+	// running pgcloak (audit.VerifyOptions.Open).
+	AuditOpen bool
+	// Since and Until bound the period; zero is open.
+	Since, Until time.Time
+	// Risk measures re-identification risk; nil leaves it unmeasured.
+	Risk RiskMeasurer
+	// Now is the report's time (time.Now when nil).
+	Now func() time.Time
+}
+
+// RiskMeasurer measures the k-anonymity of what a role sees, in the
+// database.
+type RiskMeasurer interface {
+	// Measure returns one RoleRisk per table of the role it measures, and
+	// the threshold the rules set.
+	Measure(ctx context.Context, conn *pgx.Conn, p *rules.Policy, role *rules.Role) ([]RoleRisk, int, error)
+}
+
+// riskProfiles are the profiles whose roles the risk section measures:
+// those meant to leave no way back to the person.
+var riskProfiles = map[string]bool{"anonymized": true, "disclosure": true}
+
+// Gather collects the facts. A failure to read the database or a log is
+// an error; what a log says (a broken chain included) is a fact.
+func Gather(ctx context.Context, o Options) (*Facts, error) {
+	p := o.Policy
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	f := &Facts{Generated: now().UTC(), Rules: RulesInfo{File: p.File(), Version: p.Version()}}
+	if !o.Since.IsZero() {
+		s := o.Since.UTC()
+		f.Period.Since = &s
+	}
+	if !o.Until.IsZero() {
+		u := o.Until.UTC()
+		f.Period.Until = &u
+	}
+
+	var types map[string]map[string]string
+	var findings []rules.Finding
+	f.Changes = Changes{ByState: []Count{}, ByRequester: []Count{}, ByApprover: []Count{}, Requests: []ChangeFacts{},
+		Note: "no database given"}
+	f.Database = DatabaseOverview{Tables: []TableCount{}, OptOuts: []PurposeOptOut{}}
+	if o.Conn != nil {
+		var err error
+		// pgcloak check's own findings: unclassed and personal-looking
+		// columns, and anything else wrong with the rules here.
+		if findings, err = p.CheckDatabase(ctx, o.Conn); err != nil {
+			return nil, fmt.Errorf("checking the rules against the database: %w", err)
+		}
+		if f.Database, types, f.Changes, err = databaseFacts(ctx, o.Conn, p, f.Period); err != nil {
+			return nil, err
+		}
+	}
+	f.DataModel = dataModel(p, types)
+	if findings != nil {
+		f.DataModel.Findings = findings
+	}
+	f.PrivacyViews = privacyViews(p)
+	f.Risk = measureRisk(ctx, o, p)
+
+	ar := newActivityReader(p, f.Period)
+	f.Integrity = []LogIntegrity{}
+	for _, pat := range o.AuditFiles {
+		files, err := expand(pat)
+		if err != nil {
+			return nil, fmt.Errorf("--audit-file %s: %w", pat, err)
+		}
+		for _, file := range files {
+			if err := ar.readFile(file); err != nil {
+				return nil, fmt.Errorf("reading the access log: %w", err)
+			}
+		}
+		f.Integrity = append(f.Integrity, verifyLog(pat, files, o.AuditOpen))
+	}
+	var through map[string][]string
+	f.Activity, f.Changes.OptOutChanges, f.Changes.Decisions, through = ar.finish(len(o.AuditFiles) > 0)
+	for i := range f.PrivacyViews.Roles {
+		f.PrivacyViews.Roles[i].ObservedThrough = through[f.PrivacyViews.Roles[i].Name]
+	}
+	return f, nil
+}
+
+// measureRisk runs the measurement for every role with an anonymizing
+// profile.
+func measureRisk(ctx context.Context, o Options, p *rules.Policy) RiskSection {
+	rs := RiskSection{Roles: []RoleRisk{}}
+	var roles []*rules.Role
+	for _, r := range p.Roles() {
+		if !r.Unrestricted && riskProfiles[r.Profile.Name] {
+			roles = append(roles, r)
+		}
+	}
+	switch {
+	case len(roles) == 0:
+		rs.Note = "no role has the anonymized or disclosure profile"
+		return rs
+	case o.Conn == nil:
+		rs.Note = "no database given: k-anonymity is measured in the database"
+		return rs
+	case o.Risk == nil:
+		rs.Note = "this build of pgcloak does not measure k-anonymity yet"
+		for _, r := range roles {
+			rs.Roles = append(rs.Roles, RoleRisk{Role: r.Name, Profile: r.Profile.Name, K: -1,
+				QuasiIdentifiers: []string{}, Drivers: []string{}, Error: "not measured"})
+		}
+		return rs
+	}
+	rs.Measured = true
+	for _, r := range roles {
+		risks, threshold, err := o.Risk.Measure(ctx, o.Conn, p, r)
+		if threshold > 0 {
+			rs.Threshold = threshold
+		}
+		if err != nil {
+			rs.Roles = append(rs.Roles, RoleRisk{Role: r.Name, Profile: r.Profile.Name, K: -1,
+				QuasiIdentifiers: []string{}, Drivers: []string{}, Error: err.Error()})
+			continue
+		}
+		rs.Roles = append(rs.Roles, risks...)
+	}
+	return rs
+}
