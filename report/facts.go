@@ -225,7 +225,8 @@ type CellView struct {
 	Column         string `json:"column"`
 	Class          string `json:"class"`
 	Action         string `json:"action"`
-	Mask           string `json:"mask,omitempty"`
+	Mask           string `json:"mask,omitempty"` // described
+	MaskName       string `json:"mask_name,omitempty"`
 	HideIfOptedOut bool   `json:"hide_if_opted_out,omitempty"`
 }
 

@@ -172,7 +172,7 @@ func privacyViews(p *rules.Policy) PrivacyViews {
 				v := r.Column(t.Name, c.Name)
 				cv := CellView{Column: c.Name, Class: v.Class.String(), Action: v.Action.String(), HideIfOptedOut: v.HideIfOptedOut}
 				if v.Action == rules.MaskValue {
-					cv.Mask = describeMask(v.Mask)
+					cv.Mask, cv.MaskName = describeMask(v.Mask), v.Mask.Name
 				}
 				if r.BlindWrite(t.Name, c.Name) {
 					rt.BlindWrites = append(rt.BlindWrites, c.Name)

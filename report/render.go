@@ -144,7 +144,7 @@ type chartTick struct {
 }
 
 func timelineChart(tl Timeline) chart {
-	c := chart{Width: 960, Height: 240, Left: 56, Bottom: 40, Top: 10, Bucket: tl.Bucket}
+	c := chart{Width: 960, Height: 240, Left: 56, Bottom: 40, Top: 10, Bucket: humanDuration(tl.Bucket)}
 	if len(tl.Buckets) == 0 {
 		c.Empty = true
 		return c
@@ -193,4 +193,25 @@ func timelineChart(tl Timeline) chart {
 		c.Ticks = append(c.Ticks, chartTick{X: float64(c.Left - 6), Y: base - plotH*float64(v)/float64(c.Max) + 4, Text: fmt.Sprint(v)})
 	}
 	return c
+}
+
+// humanDuration says a bucket size in words: "5 minutes", "1 hour".
+func humanDuration(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return s
+	}
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}} {
+		if d >= u.d && d%u.d == 0 {
+			n := int(d / u.d)
+			if n == 1 {
+				return "1 " + u.name
+			}
+			return fmt.Sprintf("%d %ss", n, u.name)
+		}
+	}
+	return d.String()
 }

@@ -335,7 +335,7 @@ func TestPageIsSelfContained(t *testing.T) {
 		}
 	}
 	// The matrix of a role: analyst pseudonymizes identity columns.
-	if !strings.Contains(page, `<td class="a-pseudonymize"`) {
+	if !strings.Contains(page, `<span class="chip a-pseudonymize"`) {
 		t.Errorf("no pseudonymized cell in the matrices")
 	}
 }
