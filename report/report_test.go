@@ -108,15 +108,15 @@ func sameCounts(t *testing.T, what string, got, want map[string]int64) {
 func TestFiguresMatchLogAndDatabase(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	live := runWorkload(t, dir)
+	live, start := runWorkload(t, dir)
 	gen := writeGenerated(t, dir, 120)
 	conn := adminConn(t)
 
-	facts, err := report.Gather(ctx, report.Options{Policy: policy, Conn: conn, AuditFiles: []string{live, gen.file}})
+	facts, err := report.Gather(ctx, report.Options{Policy: policy, Conn: conn, AuditFiles: []string{live, gen.file}, Since: start})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := countLog(t, time.Time{}, time.Time{}, live, gen.file)
+	want := countLog(t, start, time.Time{}, live, gen.file)
 	a := facts.Activity
 	if a.Statements != want.statements || want.statements < 170 {
 		t.Errorf("statements: report %d, log %d", a.Statements, want.statements)
@@ -143,7 +143,8 @@ func TestFiguresMatchLogAndDatabase(t *testing.T) {
 	if oc := facts.Changes.OptOutChanges; oc.Statements != want.optOuts || oc.Statements != 3 {
 		t.Errorf("opt-out changes: report %d, log %d, workload 3", oc.Statements, want.optOuts)
 	}
-	// The workload's rules, then the generated log's two versions.
+	// The workload's rules, then the generated log's two versions (the
+	// period begins at the workload's start).
 	if v := a.RulesVersions; len(v) != 3 || v[0].Version != policy.Version() || v[1].Version != "aaaaaaaaaaaa" ||
 		v[2].Version != "bbbbbbbbbbbb" || v[2].Why != "reload" || !v[2].From.Equal(gen.start.Add(30*time.Minute)) {
 		t.Errorf("rules versions: %+v", a.RulesVersions)

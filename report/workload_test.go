@@ -85,10 +85,13 @@ func adminConn(t testing.TB) *pgx.Conn {
 // with the access log on, into dir/audit.log: reads that are rewritten,
 // allowed and refused, a server error, opt-out changes, a change request
 // (approved afterwards), and an application acting for an end user. It
-// returns the log file once pgcloak has closed it.
-func runWorkload(t testing.TB, dir string) string {
+// returns the log file once pgcloak has closed it, and when the workload
+// began (the tests share one database: a period from then holds only this
+// workload's change requests).
+func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	t.Helper()
 	ctx := context.Background()
+	start := time.Now()
 	file := filepath.Join(dir, "audit.log")
 	log, err := audit.Open(audit.Options{File: file, RulesVersion: policy.Version})
 	if err != nil {
@@ -124,6 +127,10 @@ func runWorkload(t testing.TB, dir string) string {
 		return err == nil
 	}
 	admin := adminConn(t)
+	var lastID int64
+	if err := admin.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM pgcloak.change_requests").Scan(&lastID); err != nil {
+		t.Fatal(err)
+	}
 	var north []int64
 	rows, err := admin.Query(ctx, `SELECT customer_id FROM customers c WHERE region = 'north'
 		AND NOT EXISTS (SELECT 1 FROM customer_opt_outs o WHERE o.customer_id = c.customer_id) ORDER BY customer_id LIMIT 3`)
@@ -193,13 +200,13 @@ func runWorkload(t testing.TB, dir string) string {
 
 	// The approver decides one of sam's requests.
 	var id int64
-	if err := admin.QueryRow(ctx, "SELECT min(id) FROM pgcloak.change_requests WHERE status = 'pending'").Scan(&id); err != nil || id == 0 {
+	if err := admin.QueryRow(ctx, "SELECT min(id) FROM pgcloak.change_requests WHERE status = 'pending' AND id > $1", lastID).Scan(&id); err != nil || id == 0 {
 		t.Fatalf("no pending change request: %v", err)
 	}
 	if err := engine.ApplyChange(ctx, admin, id, "petra"); err != nil {
 		t.Fatal(err)
 	}
-	return file
+	return file, start
 }
 
 // generated is what writeGenerated wrote.
