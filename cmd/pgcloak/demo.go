@@ -70,6 +70,7 @@ func runDemo(args []string) int {
 	cfg.Upstream.Address = pg.Addr()
 	cfg.Rules = rulesFile
 	cfg.CatalogDSN = adminDSN
+	cfg.Audit.File = filepath.Join(pg.Dir, "audit.log")
 	cfg.Log.Level = "warn"
 	log := newLogger(cfg.Log)
 	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -109,6 +110,11 @@ SET search_path = x; DO $$ BEGIN END $$; or ask pgcloak directly:
 Other logins (all with password %s): bob, erin, sam, connie, walt, victor, mia, dex, dana (a DBA,
 unrestricted). Ctrl-C stops pgcloak and PostgreSQL and removes the data.
 `, *listen, psql("alice"), psql("ana"), psql("petra"), rulesFile, adminDSN, crm.DemoPassword)
+	fmt.Printf(`
+The privacy officer's report of what you did (docs/report.md), from another terminal:
+
+  pgcloak report --rules %s --database "%s" --audit-file '%s' --audit-open --out report.html
+`, rulesFile, adminDSN, filepath.Join(pg.Dir, "audit*.log"))
 
 	start := time.Now()
 	if err := serve(sctx, cfg, pc, log, svc); err != nil {
