@@ -25,28 +25,31 @@ type activityReader struct {
 	period Period
 	policy *rules.Policy
 
-	act        Activity
-	roles      counter
-	logins     counter
-	endUsers   counter
-	classes    counter
-	decisions  counter
-	roleDec    map[string]counter
-	refusals   counter
-	families   counter
-	incidents  counter
-	auth       counter
-	reviews    counter
-	stmts      map[string]map[string]*StatementFreq // role → query → freq
-	times      []stamped
-	versions   []versionMark
-	through    map[string]map[string]bool // role → delegating application
-	optOut     optOutMatcher
-	optLogins  counter
-	optKinds   counter
-	optStmts   int64
-	optRows    int64
-	first, end time.Time
+	act       Activity
+	roles     counter
+	logins    counter
+	endUsers  counter
+	classes   counter
+	decisions counter
+	roleDec   map[string]counter
+	refusals  counter
+	families  counter
+	incidents counter
+	auth      counter
+	reviews   counter
+	stmts     map[string]map[string]*StatementFreq // role → query → freq
+	times     []stamped
+	versions  []versionMark
+	through   map[string]map[string]bool // role → delegating application
+	optOut    optOutMatcher
+	optLogins counter
+	optKinds  counter
+	optStmts  int64
+	optRows   int64
+
+	portalApplied, portalUnchanged int64
+	portalChanges                  counter
+	first, end                     time.Time
 }
 
 // stamped is a statement's time and decision, for the timeline.
@@ -67,7 +70,7 @@ func newActivityReader(p *rules.Policy, period Period) *activityReader {
 		roles: counter{}, logins: counter{}, endUsers: counter{}, classes: counter{}, decisions: counter{},
 		roleDec: map[string]counter{}, refusals: counter{}, families: counter{}, incidents: counter{}, auth: counter{},
 		reviews: counter{}, stmts: map[string]map[string]*StatementFreq{}, through: map[string]map[string]bool{},
-		optOut: newOptOutMatcher(p), optLogins: counter{}, optKinds: counter{}}
+		optOut: newOptOutMatcher(p), optLogins: counter{}, optKinds: counter{}, portalChanges: counter{}}
 }
 
 // maxLine bounds one access record: statement text is cut at 4 KiB by the
@@ -127,6 +130,8 @@ func (a *activityReader) record(r *audit.Record) {
 		if r.Statement != nil {
 			a.reviews.add(r.Login+": "+r.Decision, 1)
 		}
+	case "portal":
+		a.portal(r)
 	case audit.TypeStatement:
 		a.statement(r)
 	}
@@ -219,6 +224,32 @@ func (a *activityReader) statement(r *audit.Record) {
 	}
 }
 
+// portal counts a customer's own opt-out change in the portal (the
+// portal's access record: kind portal_opt_out or portal_opt_in, decision
+// applied or unchanged).
+func (a *activityReader) portal(r *audit.Record) {
+	st := r.Statement
+	if st == nil {
+		return
+	}
+	var what string
+	switch st.Kind {
+	case "portal_opt_out":
+		what = "opted out of " + st.Purpose
+	case "portal_opt_in":
+		what = "allowed " + st.Purpose + " again"
+	default:
+		return
+	}
+	switch st.Decision {
+	case "applied":
+		a.portalApplied++
+		a.portalChanges.add(what, 1)
+	case "unchanged":
+		a.portalUnchanged++
+	}
+}
+
 // finish sorts and fills in what is counted.
 func (a *activityReader) finish(logs bool) (Activity, OptOutChanges, []Count, map[string][]string) {
 	act := a.act
@@ -258,7 +289,8 @@ func (a *activityReader) finish(logs bool) (Activity, OptOutChanges, []Count, ma
 	act.RulesVersions = a.rulesVersions()
 	act.Timeline = a.timeline()
 	oc := OptOutChanges{Statements: a.optStmts, Rows: a.optRows, ByLogin: a.optLogins.sorted(), ByKind: a.optKinds.sorted(),
-		Source: "statements in the access log that wrote " + a.optOut.where() + " and succeeded"}
+		Source:        "statements in the access log that wrote " + a.optOut.where() + " and succeeded",
+		PortalApplied: a.portalApplied, PortalUnchanged: a.portalUnchanged, PortalByChange: a.portalChanges.sorted()}
 	through := map[string][]string{}
 	for role, apps := range a.through {
 		for app := range apps {

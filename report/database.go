@@ -151,7 +151,54 @@ func changeFacts(ctx context.Context, tx pgx.Tx, period Period) (Changes, error)
 		ch.Requests = append(ch.Requests, cf)
 	}
 	ch.ByState, ch.ByRequester, ch.ByApprover = states.sorted(), requesters.sorted(), approvers.sorted()
-	return ch, nil
+	ch.OptOutChanges.History, err = optOutHistory(ctx, tx, period)
+	return ch, err
+}
+
+// optOutHistory counts the rows of pgcloak.opt_out_history in the period:
+// the portal writes one for each opt-out a customer changes there
+// (docs/portal.md). Subjects are counted, never listed.
+func optOutHistory(ctx context.Context, tx pgx.Tx, period Period) (OptOutHistory, error) {
+	h := OptOutHistory{ByPurpose: []PurposeChange{}, BySource: []Count{}}
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('pgcloak.opt_out_history') IS NOT NULL").Scan(&h.Available); err != nil || !h.Available {
+		return h, err
+	}
+	since, until := period.Since, period.Until
+	const where = ` WHERE ($1::timestamptz IS NULL OR changed_at >= $1) AND ($2::timestamptz IS NULL OR changed_at < $2)`
+	if err := tx.QueryRow(ctx, "SELECT count(*), count(DISTINCT subject) FROM pgcloak.opt_out_history"+where, since, until).
+		Scan(&h.Changes, &h.Subjects); err != nil {
+		return h, fmt.Errorf("reading pgcloak.opt_out_history: %w", err)
+	}
+	rows, err := tx.Query(ctx, "SELECT purpose, count(*) FILTER (WHERE opted_out), count(*) FILTER (WHERE NOT opted_out) FROM pgcloak.opt_out_history"+
+		where+" GROUP BY purpose ORDER BY purpose", since, until)
+	if err != nil {
+		return h, err
+	}
+	for rows.Next() {
+		var pc PurposeChange
+		if err := rows.Scan(&pc.Purpose, &pc.OptedOut, &pc.OptedIn); err != nil {
+			return h, err
+		}
+		h.ByPurpose = append(h.ByPurpose, pc)
+	}
+	if err := rows.Err(); err != nil {
+		return h, err
+	}
+	rows, err = tx.Query(ctx, "SELECT source || ' (' || changed_by || ')', count(*) FROM pgcloak.opt_out_history"+where+" GROUP BY 1", since, until)
+	if err != nil {
+		return h, err
+	}
+	sources := counter{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return h, err
+		}
+		sources.add(name, n)
+	}
+	h.BySource = sources.sorted()
+	return h, rows.Err()
 }
 
 func (p Period) contains(t time.Time) bool {

@@ -362,15 +362,42 @@ type ChangeFacts struct {
 	DecidedAt   *time.Time `json:"decided_at,omitempty"`
 }
 
-// OptOutChanges are the opt-out changes in the period.
+// OptOutChanges are the opt-out changes in the period, from the three
+// places that record them.
 type OptOutChanges struct {
-	// Source says where they come from.
+	// Source says what Statements counts.
 	Source string `json:"source"`
-	// Statements that wrote the opt-out table or flags and succeeded.
+	// Statements that wrote the opt-out table or flags through pgcloak and
+	// succeeded.
 	Statements int64   `json:"statements"`
 	Rows       int64   `json:"rows"`
 	ByLogin    []Count `json:"by_login"`
 	ByKind     []Count `json:"by_kind"`
+	// Portal: the customers' own changes in the portal's access records
+	// (type portal), applied and unchanged (already so), by what they did.
+	PortalApplied   int64   `json:"portal_applied"`
+	PortalUnchanged int64   `json:"portal_unchanged"`
+	PortalByChange  []Count `json:"portal_by_change"`
+	// History is pgcloak.opt_out_history, the table the portal writes a
+	// row to for each change.
+	History OptOutHistory `json:"history"`
+}
+
+// OptOutHistory is what pgcloak.opt_out_history holds for the period.
+type OptOutHistory struct {
+	// Available is false when the table does not exist (no portal set up).
+	Available bool            `json:"available"`
+	Changes   int64           `json:"changes"`
+	Subjects  int64           `json:"subjects"` // distinct subjects who changed a choice
+	ByPurpose []PurposeChange `json:"by_purpose"`
+	BySource  []Count         `json:"by_source"`
+}
+
+// PurposeChange counts the changes of one purpose.
+type PurposeChange struct {
+	Purpose  string `json:"purpose"`
+	OptedOut int64  `json:"opted_out"`
+	OptedIn  int64  `json:"opted_in"` // allowed again
 }
 
 // LogIntegrity is the result of verifying one access log's hash chain.

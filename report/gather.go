@@ -63,7 +63,7 @@ func Gather(ctx context.Context, o Options) (*Facts, error) {
 	var types map[string]map[string]string
 	var findings []rules.Finding
 	f.Changes = Changes{ByState: []Count{}, ByRequester: []Count{}, ByApprover: []Count{}, Requests: []ChangeFacts{},
-		Note: "no database given"}
+		Note: "no database given", OptOutChanges: OptOutChanges{History: OptOutHistory{ByPurpose: []PurposeChange{}, BySource: []Count{}}}}
 	f.Database = DatabaseOverview{Tables: []TableCount{}, OptOuts: []PurposeOptOut{}}
 	if o.Conn != nil {
 		var err error
@@ -98,7 +98,9 @@ func Gather(ctx context.Context, o Options) (*Facts, error) {
 		f.Integrity = append(f.Integrity, verifyLog(pat, files, o.AuditOpen))
 	}
 	var through map[string][]string
+	history := f.Changes.OptOutChanges.History
 	f.Activity, f.Changes.OptOutChanges, f.Changes.Decisions, through = ar.finish(len(o.AuditFiles) > 0)
+	f.Changes.OptOutChanges.History = history
 	for i := range f.PrivacyViews.Roles {
 		f.PrivacyViews.Roles[i].ObservedThrough = through[f.PrivacyViews.Roles[i].Name]
 	}

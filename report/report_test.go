@@ -26,6 +26,8 @@ type logCounts struct {
 	incidents  int64
 	columns    int64
 	optOuts    int64
+
+	portalApplied, portalUnchanged int64
 }
 
 func countLog(t *testing.T, since, until time.Time, files ...string) logCounts {
@@ -44,6 +46,7 @@ func countLog(t *testing.T, since, until time.Time, files ...string) logCounts {
 				Type      string    `json:"type"`
 				Login     string    `json:"login"`
 				Role      string    `json:"role"`
+				Kind      string    `json:"kind"`
 				Decision  string    `json:"decision"`
 				Reason    string    `json:"reason"`
 				SQLState  string    `json:"sqlstate"`
@@ -55,7 +58,18 @@ func countLog(t *testing.T, since, until time.Time, files ...string) logCounts {
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			if r.Type != "statement" || (!since.IsZero() && r.Time.Before(since)) || (!until.IsZero() && !r.Time.Before(until)) {
+			if (!since.IsZero() && r.Time.Before(since)) || (!until.IsZero() && !r.Time.Before(until)) {
+				continue
+			}
+			if r.Type == "portal" && strings.HasPrefix(r.Kind, "portal_opt_") {
+				switch r.Decision {
+				case "applied":
+					c.portalApplied++
+				case "unchanged":
+					c.portalUnchanged++
+				}
+			}
+			if r.Type != "statement" {
 				continue
 			}
 			c.statements++
@@ -111,12 +125,24 @@ func TestFiguresMatchLogAndDatabase(t *testing.T) {
 	live, start := runWorkload(t, dir)
 	gen := writeGenerated(t, dir, 120)
 	conn := adminConn(t)
+	// The portal's opt-out history: rows in the period and one before it.
+	if _, err := conn.Exec(ctx, optOutHistorySQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO pgcloak.opt_out_history (changed_at, subject, purpose, opted_out) VALUES
+		(now() - interval '10 days', '1', 'direct_marketing', true),
+		(now(), '7', 'direct_marketing', true), (now(), '7', 'direct_marketing', false), (now(), '8', 'sensitive_data', true)`); err != nil {
+		t.Fatal(err)
+	}
 
 	facts, err := report.Gather(ctx, report.Options{Policy: policy, Conn: conn, AuditFiles: []string{live, gen.file}, Since: start})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := countLog(t, start, time.Time{}, live, gen.file)
+	if want.portalApplied != 4 || want.portalUnchanged != 1 {
+		t.Fatalf("the generated log has %d applied and %d unchanged portal changes", want.portalApplied, want.portalUnchanged)
+	}
 	a := facts.Activity
 	if a.Statements != want.statements || want.statements < 170 {
 		t.Errorf("statements: report %d, log %d", a.Statements, want.statements)
@@ -140,8 +166,22 @@ func TestFiguresMatchLogAndDatabase(t *testing.T) {
 	if asMap(a.ByEndUser)["bob via crm_app"] != 5 { // the SET and four SELECTs
 		t.Errorf("end users: %v", a.ByEndUser)
 	}
-	if oc := facts.Changes.OptOutChanges; oc.Statements != want.optOuts || oc.Statements != 3 {
+	oc := facts.Changes.OptOutChanges
+	if oc.Statements != want.optOuts || oc.Statements != 3 {
 		t.Errorf("opt-out changes: report %d, log %d, workload 3", oc.Statements, want.optOuts)
+	}
+	if oc.PortalApplied != want.portalApplied || oc.PortalUnchanged != want.portalUnchanged ||
+		asMap(oc.PortalByChange)["opted out of direct_marketing"] != 2 {
+		t.Errorf("portal opt-out changes: %d applied, %d unchanged, %v; the log %d, %d",
+			oc.PortalApplied, oc.PortalUnchanged, oc.PortalByChange, want.portalApplied, want.portalUnchanged)
+	}
+	var histChanges, histSubjects int64
+	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT subject) FROM pgcloak.opt_out_history WHERE changed_at >= $1", start).
+		Scan(&histChanges, &histSubjects); err != nil {
+		t.Fatal(err)
+	}
+	if h := oc.History; !h.Available || h.Changes != histChanges || h.Subjects != histSubjects || histChanges < 3 {
+		t.Errorf("opt-out history: report %+v, database %d changes of %d subjects", h, histChanges, histSubjects)
 	}
 	// The workload's rules, then the generated log's two versions (the
 	// period begins at the workload's start).

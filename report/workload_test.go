@@ -254,8 +254,27 @@ func writeGenerated(t testing.TB, dir string, n int) generated {
 		}
 		log.Emit(r)
 	}
+	// Customers' own opt-out changes, as the portal records them.
+	for i, c := range []struct{ kind, purpose, decision string }{
+		{"portal_opt_out", "direct_marketing", "applied"},
+		{"portal_opt_out", "direct_marketing", "applied"},
+		{"portal_opt_out", "third_party_disclosure", "applied"},
+		{"portal_opt_in", "direct_marketing", "applied"},
+		{"portal_opt_out", "direct_marketing", "unchanged"},
+	} {
+		log.Emit(&audit.Record{Time: g.start.Add(time.Duration(i) * time.Minute), Type: "portal", Login: "pgcloak_portal",
+			Statement: &audit.Statement{Role: "portal", Kind: c.kind, Purpose: c.purpose, Decision: c.decision,
+				Objects: []audit.Object{{Relation: "public.customer_opt_outs", Access: "write", Protected: true}}}})
+	}
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
+
+// optOutHistorySQL is pgcloak.opt_out_history as docs/portal.md describes
+// it, for a database where the portal's setup has not created it.
+const optOutHistorySQL = `CREATE TABLE IF NOT EXISTS pgcloak.opt_out_history (
+	id bigserial PRIMARY KEY, changed_at timestamptz NOT NULL DEFAULT now(), subject text NOT NULL,
+	purpose text NOT NULL, opted_out boolean NOT NULL, source text NOT NULL DEFAULT 'portal',
+	changed_by text NOT NULL DEFAULT current_user)`
