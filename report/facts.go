@@ -155,10 +155,18 @@ type RoleRisk struct {
 	// any one of them, k would rise most.
 	Drivers []string `json:"drivers"`
 	// SubjectsBelow are the subjects in groups smaller than the threshold.
-	SubjectsBelow int64  `json:"subjects_below_threshold"`
-	Subjects      int64  `json:"subjects"`
-	Groups        int64  `json:"groups"`
-	Error         string `json:"error,omitempty"`
+	SubjectsBelow int64 `json:"subjects_below_threshold"`
+	Subjects      int64 `json:"subjects"`
+	Groups        int64 `json:"groups"`
+	// OK: the threshold is met (or none is set, or the role sees no one).
+	OK bool `json:"ok"`
+	// Login is the principal measured (its row filter applies).
+	Login string `json:"login,omitempty"`
+	// PseudonymizedKeys are key columns seen pseudonymized, left out of
+	// the grouping; RawKeys, key columns seen raw (they make k 1).
+	PseudonymizedKeys []string `json:"pseudonymized_keys,omitempty"`
+	RawKeys           []string `json:"raw_keys,omitempty"`
+	Error             string   `json:"error,omitempty"`
 }
 
 // PrivacyViews are the profiles and what each role sees.
