@@ -1,4 +1,4 @@
-// Package audit is pgcloak's access log (DESIGN.md §6): one JSON line per
+// Package audit is pgcloak's access log (design.md §6): one JSON line per
 // statement execution and per connection event, hash-chained so that any
 // edit, deletion, insertion, reordering or truncation shows, with a file
 // sink (size rotation, fsync on rotation and shutdown) and a stream sink

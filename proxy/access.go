@@ -11,7 +11,7 @@ import (
 	"github.com/pgcloak/pgcloak/audit"
 )
 
-// AccessLog receives the access records (DESIGN.md §6): one per statement
+// AccessLog receives the access records (design.md §6): one per statement
 // execution, and one per connection event. *audit.Log and audit.Logs
 // implement it.
 type AccessLog interface {

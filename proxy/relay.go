@@ -271,6 +271,23 @@ func (s *session) serverToClient() {
 					}
 				}
 			case 'S':
+				if s.settings != nil {
+					if e := s.watchSetting(msg); e != nil {
+						// Nothing more of this session reaches either
+						// side: the server's answers to what follows were
+						// read under a setting pgcloak cannot parse with.
+						s.upstream.Close()
+						out = append(out, s.ur.buf[start:at]...)
+						out = e.encode(out)
+						s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+						s.client.Write(out)
+						s.clientDone.Store(true)
+						if s.wire != nil {
+							s.wire.mu.Unlock()
+						}
+						return
+					}
+				}
 				if s.wire != nil && s.wire.tracking {
 					var ps pgproto3.ParameterStatus
 					if ps.Decode(msg[5:]) == nil && ps.Name == "application_name" {

@@ -66,8 +66,9 @@ type session struct {
 	sout        []byte
 	scratch     []byte // a masked DataRow
 
-	wire      *wireState  // nil for sessions without a policy or access log
-	errFilter ErrorFilter // nil unless the policy filters server errors
+	wire      *wireState      // nil for sessions without a policy or access log
+	errFilter ErrorFilter     // nil unless the policy filters server errors
+	settings  SettingsWatcher // nil unless the policy follows settings
 
 	// For the access log.
 	appName    string // application_name; owned by the server-to-client side once relaying
@@ -431,6 +432,9 @@ func (s *session) open(ctx context.Context) error {
 	s.policy = sp
 	if ef, ok := sp.(ErrorFilter); ok {
 		s.errFilter = ef
+	}
+	if sw, ok := sp.(SettingsWatcher); ok {
+		s.settings = sw
 	}
 	if id, ok := sp.(Identity); ok {
 		who := id.Identity()

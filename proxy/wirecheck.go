@@ -11,7 +11,7 @@ import (
 )
 
 // WireChecker is implemented by a SessionPolicy that wants the result
-// columns of its session checked on the wire (DESIGN.md §5.4): a
+// columns of its session checked on the wire (design.md §5.4): a
 // RowDescription names the table and column of every plain column of a
 // result, so a column that comes straight from a protected column the
 // principal may not see raw shows that the rewrite failed. Such columns

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"weak"
@@ -14,7 +15,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// The access log (DESIGN.md §6) records every statement with what it is
+// The access log (design.md §6) records every statement with what it is
 // (kind, fingerprint, text with every constant replaced), what it touches
 // (relations, and the columns of protected ones with their class), and what
 // the rules made of it (decision, reason, masks and filters). This file
@@ -98,7 +99,7 @@ func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
 		st := &audit.Statement{Role: d.role, Purpose: d.purpose, EndUser: d.endUser,
-			Kind: statementKind(raw.Stmt), Query: normalizedText(text), Decision: audit.Allowed}
+			Kind: statementKind(raw.Stmt).String(), Query: normalizedText(text), Decision: audit.Allowed}
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			st.Fingerprint = fp
 		}
@@ -177,9 +178,9 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// statementKind is the kind of a top-level statement, as the rules name
-// kinds (rules.StatementKind).
-func statementKind(n *pg_query.Node) string {
+// statementKind is the kind of a statement, as the rules name kinds: the
+// one mapping that both the decision (statement.go) and the access log use.
+func statementKind(n *pg_query.Node) rules.StatementKind {
 	var k rules.StatementKind
 	switch x := n.GetNode().(type) {
 	case *pg_query.Node_SelectStmt:
@@ -235,62 +236,81 @@ func statementKind(n *pg_query.Node) string {
 	default:
 		k = rules.StmtDDL
 	}
-	return k.String()
+	return k
 }
 
-// objects lists the relations a statement names, with the columns it
-// names of the protected ones. It reads names, not plans: a column is
-// attributed to every relation in the statement that has a column of that
-// name unless a qualifier says which, and * to all of them, so the list may
-// say more than the statement reads, never less.
-func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
-	var (
-		refs     []*pg_query.RangeVar
-		cols     [][]string // ColumnRef fields; "*" for A_Star
-		ctes     = map[string]bool{}
-		target   *pg_query.RangeVar // written by the statement
-		written  []string           // columns it writes; nil with allCols
-		allWrite bool
-	)
+// writes are what a statement's own syntax says it writes: its target,
+// the columns it names, all of them, and the columns COPY … TO reads.
+type writes struct {
+	target   *pg_query.RangeVar
+	written  []string // columns written; see all
+	all      bool     // every column is written
+	copyCols [][]string
+}
+
+func writesOf(stmt *pg_query.Node) writes {
+	var wr writes
 	switch x := stmt.GetNode().(type) {
 	case *pg_query.Node_InsertStmt:
-		target = x.InsertStmt.Relation
+		wr.target = x.InsertStmt.Relation
 		for _, c := range x.InsertStmt.Cols {
-			written = append(written, c.GetResTarget().GetName())
+			wr.written = append(wr.written, c.GetResTarget().GetName())
 		}
-		allWrite = len(written) == 0
+		wr.all = len(wr.written) == 0
 	case *pg_query.Node_UpdateStmt:
-		target = x.UpdateStmt.Relation
+		wr.target = x.UpdateStmt.Relation
 		for _, c := range x.UpdateStmt.TargetList {
-			written = append(written, c.GetResTarget().GetName())
+			wr.written = append(wr.written, c.GetResTarget().GetName())
 		}
 	case *pg_query.Node_DeleteStmt:
-		target = x.DeleteStmt.Relation
+		wr.target = x.DeleteStmt.Relation
 	case *pg_query.Node_MergeStmt:
-		target, allWrite = x.MergeStmt.Relation, true
+		wr.target, wr.all = x.MergeStmt.Relation, true
 	case *pg_query.Node_CopyStmt:
 		if x.CopyStmt.IsFrom {
-			target = x.CopyStmt.Relation
+			wr.target = x.CopyStmt.Relation
 			for _, a := range x.CopyStmt.Attlist {
-				written = append(written, a.GetString_().GetSval())
+				wr.written = append(wr.written, a.GetString_().GetSval())
 			}
-			allWrite = len(written) == 0
+			wr.all = len(wr.written) == 0
 		} else if x.CopyStmt.Relation != nil && len(x.CopyStmt.Attlist) == 0 {
-			cols = append(cols, []string{"*"})
+			wr.copyCols = append(wr.copyCols, []string{"*"})
 		} else {
 			for _, a := range x.CopyStmt.Attlist {
-				cols = append(cols, []string{a.GetString_().GetSval()})
+				wr.copyCols = append(wr.copyCols, []string{a.GetString_().GetSval()})
 			}
 		}
 	}
+	return wr
+}
+
+// objRef is one relation a statement uses: its name as resolved (or as
+// written, when the catalog does not know it), its columns, the rules
+// table that protects it, how it is used and the name it goes by.
+type objRef struct {
+	name    string
+	columns []string
+	tab     *rules.Table
+	access  string // read, write or ddl
+	alias   string
+}
+
+// objects lists the relations an unrestricted session's statement names,
+// with the columns it names of the protected ones (restricted sessions'
+// statements are described from the rewrite's own walk: walkedObjects).
+func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
+	var (
+		refs []*pg_query.RangeVar
+		cols [][]string // ColumnRef fields; "*" for A_Star
+		ctes = map[string]bool{}
+	)
+	wr := writesOf(stmt)
+	cols = append(cols, wr.copyCols...)
 	// The relations a utility statement works on itself: the one CREATE,
 	// ALTER or VACUUM names, the ones TRUNCATE empties.
 	own := map[*pg_query.RangeVar]string{}
-	if k := statementKind(stmt); k == "ddl" || k == "maintenance" || k == "lock" || k == "truncate" {
-		access := "ddl"
-		if k == "truncate" {
-			access = "write"
-		}
+	if k := statementKind(stmt); k == rules.StmtDDL || k == rules.StmtMaintenance || k == rules.StmtLock || k == rules.StmtTruncate {
+		access := utilityAccess(k)
 		inner := stmt.ProtoReflect()
 		inner.Range(func(_ protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			inner = v.Message() // the one field of the Node oneof
@@ -330,48 +350,64 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 		case *pg_query.CommonTableExpr:
 			ctes[x.Ctename] = true
 		case *pg_query.ColumnRef:
-			var f []string
-			for _, n := range x.Fields {
-				if n.GetAStar() != nil {
-					f = append(f, "*")
-				} else {
-					f = append(f, n.GetString_().GetSval())
-				}
-			}
-			cols = append(cols, f)
+			cols = append(cols, stringFields(x.Fields))
 		}
 	})
-
-	type found struct {
-		obj     *audit.Object
-		alias   string
-		columns []string
-		tab     *rules.Table
-	}
-	var objs []*found
-	byKey := map[string]*found{}
+	var uses []objRef
 	for _, rv := range refs {
-		if rv.Schemaname == "" && ctes[rv.Relname] {
+		// Only a FROM item can name a CTE; the server resolves a write
+		// target or a utility statement's relation in the catalog
+		// (resolveChecked).
+		if rv.Schemaname == "" && ctes[rv.Relname] && rv != wr.target && own[rv] == "" {
 			continue
 		}
 		name, columns, tab := d.resolve(rv)
 		access := "read"
-		if rv == target {
+		if rv == wr.target {
 			access = "write"
 		} else if a, ok := own[rv]; ok {
 			access = a
 		}
-		alias := rv.Relname
-		if rv.Alias != nil {
-			alias = rv.Alias.Aliasname
-		}
-		key := access + " " + name + " " + alias
+		uses = append(uses, objRef{name: name, columns: columns, tab: tab, access: access, alias: aliasOf(rv)})
+	}
+	return attribute(d.pol, uses, cols, wr)
+}
+
+// utilityAccess is how a utility statement of kind k uses the relations
+// it names itself.
+func utilityAccess(k rules.StatementKind) string {
+	if k == rules.StmtTruncate {
+		return "write"
+	}
+	return "ddl"
+}
+
+// attribute makes the access log's objects of a statement from the
+// relations it uses and the column names it mentions. It reads names, not
+// plans: a column is attributed to every relation in the statement that
+// has a column of that name unless a qualifier says which, and * to all
+// of them, so the list may say more than the statement reads, never less.
+func attribute(pol *rules.Policy, uses []objRef, cols [][]string, wr writes) []audit.Object {
+	type found struct {
+		obj *audit.Object
+		objRef
+	}
+	var objs []*found
+	byKey := map[string]*found{}
+	for _, u := range uses {
+		key := u.access + " " + u.name + " " + u.alias
 		if byKey[key] != nil {
 			continue
 		}
-		f := &found{obj: &audit.Object{Relation: name, Access: access, Protected: tab != nil}, alias: alias, columns: columns, tab: tab}
+		f := &found{obj: &audit.Object{Relation: u.name, Access: u.access, Protected: u.tab != nil}, objRef: u}
 		byKey[key] = f
 		objs = append(objs, f)
+	}
+	class := func(tab *rules.Table, col string) string {
+		if c := tab.Column(col); c != nil {
+			return c.Class.String()
+		}
+		return pol.UnclassedClass().String()
 	}
 	add := func(f *found, col string) {
 		if f.tab == nil {
@@ -382,29 +418,21 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 		}
 		if col == "*" {
 			for _, c := range f.columns {
-				f.obj.Columns[c] = d.class(f.tab, c)
+				f.obj.Columns[c] = class(f.tab, c)
 			}
 			return
 		}
-		f.obj.Columns[col] = d.class(f.tab, col)
-	}
-	has := func(f *found, col string) bool {
-		for _, c := range f.columns {
-			if c == col {
-				return true
-			}
-		}
-		return false
+		f.obj.Columns[col] = class(f.tab, col)
 	}
 	for _, f := range objs {
 		if f.obj.Access != "write" {
 			continue
 		}
-		if allWrite {
+		if wr.all {
 			add(f, "*")
 		}
-		for _, c := range written {
-			if has(f, c) {
+		for _, c := range wr.written {
+			if slices.Contains(f.columns, c) {
 				add(f, c)
 			}
 		}
@@ -423,7 +451,7 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 			case qual != "" && qual != f.alias:
 			case last == "*":
 				add(f, "*")
-			case has(f, last):
+			case slices.Contains(f.columns, last):
 				add(f, last)
 			case len(c) == 1 && last == f.alias:
 				add(f, "*") // a whole-row reference
@@ -490,13 +518,6 @@ func (d *describer) resolve(rv *pg_query.RangeVar) (string, []string, *rules.Tab
 		}
 	}
 	return name, cols, tab
-}
-
-func (d *describer) class(tab *rules.Table, col string) string {
-	if c := tab.Column(col); c != nil {
-		return c.Class.String()
-	}
-	return d.pol.UnclassedClass().String()
 }
 
 // visitMessages calls f on m and every message below it.
@@ -611,13 +632,52 @@ func (rw *rewrite) describeTree(sql string, tree *pg_query.ParseResult) []*audit
 }
 
 // addStatement appends the description of the statement the walker w has
-// just handled (refused with r, or not).
-func (res *Result) addStatement(base []*audit.Statement, ctx *Context, w *walker, r *Refusal) {
+// just handled (refused with r, or not). objs, when not nil, are the
+// relations the walk resolved (walker.objects): the record says what the
+// decision was made on. A refused statement keeps the description by name
+// of everything it names, as its walk stopped at the refusal.
+func (res *Result) addStatement(base []*audit.Statement, ctx *Context, w *walker, r *Refusal, objs []audit.Object) {
 	i := len(res.Statements)
 	if i >= len(base) {
 		return
 	}
-	res.Statements = append(res.Statements, decided(base[i], ctx, w.changed || len(w.subs) > 0, r))
+	b := base[i]
+	if objs != nil {
+		c := *b
+		c.Objects = objs
+		b = &c
+	}
+	res.Statements = append(res.Statements, decided(b, ctx, w.changed || len(w.subs) > 0, r))
+}
+
+// use records a relation the walk resolved, for the access log.
+func (w *walker) use(rv *pg_query.RangeVar, rel *Relation, tab *rules.Table, access string) {
+	u := objRef{access: access, alias: aliasOf(rv), tab: tab}
+	if rel != nil {
+		u.name = rel.Schema + "." + rel.Name
+		u.columns = make([]string, len(rel.Columns))
+		for i, c := range rel.Columns {
+			u.columns[i] = c.Name
+		}
+	} else {
+		u.name = rv.Relname
+		if rv.Schemaname != "" {
+			u.name = rv.Schemaname + "." + rv.Relname
+		}
+	}
+	w.uses = append(w.uses, u)
+}
+
+// objects describes, for the access log, the relations the walk of stmt
+// resolved and the columns it named: one analysis for the decision and
+// the record.
+func (w *walker) objects(stmt *pg_query.Node) []audit.Object {
+	wr := writesOf(stmt)
+	cols := slices.Clone(wr.copyCols)
+	for _, c := range w.colRefs {
+		cols = append(cols, stringFields(c.Fields))
+	}
+	return attribute(w.rw.ctx.Policy, w.uses, cols, wr)
 }
 
 // The engine's side: every decision carries the descriptions of its

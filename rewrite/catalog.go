@@ -18,6 +18,7 @@ type Catalog struct {
 	relnames   map[string][]*Relation // relation name → relations of that name in any schema
 	funcs      map[string]*funcInfo   // function name → what is known of all functions of that name
 	ops        map[string]*opInfo     // operator name → leakproofness
+	types      map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
 	schemas    map[string]bool
 	Generation uint64
 }
@@ -68,15 +69,38 @@ func (r *Relation) Column(name string) *Column {
 }
 
 type funcInfo struct {
-	schemas      map[string]bool // schemas that hold a function of this name
+	// schemas maps each schema that holds a function of this name to
+	// whether every function of the name there is built-in (builtinOID).
+	schemas      map[string]bool
 	allLeakproof bool
-	catalogOnly  bool // every function of this name is in pg_catalog
 }
 
 type opInfo struct {
 	leakproof       bool            // every operator of this name is leakproof
 	leakproofByLeft map[uint32]bool // per left operand type
-	catalogOnly     bool
+	schemas         map[string]bool // as for funcInfo
+}
+
+// A function or operator is built-in when initdb created it: its OID is
+// below FirstNormalObjectId, and it lives in pg_catalog or
+// information_schema. Judging by catalog properties, not by name, lets
+// through the helpers drivers call (information_schema._pg_expandarray)
+// and keeps out what an extension or a user put into pg_catalog.
+const firstNormalObjectID = 16384
+
+func builtinOID(schema string, oid uint32) bool {
+	return oid < firstNormalObjectID && (schema == "pg_catalog" || schema == "information_schema")
+}
+
+// onlyBuiltin says whether a name whose definitions live in schemas can
+// only reach built-in ones: called as schema.name, those of that schema;
+// unqualified, those of pg_catalog, which the session guards make the
+// first schema searched, and no other schema may hold one of the name.
+func onlyBuiltin(schemas map[string]bool, schema string) bool {
+	if schema != "" {
+		return schemas[schema]
+	}
+	return len(schemas) == 1 && schemas["pg_catalog"]
 }
 
 // Relation finds a relation by schema and name.
@@ -118,6 +142,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 		relnames: map[string][]*Relation{},
 		funcs:    map[string]*funcInfo{},
 		ops:      map[string]*opInfo{},
+		types:    map[relKey]bool{},
 		schemas:  map[string]bool{},
 	}
 	steps := []struct {
@@ -151,13 +176,25 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 			WHERE d.refclassid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_proc'::regclass)
 			  AND d.refobjid <> r.ev_class`, c.scanViewDep},
 		{"functions", `
-			SELECT p.proname, n.nspname, p.proleakproof
+			SELECT p.proname, n.nspname, p.proleakproof, p.oid
 			FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace`, c.scanFunc},
 		{"operators", `
-			SELECT o.oprname, n.nspname, o.oprleft, p.proleakproof
+			SELECT o.oprname, n.nspname, o.oprleft, p.proleakproof, o.oid, p.oid, pn.nspname
 			FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace`, c.scanOp},
+			JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+			JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace`, c.scanOp},
 	}
+	steps = append(steps, struct {
+		what string
+		sql  string
+		scan func(pgx.Rows) error
+	}{"types", `
+		SELECT n.nspname, t.typname, t.oid, t.typtype::text, t.typrelid <> 0,
+		       COALESCE(e.oid, 0), COALESCE(en.nspname, ''), COALESCE(e.typtype::text, ''), COALESCE(e.typrelid <> 0, false)
+		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+		LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+		LEFT JOIN pg_catalog.pg_namespace en ON en.oid = e.typnamespace
+		WHERE n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanType})
 	for _, st := range steps {
 		rows, err := conn.Query(ctx, st.sql)
 		if err != nil {
@@ -261,40 +298,89 @@ func (c *Catalog) scanViewDep(rows pgx.Rows) error {
 func (c *Catalog) scanFunc(rows pgx.Rows) error {
 	var name, schema string
 	var leakproof bool
-	if err := rows.Scan(&name, &schema, &leakproof); err != nil {
+	var oid uint32
+	if err := rows.Scan(&name, &schema, &leakproof, &oid); err != nil {
 		return err
 	}
 	f := c.funcs[name]
 	if f == nil {
-		f = &funcInfo{schemas: map[string]bool{}, allLeakproof: true, catalogOnly: true}
+		f = &funcInfo{schemas: map[string]bool{}, allLeakproof: true}
 		c.funcs[name] = f
 	}
-	f.schemas[schema] = true
+	addSchema(f.schemas, schema, builtinOID(schema, oid))
 	f.allLeakproof = f.allLeakproof && leakproof
-	f.catalogOnly = f.catalogOnly && schema == "pg_catalog"
 	return nil
 }
 
+// addSchema records one definition of a name in schema.
+func addSchema(schemas map[string]bool, schema string, builtin bool) {
+	if prev, ok := schemas[schema]; ok {
+		builtin = builtin && prev
+	}
+	schemas[schema] = builtin
+}
+
 func (c *Catalog) scanOp(rows pgx.Rows) error {
-	var name, schema string
-	var left uint32
+	var name, schema, procSchema string
+	var left, oid, proc uint32
 	var leakproof bool
-	if err := rows.Scan(&name, &schema, &left, &leakproof); err != nil {
+	if err := rows.Scan(&name, &schema, &left, &leakproof, &oid, &proc, &procSchema); err != nil {
 		return err
 	}
 	o := c.ops[name]
 	if o == nil {
-		o = &opInfo{leakproof: true, leakproofByLeft: map[uint32]bool{}, catalogOnly: true}
+		o = &opInfo{leakproof: true, leakproofByLeft: map[uint32]bool{}, schemas: map[string]bool{}}
 		c.ops[name] = o
 	}
+	// An operator is as built-in as the function it runs.
+	addSchema(o.schemas, schema, builtinOID(schema, oid) && builtinOID(procSchema, proc))
 	o.leakproof = o.leakproof && leakproof
 	if prev, ok := o.leakproofByLeft[left]; ok {
 		o.leakproofByLeft[left] = prev && leakproof
 	} else {
 		o.leakproofByLeft[left] = leakproof
 	}
-	o.catalogOnly = o.catalogOnly && schema == "pg_catalog"
 	return nil
+}
+
+// Naming a type can run code: a cast to a domain checks the domain's
+// constraints, which may call any function, and a literal of a type runs
+// its input function. A type is safe to name when initdb created it, when
+// it is the row type of a relation or an enum (whose input functions are
+// built in), or when it is an array of such a type.
+func typeSafe(schema string, oid uint32, typtype string, composite bool) bool {
+	return builtinOID(schema, oid) || typtype == "e" || typtype == "c" && composite
+}
+
+func (c *Catalog) scanType(rows pgx.Rows) error {
+	var schema, name, typtype, elemSchema, elemType string
+	var oid, elem uint32
+	var composite, elemComposite bool
+	if err := rows.Scan(&schema, &name, &oid, &typtype, &composite, &elem, &elemSchema, &elemType, &elemComposite); err != nil {
+		return err
+	}
+	safe := typeSafe(schema, oid, typtype, composite)
+	if !safe && elem != 0 {
+		safe = typeSafe(elemSchema, elem, elemType, elemComposite)
+	}
+	c.types[relKey{schema, name}] = safe
+	return nil
+}
+
+// TypeSafe says whether a type name (schema "" for an unqualified one,
+// resolved on searchPath) denotes a type that is safe to name; found is
+// false when the snapshot has no such type.
+func (c *Catalog) TypeSafe(schema, name string, searchPath []string) (safe, found bool) {
+	if schema != "" {
+		safe, found = c.types[relKey{schema, name}]
+		return safe, found
+	}
+	for _, s := range effectivePath(searchPath) {
+		if safe, found = c.types[relKey{s, name}]; found {
+			return safe, true
+		}
+	}
+	return false, false
 }
 
 // link resolves parent and view dependency OIDs into transitive closures.
@@ -347,10 +433,7 @@ func (c *Catalog) funcBuiltin(schema, name string) bool {
 	if f == nil {
 		return false // unknown: let nothing through that we cannot name
 	}
-	if schema != "" {
-		return schema == "pg_catalog" && f.schemas["pg_catalog"]
-	}
-	return f.catalogOnly
+	return onlyBuiltin(f.schemas, schema)
 }
 
 // funcLeakproof says whether every function of that name is leakproof.
@@ -365,10 +448,7 @@ func (c *Catalog) opBuiltin(schema, name string) bool {
 	if o == nil {
 		return false
 	}
-	if schema != "" {
-		return schema == "pg_catalog" && o.catalogOnly
-	}
-	return o.catalogOnly
+	return onlyBuiltin(o.schemas, schema)
 }
 
 // opLeakproof says whether the operator is leakproof for a left operand of

@@ -12,7 +12,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Delegation (DESIGN.md §4): an application that logs in with one shared
+// Delegation (design.md §4): an application that logs in with one shared
 // login names its end user per session with
 //
 //	SET pgcloak.end_user = 'alice'        (or 'alice:<hex HMAC>' when signed)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
@@ -33,7 +34,8 @@ type Engine struct {
 	lastRefresh time.Time // when the snapshot in force began loading
 	refreshing  atomic.Bool
 
-	incidents atomic.Int64
+	incidents      atomic.Int64 // wire-check incidents
+	verifyFailures atomic.Int64 // rewrites whose text did not say what their tree said
 
 	cacheHits, cacheMisses atomic.Int64
 
@@ -49,6 +51,7 @@ type engineState struct {
 	// database is the database the catalog describes: the only one whose
 	// names pgcloak can resolve.
 	database string
+	loaded   time.Time // when the snapshot began loading
 }
 
 // NewEngine returns an engine reading rules from current and the catalog
@@ -90,6 +93,15 @@ func (e *Engine) Start(ctx context.Context, interval time.Duration) error {
 // Ready says whether a catalog is loaded.
 func (e *Engine) Ready() bool { return e.state.Load() != nil }
 
+// CatalogLoadedAt is when the catalog snapshot in force began loading; zero
+// while none is loaded.
+func (e *Engine) CatalogLoadedAt() time.Time {
+	if st := e.state.Load(); st != nil {
+		return st.loaded
+	}
+	return time.Time{}
+}
+
 // Refresh loads a new catalog snapshot and swaps it in.
 func (e *Engine) Refresh(ctx context.Context) error {
 	e.refreshMu.Lock()
@@ -115,7 +127,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -260,7 +272,7 @@ func (r valuesRow) Scan(dst ...any) error {
 // Open maps the session's login to its principal. Unrestricted principals
 // get nil: their sessions pass through untouched.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	s := &session{e: e, login: info.User, params: info.Params}
+	s := &session{e: e, login: info.User, params: info.Params, startParams: info.ServerParams}
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -334,6 +346,11 @@ type session struct {
 	gen         uint64            // bumped when the rules in force change
 	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation
 	lastRes     *Result           // the last decision's rewrite, for the access log
+	// startParams are the settings the server reported at start-up, which
+	// the session guards checked; watching is set while the session is
+	// restricted (read by the proxy's server-side goroutine).
+	startParams map[string]string
+	watching    atomic.Bool
 }
 
 func (s *session) setContext() {
@@ -341,6 +358,7 @@ func (s *session) setContext() {
 	if s.restricted {
 		s.ctx = NewContext(s.pol, s.pr, s.purposes, s.searchPath)
 	}
+	s.watching.Store(s.restricted)
 }
 
 // resolve maps the login under the rules in force.
@@ -458,6 +476,11 @@ func (s *session) decide(sql string) proxy.Decision {
 			s.temps[n] = true
 		}
 	}
+	if res.VerifyFailed() {
+		s.e.verifyFailures.Add(1)
+		s.e.log.Error("verify: a rewritten statement does not parse back to the tree pgcloak checked; refused",
+			"role", ctx.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
+	}
 	if res.CatalogChange {
 		s.temps = nil
 		s.e.refreshSoon()
@@ -561,7 +584,7 @@ func (c *resultCache) put(k string, r *Result) {
 	c.m[k] = r
 }
 
-// MaskColumns is the wire check (DESIGN.md §5.4): a result column that
+// MaskColumns is the wire check (design.md §5.4): a result column that
 // comes straight from a protected column the principal may not see raw
 // means a rewrite failed. It is masked and reported as an incident.
 func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
@@ -610,6 +633,20 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 
 // Incidents counts wire-check incidents since start.
 func (e *Engine) Incidents() int64 { return e.incidents.Load() }
+
+// fingerprintOf names a statement in the operational log without its
+// constants.
+func fingerprintOf(sql string) string {
+	fp, err := pg_query.Fingerprint(sql)
+	if err != nil {
+		return "?"
+	}
+	return fp
+}
+
+// VerifyFailures counts statements refused since start because their
+// rewritten text did not parse back to the tree pgcloak checked.
+func (e *Engine) VerifyFailures() int64 { return e.verifyFailures.Load() }
 
 // FilterError withholds the parts of server errors that can carry values
 // the principal may not see: the DETAIL of integrity constraint violations

@@ -53,3 +53,12 @@ func (b *BenchSession) Cold(sql string) *Result {
 func (b *BenchSession) Coldest(sql string) *Result {
 	return Rewrite(b.st.cat, b.s.ctx, newSubqueryCache(), sql, refusalSQL)
 }
+
+// SetVerify switches the verify-before-send check (verify.go) on or off,
+// for the tests that show it carries weight; it returns the previous
+// setting.
+func SetVerify(on bool) bool {
+	prev := verifySent
+	verifySent = on
+	return prev
+}

@@ -18,7 +18,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// The fence rule (DESIGN.md §5.2): a policy subquery is fenced (OFFSET 0)
+// The fence rule (design.md §5.2): a policy subquery is fenced (OFFSET 0)
 // when the outer query could run something that is not leakproof on its
 // rows, and left unfenced when every pushed-down operator is leakproof, so
 // that a lookup by key still uses the index.

@@ -81,6 +81,8 @@ type response struct {
 	codes   []string // SQLSTATEs of ErrorResponses
 	rows    int
 	broken  error // the connection failed
+
+	errorMessages []string // the ErrorResponses' messages, for logs
 }
 
 func (r *response) add(outcome string, texts ...string) {
@@ -94,6 +96,7 @@ func (r *response) merge(o *response) {
 	r.texts = append(r.texts, o.texts...)
 	r.outcome = append(r.outcome, o.outcome...)
 	r.codes = append(r.codes, o.codes...)
+	r.errorMessages = append(r.errorMessages, o.errorMessages...)
 	r.rows += o.rows
 	if r.broken == nil {
 		r.broken = o.broken
@@ -161,6 +164,7 @@ func (w *wireConn) exchange(msgs ...pgproto3.FrontendMessage) *response {
 			r.add("tag "+string(m.CommandTag), string(m.CommandTag))
 		case *pgproto3.ErrorResponse:
 			r.codes = append(r.codes, m.Code)
+			r.errorMessages = append(r.errorMessages, m.Severity+" "+m.Code+" "+m.Message)
 			r.add("error "+m.Code, errorTexts(m)...)
 		case *pgproto3.NoticeResponse:
 			r.add("notice "+m.Code, errorTexts((*pgproto3.ErrorResponse)(m))...)

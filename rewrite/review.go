@@ -8,7 +8,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Changes to personal data are reviewed (DESIGN.md §2.5). For a role with
+// Changes to personal data are reviewed (design.md §2.5). For a role with
 // review_changes, an UPDATE that sets columns describing a person (classes
 // identity, personal and sensitive) does not change them: for each row it
 // would change, pgcloak.request_change records a change request (the

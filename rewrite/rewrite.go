@@ -1,5 +1,5 @@
 // Package rewrite turns a restricted principal's SQL into SQL that can only
-// see what the principal's role allows (DESIGN.md §5). It parses with
+// see what the principal's role allows (design.md §5). It parses with
 // PostgreSQL's own parser (pg_query), resolves every relation against a
 // catalog snapshot and the session's search_path, replaces each reference
 // to a protected relation by a policy subquery with the same name and
@@ -119,11 +119,15 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
 	described := rw.describeTree(sql, tree)
 	changed := false
+	var subs []*policySub
 	for _, raw := range tree.Stmts {
 		w := &walker{rw: rw, text: statementText(sql, raw)}
 		w.statement(raw.Stmt)
 		if w.err == nil {
 			w.checkDenied()
+		}
+		if w.err == nil {
+			w.checkFunctionalNotation()
 		}
 		if w.err == nil {
 			w.finish()
@@ -140,7 +144,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
-			res.addStatement(described, ctx, w, r)
+			res.addStatement(described, ctx, w, r, nil)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -153,19 +157,29 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
-		res.addStatement(described, ctx, w, nil)
+		subs = append(subs, w.subs...)
+		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true
 		return res
 	}
-	out, err := pg_query.Deparse(tree)
+	out, err := printSpliced(tree, subs)
 	if err != nil {
 		r := &Refusal{Code: "0A000", Rule: "fail_closed", Message: "pgcloak: the rewritten statement cannot be printed: " + err.Error()}
 		return &Result{SQL: refusalSQL(r), Refused: []*Refusal{r}}
 	}
+	if out == "" {
+		return &Result{SQL: refusalSQL(verifyRefusal), Refused: []*Refusal{verifyRefusal}}
+	}
 	res.SQL = out
 	return res
+}
+
+// VerifyFailed says whether the rewrite was refused because its text did
+// not parse back to the tree pgcloak checked (verify.go): an incident.
+func (res *Result) VerifyFailed() bool {
+	return len(res.Refused) == 1 && res.Refused[0] == verifyRefusal
 }
 
 // statementText is the part of sql one parsed statement came from.
@@ -189,10 +203,11 @@ func parseMessage(err error) string {
 // rewrites three-part column references to substituted relations.
 func (w *walker) finish() {
 	for _, s := range w.subs {
+		s.fenced = w.leaky
 		if w.leaky {
-			s.node.Subquery = s.fenced
+			s.node.Subquery = s.entry.fenced
 		} else {
-			s.node.Subquery = s.plain
+			s.node.Subquery = s.entry.plain
 		}
 	}
 	for _, c := range w.colRefs {
@@ -313,9 +328,10 @@ var deniedCatalog = map[string]string{
 }
 
 // protectedRef says whether a reference denotes a protected relation (used
-// where a reference cannot be substituted).
-func (w *walker) protectedRef(rv *pg_query.RangeVar) bool {
-	if rv.Schemaname == "" && w.cteVisible(rv.Relname) {
+// where a reference cannot be substituted). from says whether it stands in
+// a FROM position, the only place where a name can denote a CTE.
+func (w *walker) protectedRef(rv *pg_query.RangeVar, from bool) bool {
+	if from && rv.Schemaname == "" && w.cteVisible(rv.Relname) {
 		return false
 	}
 	rel := w.rw.resolve(rv)
@@ -323,9 +339,12 @@ func (w *walker) protectedRef(rv *pg_query.RangeVar) bool {
 }
 
 // resolveChecked resolves a reference and checks that the role may use
-// it. ok is false when the walk failed or the name is a CTE.
-func (w *walker) resolveChecked(rv *pg_query.RangeVar) (rel *Relation, tab *rules.Table, ok bool) {
-	if rv.Schemaname == "" && w.cteVisible(rv.Relname) {
+// it. ok is false when the walk failed or the name is a CTE. Only a
+// reference in a FROM position (from) can name a CTE: PostgreSQL resolves
+// every other relation name (a write target, COPY, LOCK, TRUNCATE) to a
+// relation of the catalog, whatever the WITH clause around it says.
+func (w *walker) resolveChecked(rv *pg_query.RangeVar, from bool) (rel *Relation, tab *rules.Table, ok bool) {
+	if from && rv.Schemaname == "" && w.cteVisible(rv.Relname) {
 		return nil, nil, false
 	}
 	if rv.Catalogname != "" {
@@ -399,9 +418,19 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 	if w.err != nil {
 		return nil
 	}
-	rel, tab, ok := w.resolveChecked(rv)
+	rel, tab, ok := w.resolveChecked(rv, from)
+	if ok && rv != w.writeRef {
+		access := "read"
+		if !from && w.utility != "" {
+			access = w.utility
+		}
+		w.use(rv, rel, tab, access)
+	}
 	if !ok || rel == nil {
 		return nil
+	}
+	if from {
+		w.fromRelation(rv, rel)
 	}
 	if tab == nil {
 		w.qualify(rv, rel)
@@ -411,7 +440,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		w.fail(refuseRule("tables."+tab.Name.String(), "protected table %s cannot be used in this position by restricted roles", tab.Name))
 		return nil
 	}
-	plain, fenced, denied, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
+	e, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
 	if err != nil {
 		w.fail(err)
 		return nil
@@ -421,8 +450,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		alias = &pg_query.Alias{Aliasname: rv.Relname}
 	}
 	sub := &pg_query.RangeSubselect{Alias: alias}
-	w.subs = append(w.subs, &policySub{node: sub, rel: rel, alias: alias.Aliasname, schema: rv.Schemaname,
-		plain: plain, fenced: fenced, denied: denied})
+	w.subs = append(w.subs, &policySub{node: sub, rel: rel, alias: alias.Aliasname, entry: e, denied: e.denied})
 	return sub
 }
 

@@ -43,7 +43,7 @@ CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog
 	AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = message; END $$;
 
--- Change requests (DESIGN.md §2.5): held changes to personal data. Sessions
+-- Change requests (design.md §2.5): held changes to personal data. Sessions
 -- cannot read or write the table; they reach it only through
 -- request_change, which pgcloak calls in the SQL it writes (and which the
 -- function allowlist keeps restricted sessions from calling themselves).

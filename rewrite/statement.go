@@ -14,27 +14,34 @@ func (w *walker) statement(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
 	}
+	k := statementKind(n)
+	if k == rules.StmtDDL || k == rules.StmtMaintenance || k == rules.StmtLock || k == rules.StmtTruncate {
+		// The relations such a statement names itself (outside its
+		// queries) are the ones it works on.
+		w.utility = utilityAccess(k)
+		defer func() { w.utility = "" }()
+	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_SelectStmt:
 		if x.SelectStmt.IntoClause != nil {
-			w.kind(rules.StmtDDL, "SELECT INTO")
+			w.kind(k, "SELECT INTO")
 			w.skipNewRelation(x.SelectStmt.IntoClause)
 		} else {
-			w.kind(rules.StmtSelect, "SELECT")
+			w.kind(k, "SELECT")
 		}
 		w.selectStmt(x.SelectStmt, true)
 	case *pg_query.Node_InsertStmt:
-		w.kind(rules.StmtInsert, "INSERT")
+		w.kind(k, "INSERT")
 		w.insertStmt(x.InsertStmt)
 	case *pg_query.Node_UpdateStmt:
-		w.kind(rules.StmtUpdate, "UPDATE")
+		w.kind(k, "UPDATE")
 		w.updateStmt(x.UpdateStmt)
 	case *pg_query.Node_DeleteStmt:
-		w.kind(rules.StmtDelete, "DELETE")
+		w.kind(k, "DELETE")
 		w.deleteStmt(x.DeleteStmt)
 	case *pg_query.Node_MergeStmt:
 		s := x.MergeStmt
-		w.kind(rules.StmtMerge, "MERGE")
+		w.kind(k, "MERGE")
 		defer w.with(s.WithClause)()
 		if _, tab, ok := w.writeTarget(s.Relation, "MERGE"); ok && tab != nil {
 			w.fail(refuseUnsupported("MERGE into protected table " + tab.Name.String()))
@@ -46,31 +53,31 @@ func (w *walker) statement(n *pg_query.Node) {
 	case *pg_query.Node_CopyStmt:
 		w.copyStmt(x.CopyStmt)
 	case *pg_query.Node_ExplainStmt:
-		w.kind(rules.StmtExplain, "EXPLAIN")
+		w.kind(k, "EXPLAIN")
 		w.statement(x.ExplainStmt.Query)
 		w.explainAnalyze(x.ExplainStmt)
 	case *pg_query.Node_PrepareStmt:
-		w.kind(rules.StmtPrepare, "PREPARE")
+		w.kind(k, "PREPARE")
 		w.prepares = append(w.prepares, x.PrepareStmt.Name)
 		w.statement(x.PrepareStmt.Query)
 	case *pg_query.Node_ExecuteStmt:
-		w.kind(rules.StmtPrepare, "EXECUTE")
+		w.kind(k, "EXECUTE")
 		w.executes = append(w.executes, x.ExecuteStmt.Name)
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_DeallocateStmt:
-		w.kind(rules.StmtPrepare, "DEALLOCATE")
+		w.kind(k, "DEALLOCATE")
 		w.deallocates = append(w.deallocates, x.DeallocateStmt.Name)
 	case *pg_query.Node_DeclareCursorStmt:
-		w.kind(rules.StmtCursor, "DECLARE")
+		w.kind(k, "DECLARE")
 		w.statement(x.DeclareCursorStmt.Query)
 	case *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
-		w.kind(rules.StmtCursor, "FETCH/CLOSE")
+		w.kind(k, "FETCH/CLOSE")
 	case *pg_query.Node_TransactionStmt:
-		w.kind(rules.StmtTransaction, "transaction control")
+		w.kind(k, "transaction control")
 	case *pg_query.Node_VariableShowStmt:
-		w.kind(rules.StmtShow, "SHOW")
+		w.kind(k, "SHOW")
 	case *pg_query.Node_DiscardStmt:
-		w.kind(rules.StmtDiscard, "DISCARD")
+		w.kind(k, "DISCARD")
 	case *pg_query.Node_VariableSetStmt:
 		w.setStmt(x.VariableSetStmt)
 	case *pg_query.Node_DoStmt:
@@ -80,30 +87,30 @@ func (w *walker) statement(n *pg_query.Node) {
 	case *pg_query.Node_LoadStmt, *pg_query.Node_AlterSystemStmt:
 		w.fail(refuseRule("statements", "restricted roles may not load libraries or change the server configuration"))
 	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
-		w.kind(rules.StmtListen, "LISTEN")
+		w.kind(k, "LISTEN")
 	case *pg_query.Node_NotifyStmt:
-		w.kind(rules.StmtNotify, "NOTIFY")
+		w.kind(k, "NOTIFY")
 	case *pg_query.Node_LockStmt:
-		w.kind(rules.StmtLock, "LOCK")
+		w.kind(k, "LOCK")
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_TruncateStmt:
-		w.kind(rules.StmtTruncate, "TRUNCATE")
+		w.kind(k, "TRUNCATE")
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_VacuumStmt, *pg_query.Node_ClusterStmt, *pg_query.Node_ReindexStmt,
 		*pg_query.Node_CheckPointStmt, *pg_query.Node_RefreshMatViewStmt:
-		w.kind(rules.StmtMaintenance, "maintenance")
+		w.kind(k, "maintenance")
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_CreateTableAsStmt:
-		w.kind(rules.StmtDDL, "CREATE TABLE AS")
+		w.kind(k, "CREATE TABLE AS")
 		w.ddl = true
 		w.skipNewRelation(x.CreateTableAsStmt.Into)
 		w.statement(x.CreateTableAsStmt.Query)
 	case *pg_query.Node_ViewStmt:
-		w.kind(rules.StmtDDL, "CREATE VIEW")
+		w.kind(k, "CREATE VIEW")
 		w.ddl = true
 		w.statement(x.ViewStmt.Query)
 	default:
-		w.kind(rules.StmtDDL, "DDL")
+		w.kind(k, "DDL")
 		w.ddl = true
 		w.message(n.ProtoReflect())
 	}
@@ -154,7 +161,7 @@ func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	if s.Relation == nil || w.err != nil {
 		return
 	}
-	if !w.protectedRef(s.Relation) {
+	if !w.protectedRef(s.Relation, false) {
 		w.relation(s.Relation, false)
 		return
 	}

@@ -41,8 +41,10 @@ type subqueryKey struct {
 
 type subqueryEntry struct {
 	plain, fenced *pg_query.Node
-	denied        []string
-	err           error
+	// The same, printed (splice.go): text that parses back to the tree.
+	plainSQL, fencedSQL string
+	denied              []string
+	err                 error
 }
 
 const maxSubqueries = 20000
@@ -51,7 +53,7 @@ func newSubqueryCache() *subqueryCache {
 	return &subqueryCache{m: map[subqueryKey]*subqueryEntry{}}
 }
 
-func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (plain, fenced *pg_query.Node, denied []string, err error) {
+func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (*subqueryEntry, error) {
 	k := subqueryKey{rw.ctx.Key, rel.OID, inh, write}
 	c.mu.RLock()
 	e := c.m[k]
@@ -61,10 +63,10 @@ func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, w
 		var sql string
 		sql, e.denied, e.err = rw.policySQL(rel, tab, inh, write)
 		if e.err == nil {
-			e.plain, e.err = parseSelect(sql)
+			e.plain, e.plainSQL, e.err = spliceable(sql)
 		}
 		if e.err == nil {
-			e.fenced, e.err = parseSelect(sql + " OFFSET 0")
+			e.fenced, e.fencedSQL, e.err = spliceable(sql + " OFFSET 0")
 		}
 		c.mu.Lock()
 		if len(c.m) >= maxSubqueries {
@@ -73,7 +75,7 @@ func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, w
 		c.m[k] = e
 		c.mu.Unlock()
 	}
-	return e.plain, e.fenced, e.denied, e.err
+	return e, e.err
 }
 
 func parseSelect(sql string) (*pg_query.Node, error) {

@@ -26,10 +26,23 @@ type walker struct {
 
 	subs     []*policySub // substitutions made in this statement
 	colRefs  []*pg_query.ColumnRef
-	funcRefs []*pg_query.FuncCall
-	kinds    []rules.StatementKind
-	ddl      bool     // the statement may change the catalog
-	unknown  []string // relation names not in the catalog
+	indirect []*pg_query.A_Indirection // (expr).name and the like
+	// fromRels maps the names FROM items of relations go by to the
+	// relation (nil when one name stands for several).
+	fromRels map[string]*Relation
+	// uses are the relations the walk resolved, with how the statement
+	// uses each (the access log's objects); utility is the use of the
+	// relations a utility statement names itself.
+	uses    []objRef
+	utility string
+	// aliasUses counts the FROM items of each name; opaque is set once a
+	// FROM item's columns are not known (a sub-select, a function, a CTE).
+	aliasUses map[string]int
+	opaque    bool
+	funcRefs  []*pg_query.FuncCall
+	kinds     []rules.StatementKind
+	ddl       bool     // the statement may change the catalog
+	unknown   []string // relation names not in the catalog
 
 	prepares, executes, deallocates []string
 
@@ -47,9 +60,8 @@ type policySub struct {
 	node   *pg_query.RangeSubselect
 	rel    *Relation
 	alias  string
-	schema string // the reference's schema qualifier, if it had one
-	plain  *pg_query.Node
-	fenced *pg_query.Node
+	entry  *subqueryEntry // its plain and fenced forms
+	fenced bool           // the form chosen (finish)
 	denied []string
 }
 
@@ -63,6 +75,9 @@ func (w *walker) fail(err error) {
 func (w *walker) node(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
+	}
+	if w.qual && !qualSafe(n) {
+		w.leaky = true
 	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_SelectStmt:
@@ -78,27 +93,33 @@ func (w *walker) node(n *pg_query.Node) {
 			w.leakIfQual()
 		}
 		w.message(n.ProtoReflect())
+	case *pg_query.Node_AIndirection:
+		w.indirect = append(w.indirect, x.AIndirection)
+		w.message(n.ProtoReflect())
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(x.ColumnRef)
-	case *pg_query.Node_TypeCast:
-		// A cast of a constant or parameter happens at parse or bind time;
-		// a cast of anything else runs a conversion that can fail.
-		switch x.TypeCast.Arg.GetNode().(type) {
-		case *pg_query.Node_AConst, *pg_query.Node_ParamRef:
-		default:
-			w.leakIfQual()
-		}
+	case *pg_query.Node_TypeName:
+		w.typeName(x.TypeName)
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_SubLink:
-		if len(x.SubLink.OperName) > 0 {
-			w.operator(x.SubLink.OperName, x.SubLink.Testexpr)
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+			op := x.SubLink.OperName
+			if len(op) == 0 { // x IN (SELECT …)
+				op = []*pg_query.Node{pg_query.MakeStrNode("=")}
+			}
+			w.operator(op, x.SubLink.Testexpr)
 		}
 		w.message(n.ProtoReflect())
-	case *pg_query.Node_MinMaxExpr, *pg_query.Node_XmlExpr, *pg_query.Node_XmlSerialize,
-		*pg_query.Node_JsonFuncExpr, *pg_query.Node_JsonParseExpr, *pg_query.Node_JsonScalarExpr,
-		*pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonIsPredicate, *pg_query.Node_AIndirection:
-		w.leakIfQual()
-		w.message(n.ProtoReflect())
+	case *pg_query.Node_JsonScalarExpr, *pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonParseExpr,
+		*pg_query.Node_JsonArrayConstructor, *pg_query.Node_JsonObjectConstructor,
+		*pg_query.Node_JsonArrayQueryConstructor, *pg_query.Node_JsonArrayAgg, *pg_query.Node_JsonObjectAgg,
+		*pg_query.Node_JsonFuncExpr, *pg_query.Node_JsonTable, *pg_query.Node_JsonIsPredicate:
+		// pg_query parses with PostgreSQL 17's grammar. A server before
+		// 17 reads json_scalar(…), json(…), json_array(…) and the like as
+		// calls of whatever function has that name: not what pgcloak
+		// checked.
+		w.fail(refuseUnsupported("SQL/JSON syntax (JSON_SCALAR, JSON_ARRAY, JSON(…), JSON_TABLE, IS JSON …)"))
 	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
 		// A data-modifying statement nested in a query (a CTE).
 		w.nested(func() { w.statement(n) })
@@ -107,6 +128,130 @@ func (w *walker) node(n *pg_query.Node) {
 	default:
 		w.message(n.ProtoReflect())
 	}
+}
+
+// qualSafe says whether evaluating n itself (its children are judged on
+// their own) cannot raise an error that depends on the values it sees. In
+// an expression that may run as a scan qual, below the policy subquery's
+// row filter, anything else fences the statement's policy subqueries
+// (design.md §5.2): an error, or its absence, would tell about rows the
+// principal must not see. This is an allow-list: a node kind not named
+// here fences, whatever it is. Node kinds that carry no evaluation of
+// their own (names, aliases, a statement's clauses) are listed as
+// structure.
+func qualSafe(n *pg_query.Node) bool {
+	switch x := n.Node.(type) {
+	// Values and references.
+	case *pg_query.Node_ColumnRef, *pg_query.Node_ParamRef, *pg_query.Node_AConst, *pg_query.Node_AStar,
+		*pg_query.Node_SqlvalueFunction, *pg_query.Node_SetToDefault:
+		return true
+	// Logic and tests that cannot fail.
+	case *pg_query.Node_BoolExpr, *pg_query.Node_NullTest, *pg_query.Node_BooleanTest,
+		*pg_query.Node_CaseWhen, *pg_query.Node_CoalesceExpr, *pg_query.Node_RowExpr,
+		*pg_query.Node_CollateClause, *pg_query.Node_NamedArgExpr:
+		return true
+	// CASE x WHEN v compares x with each v using an equality the
+	// statement never names (record_eq raises on rows of different
+	// widths); a searched CASE only tests conditions.
+	case *pg_query.Node_CaseExpr:
+		return x.CaseExpr.Arg == nil
+	// Judged by what they call: the function's or operator's leakproof
+	// flag (funcCall, operator).
+	case *pg_query.Node_FuncCall:
+		return true
+	case *pg_query.Node_AExpr:
+		switch x.AExpr.Kind {
+		case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL,
+			pg_query.A_Expr_Kind_AEXPR_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NULLIF,
+			pg_query.A_Expr_Kind_AEXPR_IN, pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+			pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			return true
+		}
+		return false // LIKE, ILIKE, SIMILAR: pattern errors
+	// A cast of a literal is the type's input function, run while the
+	// statement is parsed, whatever the rows; any other cast (of a
+	// column, a parameter, or of a literal already cast to text, whose
+	// second conversion may be stable and so run per row) converts at
+	// run time.
+	case *pg_query.Node_TypeCast:
+		return literal(x.TypeCast.Arg)
+	// An array of constants is built when the statement is planned; one
+	// of run-time values may have mismatched dimensions.
+	case *pg_query.Node_AArrayExpr:
+		for _, e := range x.AArrayExpr.Elements {
+			if !constant(e) {
+				return false
+			}
+		}
+		return true
+	// A sub-select that returns a row count check (a scalar or row
+	// sub-select: "more than one row"), or builds an array of its rows
+	// (mismatched dimensions), raises on the rows it sees.
+	case *pg_query.Node_SubLink:
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK, pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+			return true
+		}
+		return false
+	// Structure: statements, clauses, names.
+	case *pg_query.Node_SelectStmt, *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt,
+		*pg_query.Node_MergeStmt, *pg_query.Node_ResTarget, *pg_query.Node_SortBy, *pg_query.Node_WindowDef,
+		*pg_query.Node_RangeVar, *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction, *pg_query.Node_JoinExpr,
+		*pg_query.Node_Alias, *pg_query.Node_TypeName, *pg_query.Node_String_, *pg_query.Node_Integer,
+		*pg_query.Node_Float, *pg_query.Node_Boolean, *pg_query.Node_BitString, *pg_query.Node_List,
+		*pg_query.Node_WithClause, *pg_query.Node_CommonTableExpr, *pg_query.Node_LockingClause,
+		*pg_query.Node_GroupingSet, *pg_query.Node_IntoClause, *pg_query.Node_DefElem, *pg_query.Node_RoleSpec,
+		*pg_query.Node_OnConflictClause, *pg_query.Node_InferClause, *pg_query.Node_IndexElem,
+		*pg_query.Node_MultiAssignRef, *pg_query.Node_MergeWhenClause:
+		return true
+	}
+	return false
+}
+
+// countConstant says whether a LIMIT or OFFSET is absent, NULL (ALL), or a
+// constant that cannot be negative.
+func countConstant(n *pg_query.Node) bool {
+	if n == nil {
+		return true
+	}
+	c := n.GetAConst()
+	if c == nil {
+		return false
+	}
+	switch v := c.Val.(type) {
+	case nil:
+		return c.Isnull
+	case *pg_query.A_Const_Ival:
+		return v.Ival.Ival >= 0
+	}
+	return false
+}
+
+// literal says whether n is a string literal or NULL, whose cast to a type
+// happens at parse time.
+func literal(n *pg_query.Node) bool {
+	c := n.GetAConst()
+	return c != nil && (c.Isnull || c.GetSval() != nil)
+}
+
+// constant says whether an expression is a constant (a literal, a literal
+// cast at parse time, or an array of constants, which the planner builds),
+// whose value is fixed before any row is read.
+func constant(n *pg_query.Node) bool {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_AConst:
+		return true
+	case *pg_query.Node_TypeCast:
+		return literal(x.TypeCast.Arg)
+	case *pg_query.Node_AArrayExpr:
+		for _, e := range x.AArrayExpr.Elements {
+			if !constant(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // message walks every set field of a message.
@@ -152,6 +297,9 @@ func (w *walker) child(m protoreflect.Message) {
 		w.selectStmt(x, false)
 	case *pg_query.RangeVar:
 		w.relation(x, false)
+	case *pg_query.TypeName:
+		w.typeName(x)
+		w.message(m)
 	case *pg_query.WithClause:
 		w.fail(refuseUnsupported("a WITH clause in this position"))
 	default:
@@ -225,6 +373,16 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	}
 	q := w.qual
 	w.qual = q || !top
+	if w.qual && (!countConstant(s.LimitCount) || !countConstant(s.LimitOffset)) {
+		// "LIMIT must not be negative", raised for the rows that reach a
+		// sub-select in a qual.
+		w.leaky = true
+	}
+	if w.qual && s.Op != pg_query.SetOperation_SETOP_NONE {
+		// UNION, INTERSECT and EXCEPT compare rows with their types'
+		// equality (record_eq raises on rows of different widths).
+		w.leaky = true
+	}
 	for _, f := range s.FromClause {
 		w.fromItem(f)
 	}
@@ -243,12 +401,18 @@ func (w *walker) fromItem(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
 	}
+	w.noteFromItem(n)
 	switch x := n.Node.(type) {
 	case *pg_query.Node_RangeVar:
 		if sub := w.relation(x.RangeVar, true); sub != nil {
 			n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: sub}
 		}
 	case *pg_query.Node_JoinExpr:
+		if w.qual && (x.JoinExpr.IsNatural || len(x.JoinExpr.UsingClause) > 0) {
+			// USING and NATURAL compare the columns with their type's
+			// equality, which the statement never names.
+			w.leaky = true
+		}
 		w.fromItem(x.JoinExpr.Larg)
 		w.fromItem(x.JoinExpr.Rarg)
 		q := w.qual
@@ -259,20 +423,83 @@ func (w *walker) fromItem(n *pg_query.Node) {
 		w.nested(func() { w.node(x.RangeSubselect.Subquery) })
 	case *pg_query.Node_RangeTableSample:
 		if rv := x.RangeTableSample.Relation.GetRangeVar(); rv != nil {
-			if w.protectedRef(rv) {
+			if w.protectedRef(rv, true) {
 				w.fail(refuseUnsupported("TABLESAMPLE on a protected table"))
 				return
 			}
 		}
 		w.message(n.ProtoReflect())
-	default: // functions in FROM, XMLTABLE, JSON_TABLE
+	case *pg_query.Node_JsonTable:
+		w.node(n) // refused
+	default: // functions in FROM, XMLTABLE
 		w.nested(func() { w.message(n.ProtoReflect()) })
+	}
+}
+
+// noteFromItem counts the names FROM items go by, and notes items whose
+// columns pgcloak does not know (typeOf).
+func (w *walker) noteFromItem(n *pg_query.Node) {
+	if w.aliasUses == nil {
+		w.aliasUses = map[string]int{}
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		rv := x.RangeVar
+		name := rv.Relname
+		if rv.Alias != nil {
+			name = rv.Alias.Aliasname
+			w.opaque = w.opaque || len(rv.Alias.Colnames) > 0
+		}
+		w.aliasUses[name]++
+		if rv.Schemaname == "" && w.cteVisible(rv.Relname) || w.rw.resolve(rv) == nil {
+			w.opaque = true
+		}
+	case *pg_query.Node_JoinExpr:
+		if a := x.JoinExpr.Alias; a != nil {
+			w.aliasUses[a.Aliasname]++
+			w.opaque = true
+		}
+	case *pg_query.Node_RangeSubselect:
+		if a := x.RangeSubselect.Alias; a != nil {
+			w.aliasUses[a.Aliasname]++
+		}
+		w.opaque = true
+	case *pg_query.Node_RangeFunction:
+		if a := x.RangeFunction.Alias; a != nil {
+			w.aliasUses[a.Aliasname]++
+		}
+		w.opaque = true
+	default:
+		w.opaque = true
 	}
 }
 
 // columnRef records references for the deny checks.
 func (w *walker) columnRef(c *pg_query.ColumnRef) {
 	w.colRefs = append(w.colRefs, c)
+}
+
+// typeName refuses naming a type that can run code pgcloak cannot see (a
+// domain's constraints, a user-defined type's input function), or one
+// its catalog snapshot does not know.
+func (w *walker) typeName(t *pg_query.TypeName) {
+	if w.err != nil || t.PctType {
+		return // %TYPE names a column's type
+	}
+	schema, name := qualifiedName(t.Names)
+	if name == "" {
+		return
+	}
+	safe, found := w.rw.cat.TypeSafe(schema, name, w.rw.ctx.SearchPath)
+	if schema != "" {
+		name = schema + "." + name
+	}
+	switch {
+	case !found:
+		w.fail(refuseRule("type_allowlist", "type %s is not in pgcloak's catalog; restricted roles may name only types it knows", name))
+	case !safe:
+		w.fail(refuseRule("type_allowlist", "type %s may run code pgcloak cannot inspect (a domain's constraints or a user-defined type's functions); restricted roles may name built-in types, enums and row types only", name))
+	}
 }
 
 // funcCall checks a function against the allowlist.
@@ -322,15 +549,33 @@ func (w *walker) typeOf(n *pg_query.Node) uint32 {
 	}
 	col := fields[len(fields)-1]
 	var found *Column
-	for _, s := range w.subs {
-		if len(fields) >= 2 && fields[len(fields)-2] != s.alias {
-			continue
+	if len(fields) >= 2 {
+		// a.col: a must name one FROM item in the whole statement, or an
+		// inner one of the same name could be meant.
+		q := fields[len(fields)-2]
+		if w.aliasUses[q] != 1 {
+			return 0
 		}
-		if c := s.rel.Column(col); c != nil {
-			if found != nil {
+		if rel := w.fromRels[q]; rel != nil {
+			found = rel.Column(col)
+		}
+	} else {
+		// A bare name: only when every FROM item of the statement is a
+		// relation pgcloak knows, and exactly one has such a column (a
+		// sub-select's or a function's columns are not known here).
+		if w.opaque {
+			return 0
+		}
+		for _, rel := range w.fromRels {
+			if rel == nil {
 				return 0
 			}
-			found = c
+			if c := rel.Column(col); c != nil {
+				if found != nil {
+					return 0
+				}
+				found = c
+			}
 		}
 	}
 	if found == nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Writes to a protected table (DESIGN.md §5.3).
+// Writes to a protected table (design.md §5.3).
 //
 // UPDATE and DELETE choose their rows through the policy subquery: the
 // statement's WHERE (and FROM or USING) move into a subquery over the
@@ -44,13 +44,26 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 	if rv == nil || w.err != nil {
 		return nil, nil, false
 	}
-	rel, tab, ok := w.resolveChecked(rv)
+	rel, tab, ok := w.resolveChecked(rv, false)
 	if !ok {
+		return nil, nil, false
+	}
+	w.use(rv, rel, tab, "write")
+	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") {
+		// pg_settings' rules call set_config: a write to a catalog view
+		// changes how the server reads the SQL pgcloak checked.
+		w.fail(refuseRule("catalog", "%s into catalog relation %s.%s is refused for restricted roles", what, rel.Schema, rel.Name))
 		return nil, nil, false
 	}
 	if tab == nil && rel != nil && w.rw.readsProtected(rel) {
 		w.fail(refuseRule("tables."+tableLabel(rel, tab), "%s into view %s, which reads protected tables, is refused", what, tableLabel(rel, tab)))
 		return nil, nil, false
+	}
+	if tab != nil {
+		// Named by its schema: the copies of the reference that the
+		// rewrite puts inside the statement (the row-choosing subquery)
+		// must not resolve to a CTE of the same name.
+		rv.Schemaname = rel.Schema
 	}
 	return rel, tab, true
 }
@@ -426,17 +439,13 @@ func (w *walker) returningSafe(rel *Relation, tab *rules.Table, alias string, li
 }
 
 // readsOnlyVisible checks the column references of an expression evaluated
-// on the real target row (outside any subquery).
+// on the real target row, those in its sub-selects included (targetrefs.go).
 func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string, n *pg_query.Node, fromAliases map[string]bool, what string) bool {
 	pr := w.rw.ctx.Principal
 	role := pr.Role.Name
 	ok := true
-	visitOuter(n, func(c *pg_query.ColumnRef) {
+	w.targetRefs(n, func(c *pg_query.ColumnRef, f []string) {
 		if !ok {
-			return
-		}
-		f := stringFields(c.Fields)
-		if len(f) == 0 {
 			return
 		}
 		if len(f) >= 2 && fromAliases[f[len(f)-2]] || len(f) == 1 && fromAliases[f[0]] {
@@ -447,6 +456,11 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 		col := f[len(f)-1]
 		if len(f) == 1 && col == alias && rel.Column(col) == nil {
 			col = "*" // a whole-row reference
+		}
+		if len(f) >= 2 && col != "*" && rel.Column(col) == nil {
+			// a.f where a's row has no column f calls f(a): functional
+			// notation reads the whole row (a.to_json).
+			col = "*"
 		}
 		check := func(name string) bool {
 			v := pr.Column(tab.Name, name)

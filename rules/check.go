@@ -179,6 +179,11 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 		return nil, err
 	}
 	out = append(out, looks...)
+	triggers, err := settingsTriggers(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, triggers...)
 	return out, nil
 }
 

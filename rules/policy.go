@@ -4,7 +4,7 @@ import (
 	"strings"
 )
 
-// Class is the privacy class of a column (DESIGN.md §2.2).
+// Class is the privacy class of a column (design.md §2.2).
 type Class uint8
 
 const (
@@ -198,7 +198,7 @@ type rule struct {
 // Purpose names a processing purpose that data subjects can opt out of.
 type Purpose = string
 
-// The purposes every rules file has (DESIGN.md §2.3).
+// The purposes every rules file has (design.md §2.3).
 const (
 	DirectMarketing      Purpose = "direct_marketing"
 	ThirdPartyDisclosure Purpose = "third_party_disclosure"

@@ -12,7 +12,7 @@ type Role struct {
 	Purposes     []string
 	PurposeFixed bool
 	// ReviewChanges holds the role's changes to personal and sensitive
-	// columns as change requests (DESIGN.md §2.5).
+	// columns as change requests (design.md §2.5).
 	ReviewChanges bool
 
 	statements statementSet

@@ -34,6 +34,7 @@ type Store struct {
 type loaded struct {
 	p    *Policy
 	hash [sha256.Size]byte
+	at   time.Time // when it was put in force
 }
 
 // NewStore loads the rules file at path. A file that does not compile is an
@@ -51,7 +52,7 @@ func NewStore(path string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, log: log}
-	s.cur.Store(&loaded{p: p, hash: sha256.Sum256(data)})
+	s.cur.Store(&loaded{p: p, hash: sha256.Sum256(data), at: time.Now()})
 	s.lastSuccess.Store(time.Now().UnixNano())
 	s.lastOK.Store(true)
 	return s, nil
@@ -96,7 +97,7 @@ func (s *Store) reload(fromWatch bool) error {
 		s.failedHash = hash
 		return s.failed(err)
 	}
-	s.cur.Store(&loaded{p: p, hash: hash})
+	s.cur.Store(&loaded{p: p, hash: hash, at: time.Now()})
 	s.failedHash = [sha256.Size]byte{}
 	s.succeeded()
 	s.log.Info("rules reloaded", "file", s.path, "old_version", old.p.Version(), "version", p.Version())
@@ -134,6 +135,8 @@ type ReloadStats struct {
 	// LastSuccessful is false while the file on disk does not compile.
 	LastSuccessful bool
 	Version        string
+	// Loaded is when the rules in force were put in force.
+	Loaded time.Time
 }
 
 // Stats returns the reload counters.
@@ -144,6 +147,7 @@ func (s *Store) Stats() ReloadStats {
 		LastSuccess:    time.Unix(0, s.lastSuccess.Load()),
 		LastSuccessful: s.lastOK.Load(),
 		Version:        s.Current().Version(),
+		Loaded:         s.cur.Load().at,
 	}
 }
 

@@ -16,6 +16,9 @@ func init() {
 func runAudit(args []string) int {
 	if len(args) == 0 || args[0] != "verify" {
 		fmt.Fprintln(os.Stderr, "usage: pgcloak audit verify [--open] FILE...")
+		if len(args) > 0 && isHelp(args[0]) {
+			return 0
+		}
 		return 2
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,14 +42,26 @@ func check(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "text", "output format: text or json")
 	strict := fs.Bool("strict", false, "fail on warnings too (unclassed and personal-looking columns)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up on the database check after this long")
+	var proxyAddrs []string
+	fs.Func("proxy-addresses", "pgcloak's addresses as the database sees them, CIDR[,CIDR...]: report every restricted login "+
+		"that can connect from elsewhere (pg_hba.conf) or whose attributes defeat the rules; needs --database as a superuser",
+		func(v string) error { proxyAddrs = append(proxyAddrs, v); return nil })
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgcloak check --rules FILE [--database DSN] [--format text|json] [--strict]")
+		fmt.Fprintln(stderr, "usage: pgcloak check --rules FILE [--database DSN [--proxy-addresses CIDR,...]] [--format text|json] [--strict]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	if *rulesFile == "" || fs.NArg() > 0 || (*format != "text" && *format != "json") {
+	proxies, err := parseProxyAddresses(proxyAddrs)
+	if *rulesFile == "" || fs.NArg() > 0 || (*format != "text" && *format != "json") || err != nil ||
+		(len(proxyAddrs) > 0 && (*dsn == "" || len(proxies) == 0)) {
+		if err != nil {
+			fmt.Fprintln(stderr, "pgcloak check:", err)
+		}
 		fs.Usage()
 		return 2
 	}
@@ -68,6 +81,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			rep.Findings = append(rep.Findings, findings...)
+			if len(proxies) > 0 {
+				if findings, err = checkAccess(ctx, p, *dsn, proxies); err != nil {
+					fmt.Fprintf(stderr, "pgcloak check: %v\n", err)
+					return 1
+				}
+				rep.Findings = append(rep.Findings, findings...)
+			}
 		}
 	}
 	for _, f := range rep.Findings {

@@ -70,20 +70,31 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
-// The Kubernetes manifest's config is one serve accepts.
+// The Kubernetes manifest's config (rendered from the Helm chart) is one
+// serve accepts.
 func TestDeployConfigLoads(t *testing.T) {
 	data, err := os.ReadFile("../../deploy/kubernetes/pgcloak.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cm struct {
-		Data map[string]string `yaml:"data"`
+	var config string
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var cm struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Kind == "ConfigMap" && cm.Data["pgcloak.yaml"] != "" {
+			config = cm.Data["pgcloak.yaml"]
+		}
 	}
-	if err := yaml.Unmarshal([]byte(strings.Split(string(data), "\n---\n")[0]), &cm); err != nil {
-		t.Fatal(err)
+	if config == "" {
+		t.Fatal("no ConfigMap with pgcloak.yaml")
 	}
 	path := filepath.Join(t.TempDir(), "pgcloak.yaml")
-	if err := os.WriteFile(path, []byte(cm.Data["pgcloak.yaml"]), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PGCLOAK_CATALOG_DSN", "host=postgres user=pgcloak")

@@ -40,6 +40,14 @@ func (p *policyState) version() string {
 	return ""
 }
 
+// loadedAt is when the rules in force were put in force; zero while none is.
+func (p *policyState) loadedAt() time.Time {
+	if s := p.store.Load(); s != nil {
+		return s.Stats().Loaded
+	}
+	return time.Time{}
+}
+
 // ready is nil when the rules and the database catalog are loaded.
 func (p *policyState) ready() error {
 	if p.store.Load() == nil {

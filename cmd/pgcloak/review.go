@@ -35,6 +35,10 @@ func runReview(args []string) int {
 		usage()
 		return 2
 	}
+	if isHelp(args[0]) {
+		usage()
+		return 0
+	}
 	verb := args[0]
 	fs := flag.NewFlagSet("review "+verb, flag.ContinueOnError)
 	dsn := fs.String("database", "", "connection string of the protected database, as its owner (required)")

@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,105 +26,6 @@ import (
 
 func init() {
 	register("serve", "run the proxy", runServe)
-}
-
-// serveFlags parses serve's flags over the config file: a flag given on the
-// command line wins over the file, the file over the defaults.
-func serveFlags(args []string) (fileConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var (
-		configFile  = fs.String("config", "", "config `FILE` (YAML); flags override it")
-		listen      = fs.String("listen", "", "client listen address(es), HOST:PORT[,HOST:PORT...] (default 127.0.0.1:6432)")
-		upstream    = fs.String("upstream", "", "PostgreSQL server, HOST:PORT (default 127.0.0.1:5432)")
-		database    = fs.String("database", "", "the only database clients may use (default: any)")
-		admin       = fs.String("admin", "", "admin HTTP listen address for metrics and health, HOST:PORT (default: off)")
-		rulesFile   = fs.String("rules", "", "privacy rules `FILE`")
-		catalogDSN  = fs.String("catalog-dsn", "", "connection string pgcloak uses to read the catalog and run attribute queries (needed with -rules; default $PGCLOAK_CATALOG_DSN)")
-		tlsCert     = fs.String("tls-cert", "", "certificate `FILE` offered to clients")
-		tlsKey      = fs.String("tls-key", "", "private key `FILE` of -tls-cert")
-		upTLS       = fs.String("upstream-tls", "", "TLS to the server: disable, require or verify-full")
-		upCA        = fs.String("upstream-ca", "", "CA `FILE` that signs the server's certificate (verify-full)")
-		maxConns    = fs.Int("max-client-conn", 0, "maximum concurrent client connections (default 1000)")
-		logFormat   = fs.String("log-format", "", "operational log format: text or json")
-		logLevel    = fs.String("log-level", "", "operational log level: debug, info, warn, error")
-		maxMsg      = fs.String("max-message-size", "", "largest client message, e.g. 64MiB")
-		graceFlag   = fs.Duration("shutdown-grace", 0, "how long SIGTERM waits for sessions to finish (default 30s)")
-		connTimeout = fs.Duration("connect-timeout", 0, "upstream connect timeout (default 10s)")
-		authTimeout = fs.Duration("auth-timeout", 0, "start-up and authentication timeout (default 60s)")
-		auditFile   = fs.String("audit-file", "", "access log `FILE` (JSON lines, hash-chained, rotated by size; default: off)")
-		auditStdout = fs.Bool("audit-stdout", false, "also write the access log to stdout")
-		auditFail   = fs.String("audit-on-failure", "", "when the access log cannot be written: fail_closed (refuse statements, the default) or fail_open")
-	)
-	cfg := defaultConfig()
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *configFile != "" {
-		if err := loadConfigFile(*configFile, &cfg); err != nil {
-			return cfg, err
-		}
-	}
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			cfg.Listen = strings.Split(*listen, ",")
-		case "upstream":
-			cfg.Upstream.Address = *upstream
-		case "database":
-			cfg.Upstream.Database = *database
-		case "admin":
-			cfg.Admin = *admin
-		case "rules":
-			cfg.Rules = *rulesFile
-		case "catalog-dsn":
-			cfg.CatalogDSN = *catalogDSN
-		case "tls-cert":
-			cfg.TLS.CertFile = *tlsCert
-		case "tls-key":
-			cfg.TLS.KeyFile = *tlsKey
-		case "upstream-tls":
-			cfg.Upstream.TLS.Mode = *upTLS
-		case "upstream-ca":
-			cfg.Upstream.TLS.CAFile = *upCA
-		case "max-client-conn":
-			cfg.Limits.MaxClientConnections = *maxConns
-		case "log-format":
-			cfg.Log.Format = *logFormat
-		case "log-level":
-			cfg.Log.Level = *logLevel
-		case "max-message-size":
-			n, perr := parseByteSize(*maxMsg)
-			if perr != nil {
-				err = &configError{key: "-max-message-size", msg: perr.Error()}
-			}
-			cfg.Limits.MaxMessageSize = byteSize(n)
-		case "shutdown-grace":
-			cfg.Timeouts.ShutdownGrace = duration(*graceFlag)
-		case "connect-timeout":
-			cfg.Timeouts.Connect = duration(*connTimeout)
-		case "auth-timeout":
-			cfg.Timeouts.Auth = duration(*authTimeout)
-		case "audit-file":
-			cfg.Audit.File = *auditFile
-		case "audit-stdout":
-			cfg.Audit.Stdout = *auditStdout
-		case "audit-on-failure":
-			cfg.Audit.OnFailure = *auditFail
-		}
-	})
-	if err != nil {
-		return cfg, err
-	}
-	if cfg.CatalogDSN == "" {
-		// The connection string holds a password: it may come from the
-		// environment (a Kubernetes Secret) rather than the config file.
-		cfg.CatalogDSN = os.Getenv("PGCLOAK_CATALOG_DSN")
-	}
-	return cfg, cfg.validate()
 }
 
 func runServe(args []string) int {
@@ -157,6 +58,9 @@ type services struct {
 	policy *policyState // nil without rules
 	logs   audit.Logs   // nil without an access log
 	reg    *prometheus.Registry
+	// draining is set once shutdown begins: /readyz answers 503 from then
+	// on, so that load balancers stop sending new sessions.
+	draining *atomic.Bool
 }
 
 // setup builds the proxy's config and starts the services it needs: the
@@ -169,11 +73,13 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 	}
 	pc.Logger = log
 	svc.reg = prometheus.NewRegistry()
+	svc.draining = new(atomic.Bool)
 	svc.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerServeMetrics(svc.reg, cfg)
 	pc.Metrics = proxy.NewMetrics(svc.reg)
 	if cfg.Rules != "" {
 		svc.policy = startPolicy(ctx, cfg, log)
-		registerPolicyMetrics(svc.reg, svc.policy)
+		registerPolicyMetrics(svc.reg, svc.policy, time.Duration(cfg.CatalogRefresh))
 		pc.Policy = svc.policy.engine
 	}
 	if cfg.Audit.on() {
@@ -289,6 +195,7 @@ func serve(ctx context.Context, cfg fileConfig, pc proxy.Config, log *slog.Logge
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	svc.draining.Store(true)
 	grace := time.Duration(cfg.Timeouts.ShutdownGrace)
 	log.Info("shutting down", "active_sessions", srv.ActiveSessions(), "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -327,6 +234,9 @@ func adminHandler(srv *proxy.Server, svc services) http.Handler {
 
 // ready is nil when pgcloak can serve: every failing check is named.
 func ready(ctx context.Context, srv *proxy.Server, svc services) error {
+	if svc.draining != nil && svc.draining.Load() {
+		return errors.New("draining: shutting down, sessions are finishing")
+	}
 	var errs []error
 	if svc.policy != nil {
 		if err := svc.policy.ready(); err != nil {

@@ -51,6 +51,9 @@ type Options struct {
 	TLSCertFile, TLSKeyFile string
 	// Settings are extra postgresql.conf lines, "name = value".
 	Settings []string
+	// HBA are extra pg_hba.conf lines, put before the ones that make the
+	// login roles work (the first matching line wins).
+	HBA []string
 }
 
 // Server is a running throwaway PostgreSQL.
@@ -188,6 +191,9 @@ func (s *Server) init() error {
 		"host all all 127.0.0.1/32 trust",
 		"",
 	}, "\n")
+	if len(s.opts.HBA) > 0 {
+		hba = strings.Join(s.opts.HBA, "\n") + "\n" + hba
+	}
 	if err := s.writeFile(filepath.Join(s.dataDir, "pg_hba.conf"), hba, 0o600); err != nil {
 		return err
 	}

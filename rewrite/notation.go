@@ -1,0 +1,85 @@
+package rewrite
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// PostgreSQL reads a.name, where a's row has no column called name, as the
+// function call name(a): functional notation. The same goes for
+// (expr).name. Such a call never appears as a FuncCall in the parse tree,
+// so the function allow-list would not see it; a function of a row type
+// (or of record, or anyelement) is one of the things a database's owner
+// creates. Every such reference that could be a call is judged as one.
+
+// fromRelation remembers the relation a FROM item names.
+func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
+	name := rv.Relname
+	if rv.Alias != nil {
+		name = rv.Alias.Aliasname
+	}
+	if w.fromRels == nil {
+		w.fromRels = map[string]*Relation{}
+	}
+	if prev, ok := w.fromRels[name]; ok && prev != rel {
+		w.fromRels[name] = nil // several: which one is not known here
+		return
+	}
+	w.fromRels[name] = rel
+}
+
+// checkFunctionalNotation judges each qualified name that may be a call in
+// functional notation: when the qualifier is a relation that has a column
+// of that name, it is a column; otherwise, if any function of that name
+// exists, it is a call and must pass the function allow-list (and fences,
+// as pgcloak cannot tell where the call runs).
+func (w *walker) checkFunctionalNotation() {
+	for _, c := range w.colRefs {
+		f := stringFields(c.Fields)
+		if len(f) < 2 || f[len(f)-1] == "*" {
+			continue
+		}
+		name := f[len(f)-1]
+		rel := w.fromRels[f[len(f)-2]]
+		if rel != nil && rel.Column(name) != nil {
+			continue
+		}
+		// A relation without such a column: a call, of a function the
+		// snapshot may not even know yet (refused then).
+		if w.maybeCall(name, rel != nil); w.err != nil {
+			return
+		}
+	}
+	for _, ind := range w.indirect {
+		// (a).f, where a names a relation of the FROM list: as a.f.
+		var rel *Relation
+		if c := ind.Arg.GetColumnRef(); c != nil {
+			if f := stringFields(c.Fields); len(f) == 1 {
+				rel = w.fromRels[f[0]]
+			}
+		}
+		for i, n := range ind.Indirection {
+			if s := n.GetString_(); s != nil {
+				call := i == 0 && rel != nil && rel.Column(s.Sval) == nil
+				if w.maybeCall(s.Sval, call); w.err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// maybeCall judges name as a function called with one row argument: when
+// call is set, or when a function of that name exists (otherwise it is a
+// column of a sub-select, a CTE or a function's result).
+func (w *walker) maybeCall(name string, call bool) {
+	if _, ok := w.rw.cat.funcs[name]; !ok && !call {
+		return
+	}
+	if err := w.rw.checkFunction("", name); err != nil {
+		w.fail(err)
+		return
+	}
+	if !w.rw.cat.funcLeakproof(name) {
+		w.leaky = true
+	}
+}
