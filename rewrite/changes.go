@@ -29,16 +29,20 @@ type ChangeRequest struct {
 	DecidedBy   *string           `json:"decided_by,omitempty"`
 	DecidedAt   *time.Time        `json:"decided_at,omitempty"`
 	Note        *string           `json:"note,omitempty"`
+	// RowVersion binds the request to the row as it was (RowVersion); nil
+	// for requests recorded before pgcloak kept versions, which are not
+	// applied.
+	RowVersion *string `json:"row_version,omitempty"`
 }
 
 const changeColumns = `id, requested_at, requester, requester_role, table_name, row_key, new_values, statement,
-	status, decided_by, decided_at, decision_note`
+	status, decided_by, decided_at, decision_note, row_version`
 
 func scanChange(row pgx.Row) (*ChangeRequest, error) {
 	var c ChangeRequest
 	var key, vals []byte
 	if err := row.Scan(&c.ID, &c.RequestedAt, &c.Requester, &c.Role, &c.Table, &key, &vals, &c.Statement,
-		&c.Status, &c.DecidedBy, &c.DecidedAt, &c.Note); err != nil {
+		&c.Status, &c.DecidedBy, &c.DecidedAt, &c.Note, &c.RowVersion); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(key, &c.Key); err != nil {
@@ -77,8 +81,18 @@ func GetChange(ctx context.Context, conn *pgx.Conn, id int64) (*ChangeRequest, e
 	return c, err
 }
 
+// Approver is the login a connection is authenticated as (session_user):
+// the approving command connects as the approver's own database login, so
+// that PostgreSQL, not a command-line flag, says who decides.
+func Approver(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var login string
+	err := conn.QueryRow(ctx, "SELECT pg_catalog.session_user()::text").Scan(&login)
+	return login, err
+}
+
 // decide locks a pending request for an approver who is a principal of the
-// rules and not its requester.
+// rules whose role may approve changes (approve_changes), and not its
+// requester. The caller must have authenticated the approver (Approver).
 func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver string) (*ChangeRequest, *rules.Policy, error) {
 	c, err := scanChange(tx.QueryRow(ctx, "SELECT "+changeColumns+" FROM pgcloak.change_requests WHERE id = $1 FOR UPDATE", id))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -94,8 +108,12 @@ func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver strin
 		return nil, nil, fmt.Errorf("change request %d: %s requested it and may not also approve or reject it", id, approver)
 	}
 	pol := e.rules()
-	if _, err := pol.Principal(approver); err != nil {
+	apr, err := pol.Principal(approver)
+	if err != nil {
 		return nil, nil, fmt.Errorf("approver: %w", err)
+	}
+	if !apr.Role.ApproveChanges || apr.Delegating {
+		return nil, nil, fmt.Errorf("change request %d: %s (role %s) may not approve or reject changes: the role has no approve_changes", id, approver, apr.Role.Name)
 	}
 	return c, pol, nil
 }
@@ -131,7 +149,7 @@ func (e *Engine) ApplyChange(ctx context.Context, conn *pgx.Conn, id int64, appr
 			return fmt.Errorf("change request %d: %w", id, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("change request %d: the row is no longer within the row filter of %s (role %s), or is gone; nothing was applied",
+			return fmt.Errorf("change request %d: the row changed since the request, is gone, or is no longer within the row filter of %s (role %s); nothing was applied",
 				id, c.Requester, c.Role)
 		}
 		_, err = tx.Exec(ctx, `UPDATE pgcloak.change_requests SET status = 'applied', decided_by = $2, decided_at = now() WHERE id = $1`, id, approver)
@@ -173,6 +191,9 @@ func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *
 	var sets []string
 	var values []string
 	for _, col := range cols {
+		if ok, _, why := pr.Role.MayWriteColumn(tn, col, "UPDATE"); !ok {
+			return "", fmt.Errorf("change request %d: %s", c.ID, why)
+		}
 		rc := rel.Column(col)
 		if rc == nil {
 			return "", fmt.Errorf("column %s of %s no longer exists", col, c.Table)
@@ -189,6 +210,10 @@ func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *
 		}
 		where = append(where, rules.QuoteIdent(alias)+"."+rules.QuoteIdent(k)+" = "+rules.QuoteLiteral(fmt.Sprint(kv))+"::"+rel.Column(k).Type)
 	}
+	if c.RowVersion == nil {
+		return "", fmt.Errorf("change request %d has no row version, so it cannot be bound to its row; reject it", c.ID)
+	}
+	where = append(where, RowVersion(alias)+" = "+rules.QuoteLiteral(*c.RowVersion))
 	old, _, err := rw.visibleSQL(tab, alias)
 	if err != nil {
 		return "", err

@@ -163,6 +163,7 @@ func buildPlanting(reps map[string]string) *planting {
 	p.text(camp, "channel", "", "")
 	p.fixed(camp, "starts_on", "'2020-01-01'")
 	p.number(camp, "budget", "86420975.31", "86420975.32")
+	p.fixed(camp, "manager", "'mia'") // every planted customer is a member: mia's campaign
 
 	for i, c := range leakCustomers {
 		n := i + 1
@@ -321,17 +322,15 @@ var leakRoles = []*leakRole{
 		hide: []string{"customers.email", "customers.phone", "customers.street", "contacts.email", "contacts.phone"}},
 	{login: "walt", tables: []string{"orders", "order_lines"}, profile: "standard",
 		show: []string{"orders.shipping_name", "orders.shipping_street", "orders.shipping_city", "orders.shipping_postal_code"}},
-	{login: "victor", profile: "standard"},
+	{login: "victor", tables: []string{"customers", "orders", "order_lines", "accounts", "sales_reps", "commissions", "sales_targets"}, profile: "standard",
+		hide: []string{"customers.email", "customers.phone", "customers.street"}},
 	{login: "mia", tables: []string{"customers", "campaigns", "campaign_members"}, purposes: []string{rules.DirectMarketing}, profile: "standard"},
-	{login: "ana", except: []string{"sales_reps", "commissions", "sales_targets"}, purposes: []string{rules.AutomatedDecision}, profile: "anonymized"},
+	{login: "ana", tables: []string{"customers", "orders", "order_lines", "support_tickets", "campaigns", "campaign_members"}, purposes: []string{rules.AutomatedDecision}, profile: "anonymized"},
 	{login: "dex", tables: []string{"customers", "orders", "order_lines"}, purposes: []string{rules.ThirdPartyDisclosure}, profile: "disclosure",
 		show: []string{"customers.city"}},
 }
 
 func (r *leakRole) tableAllowed(t string) bool {
-	if r.login == "victor" {
-		return true
-	}
 	if r.tables != nil {
 		return slices.Contains(r.tables, t)
 	}
@@ -376,6 +375,14 @@ func (p *planting) rawVisible(pol *rules.Policy, r *leakRole, c *leakCell) bool 
 	case "standard":
 		return class == rules.Identity || class == rules.Public
 	case "anonymized", "disclosure":
+		// Keys are pseudonymized and free text hidden, public or not.
+		t := rules.TableName{Schema: "public", Name: c.row.rules}
+		if pol.KeyColumn(t, c.col) {
+			return false
+		}
+		if tc := pol.Table(t).Column(c.col); tc != nil && tc.FreeText {
+			return false
+		}
 		return class == rules.Public
 	}
 	panic("unknown profile " + r.profile)

@@ -8,14 +8,20 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Changes to personal data are reviewed (design.md §2.5). For a role with
-// review_changes, an UPDATE that sets columns describing a person (classes
-// identity, personal and sensitive) does not change them: for each row it
-// would change, pgcloak.request_change records a change request (the
-// requester, the row's key, the new values, the normalized statement; never
-// the old values) and sends the client a NoticeResponse naming it. Columns
-// of class public in the same statement are updated at once; an UPDATE of
-// personal data only answers UPDATE 0.
+// Changes to a person's record are reviewed (design.md §2.5). For a role
+// with review_changes, an UPDATE of a table about a subject (the subject
+// table and the tables linked to it) changes nothing the rules do not
+// exempt (review_exempt: public columns only, never keys or links): for
+// each row it would change, pgcloak.request_change records a change request
+// (the requester, the row's key and version, the new values, the
+// normalized statement; never the old values) and sends the client a
+// NoticeResponse naming it. In tables not about a subject, changes to
+// identity, personal and sensitive columns are held. Exempt columns in the
+// same statement are updated at once; an UPDATE of held columns only
+// answers UPDATE 0. INSERT and DELETE of a person's record are refused for
+// such roles (rules.Role.MayWrite). The version (RowVersion) binds the
+// request to the row as it was: a request whose row changed, or whose key
+// now names another row, is not applied.
 //
 //	UPDATE t AS a SET <public columns, or key = key>
 //	WHERE <rows, as for any UPDATE>
@@ -27,8 +33,11 @@ import (
 // RequestChange is the function that records a change request.
 const RequestChange = "pgcloak.request_change"
 
-func personalClass(c rules.Class) bool {
-	return c == rules.Identity || c == rules.Personal || c == rules.Sensitive
+// RowVersion is the SQL expression of a row's version, over the alias of
+// the row: the md5 of its text form. Any change to the row, or another row
+// at the same key, gives another version.
+func RowVersion(alias string) string {
+	return "pg_catalog.md5((" + rules.QuoteIdent(alias) + ".*)::pg_catalog.text)"
 }
 
 // reviewUpdate turns the personal part of an UPDATE into change requests.
@@ -40,7 +49,7 @@ func (w *walker) reviewUpdate(s *pg_query.UpdateStmt, rel *Relation, tab *rules.
 	var reviewVals []*pg_query.Node
 	var keep []*pg_query.Node
 	for i, c := range cols {
-		if personalClass(pr.Column(tab.Name, c).Class) {
+		if pr.Role.Reviewed(tab.Name, c) {
 			reviewCols = append(reviewCols, c)
 			reviewVals = append(reviewVals, values[i])
 		} else {
@@ -80,6 +89,7 @@ func (w *walker) reviewUpdate(s *pg_query.UpdateStmt, rel *Relation, tab *rules.
 		"pg_catalog.jsonb_build_object(" + strings.Join(key, ", ") + ")",
 		"pg_catalog.jsonb_build_object(" + strings.Join(vals, ", ") + ")",
 		rules.QuoteLiteral(w.normalized()),
+		RowVersion(alias),
 	}, ", ") + ")"
 	if len(keep) == 0 {
 		call = "NOT " + call

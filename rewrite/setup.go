@@ -61,17 +61,38 @@ CREATE TABLE IF NOT EXISTS pgcloak.change_requests (
 	decided_at     timestamptz,
 	decision_note  text
 );
+ALTER TABLE pgcloak.change_requests ADD COLUMN IF NOT EXISTS row_version text;
 REVOKE ALL ON pgcloak.change_requests FROM PUBLIC;
 REVOKE ALL ON SEQUENCE pgcloak.change_requests_id_seq FROM PUBLIC;
+-- The row version binds a request to the row as it was (rewrite.RowVersion);
+-- the six-argument form, for trusted components such as a customer portal,
+-- reads it from the row the key names. A key that names no row, or several,
+-- records a request without a version, which is never applied: the function
+-- answers the same either way, so that it tells its caller nothing about
+-- rows it could not read.
 CREATE OR REPLACE FUNCTION pgcloak.request_change(requester text, requester_role text, table_name text,
 		row_key jsonb, new_values jsonb, statement text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog
 	AS $$
 DECLARE
+	versions text[];
+BEGIN
+	EXECUTE format('SELECT array_agg(md5(t::text)) FROM %s t WHERE to_jsonb(t) @> $1', table_name::regclass)
+		INTO versions USING row_key;
+	IF coalesce(array_length(versions, 1), 0) <> 1 THEN
+		versions := ARRAY[NULL::text];
+	END IF;
+	RETURN pgcloak.request_change(requester, requester_role, table_name, row_key, new_values, statement, versions[1]);
+END $$;
+CREATE OR REPLACE FUNCTION pgcloak.request_change(requester text, requester_role text, table_name text,
+		row_key jsonb, new_values jsonb, statement text, row_version text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog
+	AS $$
+DECLARE
 	rid bigint;
 BEGIN
-	INSERT INTO pgcloak.change_requests (requester, requester_role, table_name, row_key, new_values, statement)
-	VALUES (requester, requester_role, table_name, row_key, new_values, statement)
+	INSERT INTO pgcloak.change_requests (requester, requester_role, table_name, row_key, new_values, statement, row_version)
+	VALUES (requester, requester_role, table_name, row_key, new_values, statement, row_version)
 	RETURNING id INTO rid;
 	RAISE NOTICE 'pgcloak: change request % recorded; an approver will apply or reject it', rid
 		USING DETAIL = 'table ' || table_name;
@@ -84,8 +105,7 @@ END $$;
 func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var fn, key bool
 	err := conn.QueryRow(ctx, `SELECT
-		EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-		        WHERE n.nspname = 'pgcloak' AND p.proname = 'pseudonym')
+		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL
 		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL
 		AND pg_catalog.to_regclass('pgcloak.change_requests') IS NOT NULL,
 		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)

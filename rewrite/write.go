@@ -60,6 +60,10 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 		return nil, nil, false
 	}
 	if tab != nil {
+		if ok, rule, why := w.rw.ctx.Principal.Role.MayWrite(tab.Name, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return nil, nil, false
+		}
 		// Named by its schema: the copies of the reference that the
 		// rewrite puts inside the statement (the row-choosing subquery)
 		// must not resolve to a CTE of the same name.
@@ -401,8 +405,12 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 		if rel.Column(c) == nil {
 			continue // the server reports the unknown column
 		}
+		if ok, rule, why := pr.Role.MayWriteColumn(tab.Name, c, what); !ok {
+			w.fail(&Refusal{Code: "42501", Rule: rule, Message: "pgcloak: " + why + " (rule: " + rule + ")"})
+			return false
+		}
 		v := pr.Column(tab.Name, c)
-		if v.Action == rules.Show && !v.HideIfOptedOut {
+		if v.Raw() {
 			continue
 		}
 		if pr.Role.BlindWrite(tab.Name, c) {
@@ -463,8 +471,7 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 			col = "*"
 		}
 		check := func(name string) bool {
-			v := pr.Column(tab.Name, name)
-			return v.Action == rules.Show && !v.HideIfOptedOut
+			return pr.Column(tab.Name, name).Raw()
 		}
 		if col == "*" {
 			for _, c := range rel.Columns {
@@ -577,6 +584,16 @@ func (rw *rewrite) visibleSQL(tab *rules.Table, alias string) (string, []string,
 		}
 		parts = append(parts, "("+q+")")
 		refs = append(refs, r...)
+	}
+	if tab.Subject {
+		// The subject table's check is its row filter alone: looking the
+		// new key up in the opt-outs would tell the writer whether another
+		// subject opted out. Its key cannot change (MayWriteColumn), so a
+		// row visible before an UPDATE has the same opt-outs after it.
+		if len(parts) == 0 {
+			return "true", refs, nil
+		}
+		return strings.Join(parts, " AND "), refs, nil
 	}
 	outer := ""
 	if alias != "" {

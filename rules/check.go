@@ -157,7 +157,7 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	defer tx.Rollback(ctx)
 	pr := &prober{ctx: ctx, tx: tx, seen: map[string]error{}}
 	var havePseudonym bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
 		return nil, err
 	}
 	var haveCheck bool

@@ -62,6 +62,9 @@ type compiler struct {
 	badAttrs map[string]bool
 	// subjectBroken: the subject section has an error already reported.
 	subjectBroken bool
+	// optOutWriters are the roles named in subject.opt_outs.writers,
+	// checked once the roles are compiled.
+	optOutWriters []Str
 }
 
 func (c *compiler) add(at Pos, format string, args ...any) { c.errs.add(at, format, args...) }
@@ -74,9 +77,14 @@ func (c *compiler) compile() {
 	c.compileTables()
 	c.compileSubject()
 	c.checkLinks()
+	if len(c.errs.errs) == 0 {
+		c.computeKeys() // follows the links: only once they are known not to loop
+	}
+	c.compileAnonymity()
 	c.compileProfiles()
 	c.compileAttributes()
 	c.compileRoles()
+	c.checkOptOutWriters()
 	c.compilePrincipals()
 	if len(c.errs.errs) == 0 {
 		c.precompute()
@@ -204,8 +212,8 @@ func (c *compiler) mask(fm *fileMask, ctx string) *Mask {
 			m.Value = &v
 		}
 	case MaskGeneralize:
-		if fm.Unit.V != "year" && fm.Unit.V != "month" {
-			c.add(fm.Unit.At, "generalize in %s must be year or month, not %q", ctx, fm.Unit.V)
+		if !generalizeUnits[fm.Unit.V] {
+			c.add(fm.Unit.At, "generalize in %s must be decade, year or month, not %q", ctx, fm.Unit.V)
 			return nil
 		}
 		m.Unit = fm.Unit.V
@@ -282,6 +290,7 @@ func (c *compiler) compileTables() {
 				continue
 			}
 			col.Class = cl
+			col.FreeText = fc.FreeText
 			if fc.Mask != nil {
 				col.Mask = c.mask(fc.Mask, fmt.Sprintf("column %q of %s", ce.Key, ctx))
 			}
@@ -310,7 +319,7 @@ func (c *compiler) compileSubject() {
 		return
 	}
 	t.Subject = true
-	subj := &Subject{Table: t.Name, Key: s.Key.V}
+	subj := &Subject{Table: t.Name, Key: s.Key.V, writers: map[string]bool{}}
 	c.p.subject = subj
 	if o := s.OptOuts; o != nil {
 		if o.Table == nil && len(o.Flags.Entries) == 0 {
@@ -324,6 +333,9 @@ func (c *compiler) compileSubject() {
 			}
 		} else if o.SubjectColumn != nil || o.PurposeColumn != nil {
 			c.add(o.At, "subject_column and purpose_column of opt_outs belong with table")
+		}
+		for _, w := range o.Writers {
+			c.optOutWriters = append(c.optOutWriters, w)
 		}
 		if len(o.Flags.Entries) > 0 {
 			subj.OptOutFlags = map[string]string{}
@@ -426,10 +438,10 @@ var builtinProfiles = []*Profile{
 		Classes: [numClasses]rule{Identity: {action: Show}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
 	{Name: "personal_data", Builtin: true, HonorSensitiveOptOut: false,
 		Classes: [numClasses]rule{Identity: {action: Show}, Personal: {action: Show}, Sensitive: {action: Show}, Public: {action: Show}}},
-	{Name: "anonymized", Builtin: true, HonorSensitiveOptOut: true,
-		Classes: [numClasses]rule{Identity: {action: Pseudonymize}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
-	{Name: "disclosure", Builtin: true, HonorSensitiveOptOut: true,
-		Classes: [numClasses]rule{Identity: {action: Pseudonymize}, Personal: {action: MaskValue}, Sensitive: {action: Deny}, Public: {action: Show}}},
+	{Name: "anonymized", Builtin: true, HonorSensitiveOptOut: true, Keys: &rule{action: Pseudonymize}, Timestamps: "month",
+		Classes: [numClasses]rule{Identity: {action: Hide}, Personal: {action: MaskValue}, Sensitive: {action: Hide}, Public: {action: Show}}},
+	{Name: "disclosure", Builtin: true, HonorSensitiveOptOut: true, Keys: &rule{action: Pseudonymize}, Timestamps: "month",
+		Classes: [numClasses]rule{Identity: {action: Hide}, Personal: {action: MaskValue}, Sensitive: {action: Deny}, Public: {action: Show}}},
 }
 
 func (c *compiler) compileProfiles() {
@@ -472,6 +484,7 @@ func (c *compiler) compileProfiles() {
 				c.add(s.At, "sensitive_opt_out of %s must be honor or ignore, not %q", ctx, s.V)
 			}
 		}
+		c.profileKeys(&fp, pr, ctx)
 		pr.columns = c.columnRules(fp.Columns, ctx)
 		c.p.profiles[e.Key] = pr
 	}
@@ -565,7 +578,7 @@ func (c *compiler) compileRoles() {
 
 func (c *compiler) role(name string, fr *fileRole, at Pos) *Role {
 	ctx := fmt.Sprintf("role %q", name)
-	r := &Role{Name: name, policy: c.p, At: at, ReviewChanges: fr.ReviewChanges,
+	r := &Role{Name: name, policy: c.p, At: at, ReviewChanges: fr.ReviewChanges, ApproveChanges: fr.ApproveChanges,
 		listed: map[TableName]bool{}, denied: map[TableName]bool{}, filters: map[TableName]*filterTemplate{},
 		unlisted: c.p.unlistedAllowed}
 	if fr.Unrestricted {
@@ -618,13 +631,25 @@ func (c *compiler) role(name string, fr *fileRole, at Pos) *Role {
 	if fr.Tables == nil {
 		r.allTables = true
 	}
-	for _, s := range fr.Tables {
+	for _, ref := range fr.Tables {
+		s := ref.Name
+		ops, ok := c.tableOps(&ref, ctx)
+		if !ok {
+			continue
+		}
 		if s.V == "*" {
 			r.allTables = true
+			r.allOps = ops
 			continue
 		}
 		if t, ok := c.knownTable(s, "tables of "+ctx); ok {
 			r.listed[t.Name] = true
+			if ref.Ops != nil {
+				if r.ops == nil {
+					r.ops = map[TableName]OpSet{}
+				}
+				r.ops[t.Name] = ops
+			}
 		}
 	}
 	if !r.allTables {
@@ -662,6 +687,7 @@ func (c *compiler) role(name string, fr *fileRole, at Pos) *Role {
 		r.filters[t.Name] = ft
 	}
 	r.overrides = c.columnRules(fr.Columns, ctx)
+	c.reviewExempt(r, fr, ctx)
 	for _, e := range fr.BlindWrites.Entries {
 		t, ok := c.knownTable(Str{V: e.Key, At: e.KeyAt}, "blind_writes of "+ctx)
 		if !ok {

@@ -181,17 +181,20 @@ func TestEveryViewRunsOnTheCRM(t *testing.T) {
 		}
 	}
 
-	// The analyst's pseudonyms are stable and keep distinct counts.
-	a := p.Role("analyst").Column(customers, "email")
-	expr, _ := a.SQL("email", "text")
-	var distinctRaw, distinctPs int
+	// The analyst's key pseudonyms are stable and keep distinct counts;
+	// the disclosure role's are others.
+	a := p.Role("analyst").Column(customers, "customer_id")
+	expr, _ := a.SQL("customer_id", "bigint")
+	d := p.Role("disclosure_export").Column(customers, "customer_id")
+	dexpr, _ := d.SQL("customer_id", "bigint")
+	var distinctRaw, distinctPs, shared int
 	var same bool
-	if err := conn.QueryRow(ctx, "SELECT count(DISTINCT email), count(DISTINCT "+expr+"), bool_and("+expr+" = "+expr+") FROM customers").
-		Scan(&distinctRaw, &distinctPs, &same); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(DISTINCT customer_id), count(DISTINCT "+expr+"), bool_and("+expr+" = "+expr+"), count(*) FILTER (WHERE "+expr+" = "+dexpr+") FROM customers").
+		Scan(&distinctRaw, &distinctPs, &same, &shared); err != nil {
 		t.Fatal(err)
 	}
-	if distinctRaw != distinctPs || !same {
-		t.Errorf("pseudonyms: %d distinct emails, %d distinct pseudonyms, stable %v", distinctRaw, distinctPs, same)
+	if distinctRaw != distinctPs || !same || shared != 0 || a.Action != Pseudonymize {
+		t.Errorf("pseudonyms: %d distinct keys, %d distinct pseudonyms, stable %v, %d shared with disclosure", distinctRaw, distinctPs, same, shared)
 	}
 	if strings.Contains(expr, "0123456789abcdef") {
 		t.Error("the pseudonym key is in the SQL")

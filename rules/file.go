@@ -21,6 +21,7 @@ type fileRules struct {
 	Profiles   omap[fileProfile] `yaml:"profiles" noun:"profile"`
 	Roles      omap[fileRole]    `yaml:"roles" noun:"role"`
 	Principals *filePrincipals   `yaml:"principals"`
+	Anonymity  *fileAnonymity    `yaml:"anonymity"`
 }
 
 type fileDefaults struct {
@@ -41,6 +42,7 @@ type fileOptOuts struct {
 	SubjectColumn *Str      `yaml:"subject_column"`
 	PurposeColumn *Str      `yaml:"purpose_column"`
 	Flags         omap[Str] `yaml:"flags" noun:"opt-out flag of purpose"`
+	Writers       []Str     `yaml:"writers"`
 }
 
 type fileTable struct {
@@ -71,9 +73,10 @@ func (l *fileLink) decodeYAML(d *decoder, n *yaml.Node, ctx string) {
 
 // fileColumn is "email: identity" or "email: {class: identity, mask: email}".
 type fileColumn struct {
-	At    Pos
-	Class *Str      `yaml:"class"`
-	Mask  *fileMask `yaml:"mask"`
+	At       Pos
+	Class    *Str      `yaml:"class"`
+	Mask     *fileMask `yaml:"mask"`
+	FreeText bool      `yaml:"free_text"`
 }
 
 func (c *fileColumn) decodeYAML(d *decoder, n *yaml.Node, ctx string) {
@@ -223,23 +226,27 @@ type fileProfile struct {
 	Personal        *fileAction            `yaml:"personal"`
 	Sensitive       *fileAction            `yaml:"sensitive"`
 	Public          *fileAction            `yaml:"public"`
+	Keys            *fileAction            `yaml:"keys"`
+	Timestamps      *Str                   `yaml:"timestamps"`
 	SensitiveOptOut *Str                   `yaml:"sensitive_opt_out"`
 	Columns         omap[omap[fileAction]] `yaml:"columns" noun:"columns of table"`
 }
 
 type fileRole struct {
-	At            Pos
-	Profile       *Str                   `yaml:"profile"`
-	Unrestricted  bool                   `yaml:"unrestricted"`
-	Statements    []Str                  `yaml:"statements"`
-	Tables        []Str                  `yaml:"tables"`
-	DenyTables    []Str                  `yaml:"deny_tables"`
-	Filters       omap[Str]              `yaml:"filters" noun:"row filter of table"`
-	Columns       omap[omap[fileAction]] `yaml:"columns" noun:"columns of table"`
-	Purpose       *Str                   `yaml:"purpose"`
-	Purposes      []Str                  `yaml:"purposes"`
-	ReviewChanges bool                   `yaml:"review_changes"`
-	BlindWrites   omap[[]Str]            `yaml:"blind_writes" noun:"blind writes of table"`
+	At             Pos
+	Profile        *Str                   `yaml:"profile"`
+	Unrestricted   bool                   `yaml:"unrestricted"`
+	Statements     []Str                  `yaml:"statements"`
+	Tables         []fileTableRef         `yaml:"tables"`
+	DenyTables     []Str                  `yaml:"deny_tables"`
+	Filters        omap[Str]              `yaml:"filters" noun:"row filter of table"`
+	Columns        omap[omap[fileAction]] `yaml:"columns" noun:"columns of table"`
+	Purpose        *Str                   `yaml:"purpose"`
+	Purposes       []Str                  `yaml:"purposes"`
+	ReviewChanges  bool                   `yaml:"review_changes"`
+	ReviewExempt   omap[[]Str]            `yaml:"review_exempt" noun:"review exemptions of table"`
+	ApproveChanges bool                   `yaml:"approve_changes"`
+	BlindWrites    omap[[]Str]            `yaml:"blind_writes" noun:"blind writes of table"`
 }
 
 type filePrincipals struct {

@@ -113,6 +113,9 @@ type Subject struct {
 	// OptOutFlags maps a purpose to a boolean column of the subject table
 	// that is true when the subject opted out of it.
 	OptOutFlags map[string]string
+	// writers are the roles that may write opt-out records
+	// (subject.opt_outs.writers).
+	writers map[string]bool
 }
 
 // OptOutTable is a table with one row per (subject, purpose opted out of).
@@ -169,7 +172,11 @@ type Column struct {
 	Name  string
 	Class Class
 	Mask  *Mask // the column's own mask, nil for the class default
-	At    Pos
+	// FreeText: the column holds text anyone may have written anything
+	// in (a ticket body); anonymizing profiles hide it unless the role
+	// names a mask for it.
+	FreeText bool
+	At       Pos
 }
 
 // Column returns the classed column name, or nil.
@@ -184,8 +191,14 @@ type Profile struct {
 	// HonorSensitiveOptOut hides the sensitive columns of subjects who opted
 	// out of sensitive_data (every profile but personal_data).
 	HonorSensitiveOptOut bool
-	columns              map[TableName]map[string]rule
-	At                   Pos
+	// Keys is what the subject key and every key pointing to a subject's
+	// rows look like (anonymity.go); nil leaves them to their class.
+	Keys *rule
+	// Timestamps is the unit anonymizing profiles generalize date and time
+	// columns they would show to ("month"); "" shows them.
+	Timestamps string
+	columns    map[TableName]map[string]rule
+	At         Pos
 }
 
 // rule is an action with the mask it uses, as written in a profile or role.
@@ -228,6 +241,9 @@ type Policy struct {
 	loginList    []*loginRule
 	defaultLogin *loginRule
 	delegation   Delegation
+
+	minK int                           // anonymity.min_k; 0 when the rules set none
+	keys map[TableName]map[string]bool // key columns (anonymity.go)
 }
 
 // File is the path the policy was loaded from.

@@ -156,8 +156,15 @@ func TestColumnViews(t *testing.T) {
 		{"sales_rep", "customers", "shoe_size", MaskValue, "redact"}, // unclassed: personal
 		{"consultant", "customers", "email", Hide, ""},
 		{"consultant", "customers", "first_name", Show, ""},
-		{"analyst", "customers", "email", Pseudonymize, "pseudonymize"},
-		{"analyst", "customers", "annual_income", MaskValue, "income_band"},
+		{"analyst", "customers", "email", Hide, ""},                           // identity: hidden by anonymized
+		{"analyst", "customers", "customer_id", Pseudonymize, "pseudonymize"}, // the subject key
+		{"analyst", "orders", "customer_id", Pseudonymize, "pseudonymize"},    // a link
+		{"analyst", "orders", "order_id", Pseudonymize, "pseudonymize"},       // referenced by a link
+		{"analyst", "orders", "shipping_postal_code", Hide, ""},               // a partial mask: hidden
+		{"analyst", "support_tickets", "subject", Hide, ""},                   // free text
+		{"analyst", "customers", "annual_income", MaskValue, "income_top"},
+		{"disclosure_export", "customers", "customer_id", Pseudonymize, "pseudonymize"},
+		{"sales_rep", "customers", "customer_id", Show, ""},
 		{"disclosure_export", "customers", "religion", Deny, ""},
 		{"disclosure_export", "customers", "city", Show, ""},
 		{"privacy_officer", "customers", "religion", Show, ""},
@@ -325,5 +332,76 @@ func BenchmarkColumnLookup(b *testing.B) {
 	alice, _ := p.Principal("alice")
 	for b.Loop() {
 		_ = alice.Column(customers, "email")
+	}
+}
+
+// Per-table permissions, opt-out writers, review coverage and approvers
+// of the sample rules.
+func TestPermissionsAndReview(t *testing.T) {
+	p := crmPolicy(t)
+	role := p.Role
+	optOuts := TableName{"public", "customer_opt_outs"}
+	for _, c := range []struct {
+		role  string
+		table TableName
+		what  string
+		ok    bool
+	}{
+		{"sales_rep", optOuts, "DELETE", false},
+		{"sales_rep", optOuts, "INSERT", false},
+		{"sales_rep", customers, "DELETE", false},
+		{"sales_rep", customers, "UPDATE", true},
+		{"sales_rep", TableName{"public", "orders"}, "DELETE", true},
+		{"sales_rep", TableName{"public", "sales_reps"}, "UPDATE", false},
+		{"privacy_officer", optOuts, "INSERT", true},
+		{"privacy_officer", TableName{"public", "commissions"}, "UPDATE", false},
+		{"support", TableName{"public", "support_tickets"}, "INSERT", false}, // review: only UPDATEs are held
+		{"support", customers, "UPDATE", true},
+		{"senior_marketing", customers, "DELETE", false},
+	} {
+		ok, rule, why := role(c.role).MayWrite(c.table, c.what)
+		if ok != c.ok || !ok && (rule == "" || why == "") {
+			t.Errorf("%s %s on %s: %v %q %q", c.role, c.what, c.table, ok, rule, why)
+		}
+	}
+	if ok, _, _ := role("privacy_officer").MayWriteColumn(customers, "customer_id", "UPDATE"); ok {
+		t.Error("a restricted role may change the subject key")
+	}
+	if ok, _, _ := role("sales_rep").MayWriteColumn(customers, "customer_id", "INSERT"); !ok {
+		t.Error("an INSERT must give the subject key")
+	}
+	sup := role("support")
+	for _, c := range []struct {
+		table, col string
+		held       bool
+	}{
+		{"customers", "region", true}, {"customers", "segment", true}, {"customers", "phone", true},
+		{"support_tickets", "subject", true}, {"support_tickets", "customer_id", true},
+		{"orders", "customer_id", true}, {"support_tickets", "status", false},
+	} {
+		if got := sup.Reviewed(TableName{"public", c.table}, c.col); got != c.held {
+			t.Errorf("support %s.%s reviewed %v, want %v", c.table, c.col, got, c.held)
+		}
+	}
+	if role("sales_rep").Reviewed(customers, "email") {
+		t.Error("sales reps' changes are not reviewed")
+	}
+	if !role("privacy_officer").ApproveChanges || role("support").ApproveChanges {
+		t.Error("approve_changes")
+	}
+	if p.MinK() != 5 || !role("analyst").Anonymizing() || role("sales_rep").Anonymizing() {
+		t.Error("anonymity settings")
+	}
+	bad := []string{
+		"roles:\n  x:\n    profile: standard\n    tables: [{customers: [insert]}]\n",
+		"roles:\n  x:\n    profile: standard\n    tables: [{customers: [erase]}]\n",
+		"roles:\n  x:\n    profile: standard\n    review_changes: true\n    review_exempt: {customers: [email]}\n",
+		"anonymity: {min_k: 0}\n",
+	}
+	for _, b := range bad {
+		src := "version: 1\nsubject: {table: customers, key: customer_id}\ntables:\n  customers:\n    columns: {customer_id: public, email: identity}\n" + b
+		if _, err := Parse("x.yaml", []byte(src)); err == nil {
+			t.Errorf("accepted:\n%s", b)
+		}
 	}
 }

@@ -14,9 +14,17 @@ type Role struct {
 	// ReviewChanges holds the role's changes to personal and sensitive
 	// columns as change requests (design.md §2.5).
 	ReviewChanges bool
+	// ApproveChanges: the role's principals may approve or reject other
+	// principals' change requests.
+	ApproveChanges bool
+	// reviewExempt lists, per table, the columns whose changes are not
+	// held although the table is about a subject (review_exempt).
+	reviewExempt map[TableName]map[string]bool
 
 	statements statementSet
-	allTables  bool               // "*" in tables: every table not confidential
+	allTables  bool  // "*" in tables: every table not confidential
+	allOps     OpSet // what "*" allows (permissions.go)
+	ops        map[TableName]OpSet
 	listed     map[TableName]bool // tables named in tables
 	denied     map[TableName]bool
 	filters    map[TableName]*filterTemplate
@@ -104,7 +112,19 @@ type ColumnView struct {
 	// HideIfOptedOut: the value must be NULL for subjects who opted out of
 	// sensitive_data (Subject.OptedOut(SensitiveData, …)).
 	HideIfOptedOut bool
+	// Scope is the pseudonym scope for Action Pseudonymize: the role's own
+	// pseudonym key (Role.PseudonymScope).
+	Scope string
+	// Coarsen, for Action Show: the unit an anonymizing profile truncates
+	// date and time values to (profile timestamps); values of other types
+	// are shown as they are.
+	Coarsen string
 }
+
+// Raw says whether the role reads the column's values as they are stored
+// (shown, not coarsened, not hidden for sensitive-data opt-outs): only
+// such columns may be read on the real row of a write (SET, RETURNING).
+func (v ColumnView) Raw() bool { return v.Action == Show && !v.HideIfOptedOut && v.Coarsen == "" }
 
 // SQL is the expression a policy subquery selects for the column, over
 // column's bare name (the subquery reads the base table directly), of the
@@ -115,8 +135,11 @@ func (v ColumnView) SQL(column, sqlType string) (string, error) {
 	switch v.Action {
 	case Show:
 		expr = QuoteIdent(column)
+		if v.Coarsen != "" && FamilyOf(sqlType) == FamilyTemporal {
+			expr = "(pg_catalog.date_trunc(" + QuoteLiteral(v.Coarsen) + ", " + expr + "))::" + sqlType
+		}
 	case MaskValue, Pseudonymize:
-		e, err := v.Mask.SQL(column, sqlType)
+		e, err := v.Mask.ScopedSQL(column, sqlType, v.Scope)
 		if err != nil {
 			return "", err
 		}
@@ -153,13 +176,37 @@ func (r *Role) Column(t TableName, col string) ColumnView {
 // overrides and the column's own mask.
 func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnView {
 	ru := r.Profile.Classes[class]
+	if r.Profile.Keys != nil && c != nil && r.policy.KeyColumn(t, c.Name) {
+		ru = *r.Profile.Keys
+	}
+	overridden := false
 	if pr, ok := r.Profile.columns[t][nameOf(c)]; ok {
-		ru = pr
+		ru, overridden = pr, true
 	}
 	if rr, ok := r.overrides[t][nameOf(c)]; ok {
-		ru = rr
+		ru, overridden = rr, true
 	}
-	v := ColumnView{Class: class, Classed: classed, Action: ru.action}
+	if !overridden && r.Anonymizing() && c != nil && !r.policy.KeyColumn(t, c.Name) {
+		// Anonymizing profiles hide free text and the columns whose mask
+		// keeps part of the value (partial, email, custom), generalize
+		// rather than cut, and coarsen timestamps, unless the rules name
+		// a view for the column.
+		m := ru.mask
+		if m == nil {
+			m = c.Mask
+		}
+		switch {
+		case c.FreeText && ru.action != Deny:
+			ru = rule{action: Hide}
+		case ru.action == MaskValue && m != nil && (m.Kind == MaskPartial || m.Kind == MaskEmail || m.Kind == MaskSQL):
+			ru = rule{action: Hide}
+		}
+	}
+	coarsen := ""
+	if !overridden && r.Anonymizing() && c != nil && ru.action == Show && !r.policy.KeyColumn(t, c.Name) {
+		coarsen = r.Profile.Timestamps
+	}
+	v := ColumnView{Class: class, Classed: classed, Action: ru.action, Coarsen: coarsen}
 	switch ru.action {
 	case MaskValue:
 		switch {
@@ -172,6 +219,9 @@ func (r *Role) view(t TableName, c *Column, class Class, classed bool) ColumnVie
 		}
 	case Pseudonymize:
 		v.Mask = pseudonymMask
+	}
+	if v.Mask != nil && v.Mask.Kind == MaskPseudonymize {
+		v.Scope = r.PseudonymScope()
 	}
 	v.HideIfOptedOut = class == Sensitive && r.Profile.HonorSensitiveOptOut &&
 		ru.action != Hide && ru.action != Deny && r.policy.subjectReaches(t)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -30,6 +31,8 @@ type checkReport struct {
 	Errors   int             `json:"errors"`
 	Warnings int             `json:"warnings"`
 	Findings []rules.Finding `json:"findings"`
+	// Anonymity: k per anonymizing role (check_anonymity.go).
+	Anonymity []*anonymity.Result `json:"anonymity,omitempty"`
 }
 
 // check is pgcloak check: exit status 0 when clean, 1 on errors (and on
@@ -81,6 +84,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			rep.Findings = append(rep.Findings, findings...)
+			if rep.Anonymity, findings, err = checkAnonymity(ctx, p, *dsn); err != nil {
+				fmt.Fprintf(stderr, "pgcloak check: %v\n", err)
+				return 1
+			}
+			rep.Findings = append(rep.Findings, findings...)
 			if len(proxies) > 0 {
 				if findings, err = checkAccess(ctx, p, *dsn, proxies); err != nil {
 					fmt.Fprintf(stderr, "pgcloak check: %v\n", err)
@@ -124,6 +132,7 @@ func writeCheckText(w io.Writer, rep checkReport, p *rules.Policy) {
 	for _, f := range rep.Findings {
 		fmt.Fprintf(w, "%-7s %s\n", f.Severity, f)
 	}
+	writeAnonymityText(w, rep.Anonymity)
 	if p != nil {
 		fmt.Fprintf(w, "%s: version %s, %d tables, %d roles", rep.Rules, rep.Version, len(p.Tables()), len(p.Roles()))
 		if rep.Database {

@@ -33,7 +33,9 @@ var crmServer = sync.OnceValues(func() (*pgtest.Server, error) {
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 400}); err != nil {
+	// Enough customers for the anonymized views to reach anonymity.min_k
+	// (the shipped rules are clean on the sample CRM).
+	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 2000}); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -213,5 +215,46 @@ func TestCheckSchemaMistakes(t *testing.T) {
 		if code != 1 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, want %q in:\n%s", code, want, out)
 		}
+	}
+}
+
+// check --database measures k for each anonymizing role: the shipped rules
+// meet min_k; showing the analyst the creation time (to the second) does
+// not, which fails --strict and names the column.
+func TestCheckAnonymity(t *testing.T) {
+	pg := crmDB(t)
+	dsn := pg.DSN(pgtest.SuperUser, pgtest.Database)
+	if code := runSetup([]string{"--database", dsn}); code != 0 {
+		t.Fatalf("pgcloak setup: exit %d", code)
+	}
+	code, out := runCheckArgs(t, "--rules", writeRules(t, crm.Rules), "--database", dsn, "--format", "json")
+	var rep struct {
+		Anonymity []struct {
+			Role string `json:"role"`
+			K    int64  `json:"k"`
+			MinK int    `json:"min_k"`
+			OK   bool   `json:"ok"`
+		} `json:"anonymity"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Anonymity) != 2 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	for _, a := range rep.Anonymity {
+		if !a.OK || a.K < int64(a.MinK) || a.MinK != 5 {
+			t.Errorf("%+v", a)
+		}
+	}
+	bad := strings.Replace(string(crm.Rules), "        created_at: hide\n      orders: {shipping_street: hide, shipping_city: hide}\n\n  disclosure_export:",
+		"        created_at: show\n      orders: {shipping_street: hide, shipping_city: hide}\n\n  disclosure_export:", 1)
+	if bad == string(crm.Rules) {
+		t.Fatal("the analyst's created_at override is not where the test expects it")
+	}
+	path := writeRules(t, []byte(bad))
+	if code, out := runCheckArgs(t, "--rules", path, "--database", dsn); code != 0 || !strings.Contains(out, "role analyst sees") {
+		t.Fatalf("without --strict: exit %d:\n%s", code, out)
+	}
+	code, out = runCheckArgs(t, "--rules", path, "--database", dsn, "--strict")
+	if code != 1 || !strings.Contains(out, "anonymity.min_k 5 (k = 1)") || !strings.Contains(out, "created_at") {
+		t.Fatalf("--strict: exit %d:\n%s", code, out)
 	}
 }

@@ -28,8 +28,12 @@ func runReview(args []string) int {
 	usage := func() {
 		fmt.Fprintln(os.Stderr, `usage: pgcloak review list    --database DSN [--status pending|applied|rejected|all]
        pgcloak review show    --database DSN ID
-       pgcloak review approve --database DSN --rules FILE --approver LOGIN ID
-       pgcloak review reject  --database DSN --rules FILE --approver LOGIN [--note TEXT] ID`)
+       pgcloak review approve --database DSN --rules FILE --approver-database DSN ID
+       pgcloak review reject  --database DSN --rules FILE --approver-database DSN [--note TEXT] ID
+
+approve and reject connect a second time as the approver's own database
+login (--approver-database): PostgreSQL authenticates the approver, whose
+role must have approve_changes and who must not be the requester.`)
 	}
 	if len(args) == 0 {
 		usage()
@@ -43,7 +47,8 @@ func runReview(args []string) int {
 	fs := flag.NewFlagSet("review "+verb, flag.ContinueOnError)
 	dsn := fs.String("database", "", "connection string of the protected database, as its owner (required)")
 	rulesFile := fs.String("rules", "", "privacy rules `FILE` (approve, reject)")
-	approver := fs.String("approver", "", "the principal deciding: a login of the rules, not the requester (approve, reject)")
+	approverDSN := fs.String("approver-database", "", "connection string as the approver's own login, which PostgreSQL authenticates (approve, reject)")
+	approverName := fs.String("approver", "", "optional: the login expected to decide; must be the login of --approver-database")
 	status := fs.String("status", "pending", "which requests to list: pending, applied, rejected or all")
 	note := fs.String("note", "", "why the request is rejected")
 	format := fs.String("format", "text", "output format: text or json")
@@ -78,11 +83,28 @@ func runReview(args []string) int {
 		}
 		return n, true
 	}
+	approver := new(string)
 	engine := func() (*rewrite.Engine, bool) {
-		if *rulesFile == "" || *approver == "" {
+		if *rulesFile == "" || *approverDSN == "" {
 			usage()
 			return nil, false
 		}
+		aconn, err := pgx.Connect(ctx, *approverDSN)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pgcloak review: connecting as the approver:", err)
+			return nil, false
+		}
+		login, err := rewrite.Approver(ctx, aconn)
+		aconn.Close(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pgcloak review: approver:", err)
+			return nil, false
+		}
+		if *approverName != "" && *approverName != login {
+			fmt.Fprintf(os.Stderr, "pgcloak review: --approver %s, but --approver-database is authenticated as %s\n", *approverName, login)
+			return nil, false
+		}
+		*approver = login
 		pol, err := rules.Load(*rulesFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

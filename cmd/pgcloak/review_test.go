@@ -30,9 +30,13 @@ func TestReviewCommand(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT min(customer_id) FROM customers WHERE region = 'north'").Scan(&id); err != nil {
 			t.Fatal(err)
 		}
-		if err := conn.QueryRow(ctx, `INSERT INTO pgcloak.change_requests (requester, requester_role, table_name, row_key, new_values, statement)
-			VALUES ('sam', 'support', 'public.customers', jsonb_build_object('customer_id', $1::bigint), jsonb_build_object('phone', $2::text), 'UPDATE customers SET phone = $1')
-			RETURNING id`, id, fmt.Sprintf("+1 555 01%02d", i)).Scan(&ids[i]); err != nil {
+		// As a trusted component records one (CHANGES_API): the function
+		// binds the request to the row's current version.
+		if _, err := conn.Exec(ctx, `SELECT pgcloak.request_change('sam', 'support', 'public.customers', jsonb_build_object('customer_id', $1::bigint),
+			jsonb_build_object('phone', $2::text), 'UPDATE customers SET phone = $1')`, id, fmt.Sprintf("+1 555 01%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT max(id) FROM pgcloak.change_requests").Scan(&ids[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,13 +47,23 @@ func TestReviewCommand(t *testing.T) {
 		t.Fatalf("show: %d", code)
 	}
 	log := filepath.Join(t.TempDir(), "review-access.log")
-	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "sam", "--audit-file", log, fmt.Sprint(ids[0])}); code != 1 {
+	// The approver is the login PostgreSQL authenticates, not a name.
+	as := func(login string) string {
+		return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable", pg.Host, pg.Port, login, crm.DemoPassword, pgtest.Database)
+	}
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver-database", as("sam"), "--audit-file", log, fmt.Sprint(ids[0])}); code != 1 {
 		t.Fatalf("the requester approving their own request: exit %d", code)
 	}
-	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "petra", "--audit-file", log, fmt.Sprint(ids[0])}); code != 0 {
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver-database", as("alice"), "--audit-file", log, fmt.Sprint(ids[0])}); code != 1 {
+		t.Fatalf("a login without approve_changes approving: exit %d", code)
+	}
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver", "petra", "--approver-database", as("alice"), fmt.Sprint(ids[0])}); code != 1 {
+		t.Fatalf("--approver naming another login than the one authenticated: exit %d", code)
+	}
+	if code := runReview([]string{"approve", "--database", dsn, "--rules", path, "--approver-database", as("petra"), "--audit-file", log, fmt.Sprint(ids[0])}); code != 0 {
 		t.Fatalf("approve: %d", code)
 	}
-	if code := runReview([]string{"reject", "--database", dsn, "--rules", path, "--approver", "petra", "--note", "dup", "--audit-file", log, fmt.Sprint(ids[1])}); code != 0 {
+	if code := runReview([]string{"reject", "--database", dsn, "--rules", path, "--approver-database", as("petra"), "--note", "dup", "--audit-file", log, fmt.Sprint(ids[1])}); code != 0 {
 		t.Fatalf("reject: %d", code)
 	}
 	// Every decision, refused ones included, is in the access log, and the

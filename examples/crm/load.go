@@ -284,7 +284,8 @@ func (g *generator) plan() {
 	var campaigns, members [][]any
 	for i := 1; i <= 10; i++ {
 		campaigns = append(campaigns, []any{int32(i), fmt.Sprintf("Campaign %d: %s", i, g.pick([]string{"Spring sale", "Loyalty bonus", "New store", "Winter deals"})),
-			g.pick([]string{"email", "phone", "mail"}), base.AddDate(0, i-12, 0), fmt.Sprintf("%.2f", g.money(5000, 80000))})
+			g.pick([]string{"email", "phone", "mail"}), base.AddDate(0, i-12, 0), fmt.Sprintf("%.2f", g.money(5000, 80000)),
+			[]string{"max", "mia"}[i%2]})
 		for _, c := range g.customers {
 			if g.chance(0.05) {
 				members = append(members, []any{int32(i), c.id, g.at(300), g.chance(0.2)})
@@ -292,6 +293,6 @@ func (g *generator) plan() {
 		}
 	}
 	g.stats.CampaignMembers = len(members)
-	g.add("campaigns", []string{"campaign_id", "name", "channel", "starts_on", "budget"}, campaigns)
+	g.add("campaigns", []string{"campaign_id", "name", "channel", "starts_on", "budget", "manager"}, campaigns)
 	g.add("campaign_members", []string{"campaign_id", "customer_id", "added_at", "responded"}, members)
 }

@@ -120,7 +120,8 @@ CREATE TABLE campaigns (
     name        text NOT NULL,
     channel     text NOT NULL,
     starts_on   date NOT NULL,
-    budget      numeric(12,2) NOT NULL
+    budget      numeric(12,2) NOT NULL,
+    manager     text NOT NULL               -- login of the marketer who runs it
 );
 
 CREATE TABLE campaign_members (
