@@ -24,23 +24,9 @@ type Options struct {
 	AuditOpen bool
 	// Since and Until bound the period; zero is open.
 	Since, Until time.Time
-	// Risk measures re-identification risk; nil leaves it unmeasured.
-	Risk RiskMeasurer
 	// Now is the report's time (time.Now when nil).
 	Now func() time.Time
 }
-
-// RiskMeasurer measures the k-anonymity of what a role sees, in the
-// database.
-type RiskMeasurer interface {
-	// Measure returns one RoleRisk per table of the role it measures, and
-	// the threshold the rules set.
-	Measure(ctx context.Context, conn *pgx.Conn, p *rules.Policy, role *rules.Role) ([]RoleRisk, int, error)
-}
-
-// riskProfiles are the profiles whose roles the risk section measures:
-// those meant to leave no way back to the person.
-var riskProfiles = map[string]bool{"anonymized": true, "disclosure": true}
 
 // Gather collects the facts. A failure to read the database or a log is
 // an error; what a log says (a broken chain included) is a fact.
@@ -105,45 +91,4 @@ func Gather(ctx context.Context, o Options) (*Facts, error) {
 		f.PrivacyViews.Roles[i].ObservedThrough = through[f.PrivacyViews.Roles[i].Name]
 	}
 	return f, nil
-}
-
-// measureRisk runs the measurement for every role with an anonymizing
-// profile.
-func measureRisk(ctx context.Context, o Options, p *rules.Policy) RiskSection {
-	rs := RiskSection{Roles: []RoleRisk{}}
-	var roles []*rules.Role
-	for _, r := range p.Roles() {
-		if !r.Unrestricted && riskProfiles[r.Profile.Name] {
-			roles = append(roles, r)
-		}
-	}
-	switch {
-	case len(roles) == 0:
-		rs.Note = "no role has the anonymized or disclosure profile"
-		return rs
-	case o.Conn == nil:
-		rs.Note = "no database given: k-anonymity is measured in the database"
-		return rs
-	case o.Risk == nil:
-		rs.Note = "this build of pgcloak does not measure k-anonymity yet"
-		for _, r := range roles {
-			rs.Roles = append(rs.Roles, RoleRisk{Role: r.Name, Profile: r.Profile.Name, K: -1,
-				QuasiIdentifiers: []string{}, Drivers: []string{}, Error: "not measured"})
-		}
-		return rs
-	}
-	rs.Measured = true
-	for _, r := range roles {
-		risks, threshold, err := o.Risk.Measure(ctx, o.Conn, p, r)
-		if threshold > 0 {
-			rs.Threshold = threshold
-		}
-		if err != nil {
-			rs.Roles = append(rs.Roles, RoleRisk{Role: r.Name, Profile: r.Profile.Name, K: -1,
-				QuasiIdentifiers: []string{}, Drivers: []string{}, Error: err.Error()})
-			continue
-		}
-		rs.Roles = append(rs.Roles, risks...)
-	}
-	return rs
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/report"
 )
 
@@ -243,6 +244,25 @@ func TestFiguresMatchLogAndDatabase(t *testing.T) {
 	for _, r := range facts.Changes.Requests {
 		if len(r.Columns) != 1 || (r.Columns[0] != "phone" && r.Columns[0] != "street") {
 			t.Errorf("request %d names columns %v", r.ID, r.Columns)
+		}
+	}
+
+	// Re-identification risk: what package anonymity measures, for every
+	// role it applies to, with the rules' threshold.
+	results, err := anonymity.MeasureAll(ctx, conn, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := facts.Risk; !r.Measured || r.Threshold != policy.MinK() || len(r.Roles) != len(results) || len(results) < 2 {
+		t.Errorf("risk: %+v; anonymity measures %d roles", r, len(results))
+	} else {
+		for i, res := range results {
+			got := r.Roles[i]
+			if got.Role != res.Role || got.K != res.K || got.SubjectsBelow != res.BelowMinK || got.Groups != res.Groups ||
+				got.Subjects != res.Subjects || got.OK != res.OK || strings.Join(got.Drivers, ",") != strings.Join(res.Drivers, ",") ||
+				len(got.QuasiIdentifiers) != len(res.QuasiIdentifiers) || got.Error != "" {
+				t.Errorf("risk of %s: report %+v, anonymity %+v", res.Role, got, res)
+			}
 		}
 	}
 

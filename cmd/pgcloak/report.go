@@ -78,7 +78,6 @@ change requests and opt-out changes, and the integrity of the access log.`)
 		return fail(err)
 	}
 	opts.AuditFiles, opts.AuditOpen = auditFiles, *auditOpen
-	opts.Risk = riskMeasurer
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if *dsn != "" {
@@ -115,10 +114,6 @@ change requests and opt-out changes, and the integrity of the access log.`)
 	}
 	return 0
 }
-
-// riskMeasurer measures re-identification risk; nil until a measurement
-// is built in.
-var riskMeasurer report.RiskMeasurer
 
 // parseWhen reads a time: RFC 3339, or a date (midnight UTC).
 func parseWhen(s string) (time.Time, error) {
