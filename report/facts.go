@@ -184,10 +184,13 @@ type ProfileFacts struct {
 	Name    string `json:"name"`
 	Builtin bool   `json:"builtin"`
 	// Classes maps a class to its action ("mask", "mask: initial").
-	Classes              map[string]string `json:"classes"`
-	ColumnOverrides      int               `json:"column_overrides"`
-	HonorSensitiveOptOut bool              `json:"honor_sensitive_opt_out"`
-	Roles                []string          `json:"roles"`
+	Classes map[string]string `json:"classes"`
+	// Keys is what the profile does with key columns, "" when they follow
+	// their class.
+	Keys                 string   `json:"keys,omitempty"`
+	ColumnOverrides      int      `json:"column_overrides"`
+	HonorSensitiveOptOut bool     `json:"honor_sensitive_opt_out"`
+	Roles                []string `json:"roles"`
 }
 
 // RoleView is what one role may do and see.

@@ -186,6 +186,9 @@ func privacyViews(p *rules.Policy) PrivacyViews {
 	for _, pf := range p.Profiles() {
 		f := ProfileFacts{Name: pf.Name, Builtin: pf.Builtin, Classes: map[string]string{}, ColumnOverrides: pf.ColumnOverrides(),
 			HonorSensitiveOptOut: pf.HonorSensitiveOptOut, Roles: nonNil(profileRoles[pf.Name])}
+		if a, ok := pf.KeysAction(); ok {
+			f.Keys = a.String()
+		}
 		for _, c := range rules.Classes() {
 			a, m := pf.ClassAction(c)
 			s := a.String()

@@ -99,6 +99,15 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sub":           func(a, b int) int { return a - b },
 	"below":         func(k int64, threshold int) bool { return threshold > 0 && k >= 0 && k < int64(threshold) },
 	"add":           func(a, b int) int { return a + b },
+	"riskBelow": func(r RiskSection) int {
+		n := 0
+		for _, rr := range r.Roles {
+			if !rr.OK || rr.Error != "" {
+				n++
+			}
+		}
+		return n
+	},
 }).Parse(pageTemplate))
 
 // WriteHTML writes the facts as one self-contained HTML page: no external

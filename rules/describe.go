@@ -85,3 +85,12 @@ func (p *Policy) Logins() []LoginInfo {
 	}
 	return out
 }
+
+// KeysAction is what the profile does with key columns (the subject's key
+// and every key pointing to it); ok is false when keys follow their class.
+func (pf *Profile) KeysAction() (a Action, ok bool) {
+	if pf.Keys == nil {
+		return 0, false
+	}
+	return pf.Keys.action, true
+}
