@@ -63,6 +63,7 @@ func (r *Record) appendJSON(dst []byte, stmts statementCache) []byte {
 	}
 	dst = appendInt(dst, "duration_us", r.DurationUS)
 	dst = appendField(dst, "sqlstate", r.SQLState)
+	dst = appendInt(dst, "wire_check", int64(r.WireCheck))
 	dst = appendField(dst, "outcome", r.Outcome)
 	dst = appendField(dst, "cause", r.Cause)
 	dst = appendField(dst, "previous", r.Previous)

@@ -404,7 +404,7 @@ func TestEncodingMatchesJSON(t *testing.T) {
 					Columns: map[string]string{"b": "personal", "a": "identity", weird: "x"}, Masked: map[string]string{"b": "mask"},
 					Filters: []string{"row_filter", "opt_out:x"}}, {Relation: "u", Access: "write"}},
 				Decision: audit.Denied, Reason: "tables.x", ReasonCode: "tables", Masked: 1},
-			Protocol: "extended", Rows: &rows, Suspended: true, DurationUS: 12, SQLState: "22012"},
+			Protocol: "extended", Rows: &rows, Suspended: true, DurationUS: 12, SQLState: "22012", WireCheck: 2},
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeStart, Cause: "new", Previous: "none", RulesVersion: "v"},
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeLost, Lost: 3},
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: audit.TypeAuth, Outcome: "ok", Statement: &audit.Statement{Role: "r"}},

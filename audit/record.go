@@ -66,6 +66,9 @@ type Record struct {
 	Suspended  bool   `json:"suspended,omitempty"`
 	DurationUS int64  `json:"duration_us,omitempty"`
 	SQLState   string `json:"sqlstate,omitempty"` // on error
+	// WireCheck counts the result columns the wire check sent as NULL
+	// (DESIGN.md §5.4): each is an incident, a rewrite that failed.
+	WireCheck int `json:"wire_check,omitempty"`
 
 	// Auth records.
 	Outcome string `json:"outcome,omitempty"`

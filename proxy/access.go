@@ -45,6 +45,18 @@ type completion struct {
 	rows      int64 // -1: the command reports none
 	suspended bool
 	code      string // SQLSTATE of an error
+	wireCheck int    // result columns the wire check sent as NULL
+}
+
+// countMasked counts the columns a wire-check mask sends as NULL.
+func countMasked(mask []bool) int {
+	n := 0
+	for _, m := range mask {
+		if m {
+			n++
+		}
+	}
+	return n
 }
 
 // completed records an answered execution of the request h.
@@ -191,6 +203,7 @@ func (s *session) emitCompletions() {
 		r.Suspended = c.suspended
 		r.DurationUS = max(d.Microseconds(), 1)
 		r.SQLState = c.code
+		r.WireCheck = c.wireCheck
 		log.Emit(r)
 	}
 	clear(w.done)

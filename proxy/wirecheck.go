@@ -307,13 +307,16 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 					}
 				}
 				w.completed(h.info, 'E', h.at, rows, msg[0] == 's', "")
+				w.done[len(w.done)-1].wireCheck = countMasked(w.portals[h.name])
 			}
 			w.rows = 0
 			w.pop()
 		} else {
+			mask := w.cur
 			w.cur = nil
 			if w.tracking && msg[0] == 'C' && h != nil && h.kind == 'Q' {
 				w.simpleAnswered(h, commandRows(msg), "")
+				w.done[len(w.done)-1].wireCheck = countMasked(mask)
 			}
 		}
 	case 'V':

@@ -2,12 +2,16 @@ package proxy_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 )
@@ -140,4 +144,54 @@ func connectDirect(t *testing.T) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// TestWireCheckInAccessLog: each execution whose result had columns sent
+// as NULL by the wire check says how many in its access record, in both
+// protocols; other executions say nothing.
+func TestWireCheckInAccessLog(t *testing.T) {
+	ctx := context.Background()
+	if err := pg.Exec(ctx,
+		"drop table if exists wc_logged",
+		"create table wc_logged (id int, secret text)",
+		"insert into wc_logged values (1, 'SECRET-1'), (2, 'SECRET-2')",
+		"grant select on wc_logged to "+pgtest.ScramUser); err != nil {
+		t.Fatal(err)
+	}
+	var oid uint32
+	if err := connectDirect(t).QueryRow(ctx, "select 'wc_logged'::regclass::oid").Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	log := &memLog{}
+	_, addr := startProxy(t, proxy.Config{Policy: &wirePolicy{table: oid}, AccessLog: log})
+	conn := connect(t, addr, pgtest.ScramUser)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		for _, q := range []string{"select id, secret from wc_logged", "select id from wc_logged", "select secret, secret from wc_logged"} {
+			rows, err := conn.Query(ctx, q, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+		}
+	}
+	conn.Close(ctx)
+	want := []int{1, 0, 2, 1, 0, 2}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []int
+		log.mu.Lock()
+		for _, r := range log.recs {
+			if r.Type == audit.TypeStatement && r.Rows != nil && *r.Rows == 2 {
+				got = append(got, r.WireCheck)
+			}
+		}
+		log.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wire_check of the executions: got %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -71,6 +71,7 @@ func runDemo(args []string) int {
 	cfg.Upstream.Address = pg.Addr()
 	cfg.Rules = rulesFile
 	cfg.CatalogDSN = adminDSN
+	cfg.Audit.File = filepath.Join(pg.Dir, "audit.log")
 	cfg.Log.Level = "warn"
 	log := newLogger(cfg.Log)
 	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -116,6 +117,11 @@ Other logins (all with password %s): bob, erin, sam, connie, walt, victor, mia, 
 unrestricted). Ctrl-C stops pgcloak and PostgreSQL and removes the data.
 
 %s`, *listen, psql("alice"), psql("ana"), psql("petra"), rulesFile, adminDSN, crm.DemoPassword, portalHelp)
+	fmt.Printf(`
+The privacy officer's report of what you did (docs/report.md), from another terminal:
+
+  pgcloak report --rules %s --database "%s" --audit-file '%s' --audit-open --out report.html
+`, rulesFile, adminDSN, filepath.Join(pg.Dir, "audit*.log"))
 
 	start := time.Now()
 	if err := serve(sctx, cfg, pc, log, svc); err != nil {
