@@ -298,7 +298,7 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 			if firstOfFile && last.h.Type != TypeEnd && e.h.Previous != "unclean" {
 				return rep, brk(lastPath, &last, "the file ends at seq %d without an end record, though the next file says it was closed: records were removed from its end", *last.h.Seq)
 			}
-			if firstOfFile && last.h.Type != TypeEnd {
+			if firstOfFile && (last.h.Type != TypeEnd || last.h.Cause == "rotate" && e.h.Previous == "unclean") {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d: pgcloak stopped without closing the log after seq %d (killed or crashed); the next run continued the chain", lastPath, last.line, *last.h.Seq))
 			}
 		}
