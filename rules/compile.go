@@ -334,9 +334,7 @@ func (c *compiler) compileSubject() {
 		} else if o.SubjectColumn != nil || o.PurposeColumn != nil {
 			c.add(o.At, "subject_column and purpose_column of opt_outs belong with table")
 		}
-		for _, w := range o.Writers {
-			c.optOutWriters = append(c.optOutWriters, w)
-		}
+		c.optOutWriters = append(c.optOutWriters, o.Writers...)
 		if len(o.Flags.Entries) > 0 {
 			subj.OptOutFlags = map[string]string{}
 			for _, e := range o.Flags.Entries {
