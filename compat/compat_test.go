@@ -462,6 +462,21 @@ var readOps = map[string]bool{"list": true, "get": true, "count": true, "join": 
 // check compares one answer, and for a write what the database holds now
 // (on the direct connection), and returns what is wrong ("" if nothing).
 func (e *env) check(t *testing.T, l login, op string, got, want outcome) string {
+	ctx0 := context.Background()
+	if op == "delete" && l.restricted {
+		// The sample rules let the sales rep read, insert and update
+		// customers but not erase them (the privacy officer's): the ORM's
+		// delete must be refused with the rule named, and the customer
+		// stays.
+		var n int
+		if err := e.raw.QueryRow(ctx0, "SELECT count(*) FROM customers WHERE customer_id = $1", base+9).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if got.Code != "42501" || !strings.Contains(got.Error, "roles.sales_rep.tables") || n != 1 {
+			return fmt.Sprintf("want a refusal by roles.sales_rep.tables and the customer kept, got %s (customer rows: %d)", got, n)
+		}
+		return ""
+	}
 	if got.Code != "" || got.Error != "" {
 		return got.String()
 	}
