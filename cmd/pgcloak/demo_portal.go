@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/portal"
 	"github.com/pgcloak/pgcloak/rules"
@@ -91,11 +92,19 @@ valid for 24 hours:
 Opt out there, or send a correction and approve it as petra:
 
   pgcloak review list --database "%s"
-  pgcloak review approve --database "%s" --rules %s --approver petra ID
+  pgcloak review approve --database "%s" --rules %s \
+      --approver-database "%s" ID
 
 More links: PGCLOAK_PORTAL_KEY=%s pgcloak portal link --base-url %s --subject KEY
 The portal's access log: %s
 `, base, subject, portal.Link(base, key, subject, time.Now().Add(24*time.Hour)),
 		pg.DSN(pgtest.SuperUser, pgtest.Database), pg.DSN(pgtest.SuperUser, pgtest.Database), rulesFile,
-		os.Getenv(portal.KeyEnv), base, auditFile), nil
+		approverDSN(pg), os.Getenv(portal.KeyEnv), base, auditFile), nil
+}
+
+// approverDSN connects to the demo's PostgreSQL as petra, the privacy
+// officer, whom review authenticates as the approver.
+func approverDSN(pg *pgtest.Server) string {
+	host, port, _ := net.SplitHostPort(pg.Addr())
+	return fmt.Sprintf("host=%s port=%s user=petra password=%s dbname=%s sslmode=disable", host, port, crm.DemoPassword, pgtest.Database)
 }
