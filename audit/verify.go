@@ -172,12 +172,7 @@ func Verify(paths []string, opts VerifyOptions) (*Report, error) {
 	var files []*verifyFile
 	rep := &Report{}
 	for _, p := range paths {
-		f := &verifyFile{path: p}
-		if err := f.open(); err != nil {
-			return nil, err
-		}
-		e, ok, err := f.next()
-		f.close()
+		f, e, ok, err := firstRecord(p)
 		if err != nil {
 			return nil, err
 		}
@@ -338,12 +333,7 @@ func startsUnclean(f *verifyFile) bool {
 func GroupByInstance(paths []string) (map[string][]string, error) {
 	groups := map[string][]string{}
 	for _, p := range paths {
-		f := &verifyFile{path: p}
-		if err := f.open(); err != nil {
-			return nil, err
-		}
-		e, ok, err := f.next()
-		f.close()
+		_, e, ok, err := firstRecord(p)
 		if err != nil {
 			return nil, err
 		}
@@ -356,4 +346,16 @@ func GroupByInstance(paths []string) (map[string][]string, error) {
 		groups[e.h.Instance] = append(groups[e.h.Instance], p)
 	}
 	return groups, nil
+}
+
+// firstRecord reads the first record of the log file at p; ok is false
+// for an empty file.
+func firstRecord(p string) (f *verifyFile, e verifyEntry, ok bool, err error) {
+	f = &verifyFile{path: p}
+	if err = f.open(); err != nil {
+		return nil, e, false, err
+	}
+	e, ok, err = f.next()
+	f.close()
+	return f, e, ok, err
 }
