@@ -430,6 +430,9 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		w.use(rv, rel, tab, access)
 	}
 	if !ok || rel == nil {
+		// In FROM: a CTE or a relation the snapshot does not know, whose
+		// columns typeOf cannot know.
+		w.opaque = w.opaque || from
 		return nil
 	}
 	if from {

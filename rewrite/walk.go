@@ -451,10 +451,7 @@ func (w *walker) noteFromItem(n *pg_query.Node) {
 			name = rv.Alias.Aliasname
 			w.opaque = w.opaque || len(rv.Alias.Colnames) > 0
 		}
-		w.aliasUses[name]++
-		if rv.Schemaname == "" && w.cteVisible(rv.Relname) || w.rw.resolve(rv) == nil {
-			w.opaque = true
-		}
+		w.aliasUses[name]++ // a CTE or an unknown name is opaque (relation)
 	case *pg_query.Node_JoinExpr:
 		if a := x.JoinExpr.Alias; a != nil {
 			w.aliasUses[a.Aliasname]++
