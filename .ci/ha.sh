@@ -16,7 +16,7 @@ if ! command -v haproxy >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends haproxy >/dev/null
 fi
-haproxy -v | head -1
+haproxy -v | sed -n 1p
 
 echo "ha: go test -tags ha (two replicas behind HAProxy, one killed mid-load)"
 go vet -tags ha ./cmd/pgcloak/
