@@ -52,6 +52,7 @@ type engineState struct {
 	cat     *Catalog
 	subq    *subqueryCache
 	results *resultCache
+	shapes  *shapeCache // shapecache.go
 	// database is the database the catalog describes: the only one whose
 	// names pgcloak can resolve.
 	database string
@@ -131,7 +132,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database, loaded: start})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), shapes: newShapeCache(e.limits), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -523,8 +524,13 @@ func (st *engineState) rewrite(ctx *Context, sql string) *Result {
 	if r := st.results.get(key); r != nil {
 		return r
 	}
-	r := Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
+	r, probe := st.shapes.lookup(ctx, sql)
+	if r != nil {
+		return r
+	}
+	r = Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
 	st.results.put(key, r)
+	st.shapes.learn(st, ctx, probe, r)
 	return r
 }
 

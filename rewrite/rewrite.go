@@ -75,6 +75,9 @@ type Result struct {
 	// Statements describe each statement for the access log, with its
 	// decision (audit.go).
 	Statements []*audit.Statement
+	// ConstantsRead is set when a decision depended on a constant's value
+	// (walker.constRead): the statement's shape is not shared.
+	ConstantsRead bool
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -157,6 +160,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
+		res.ConstantsRead = res.ConstantsRead || w.constRead
 		subs = append(subs, w.subs...)
 		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
 	}

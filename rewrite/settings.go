@@ -221,6 +221,7 @@ func settingValue(n *pg_query.Node) (string, bool) {
 // outside any qual, for a session setting (not a guarded one: those change
 // only by SET, so that every way to change them is the statement).
 func (w *walker) setConfig(f *pg_query.FuncCall) *Refusal {
+	w.constRead = true
 	const usage = "set_config is allowed to restricted roles only as set_config('setting', 'value', true|false) with constants, in a select list, for a session setting"
 	if w.qual || len(f.Args) != 3 || f.AggFilter != nil || f.Over != nil || f.AggStar || f.AggDistinct || f.FuncVariadic || len(f.AggOrder) > 0 {
 		return refuseRule("function_allowlist", "%s", usage)

@@ -51,7 +51,12 @@ type walker struct {
 	// also returns the raw keys of the rows.
 	writeRef *pg_query.RangeVar
 	changed  bool // something other than a substitution changed the text
-	err      error
+	// constRead is set when a decision looked at a constant's value (a
+	// GROUP BY position, a LIMIT's sign, a set_config argument): a
+	// statement of the same shape with other constants may be decided
+	// differently, so its shape is never shared (shapecache.go).
+	constRead bool
+	err       error
 }
 
 // policySub is one protected relation reference replaced by its policy
@@ -373,6 +378,9 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	}
 	q := w.qual
 	w.qual = q || !top
+	if w.qual && (s.LimitCount.GetAConst() != nil || s.LimitOffset.GetAConst() != nil) {
+		w.constRead = true
+	}
 	if w.qual && (!countConstant(s.LimitCount) || !countConstant(s.LimitOffset)) {
 		// "LIMIT must not be negative", raised for the rows that reach a
 		// sub-select in a qual.
