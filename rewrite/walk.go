@@ -496,6 +496,11 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 	if name == "" {
 		return
 	}
+	if regType[name] && (schema == "" || schema == "pg_catalog") {
+		// A constant of an OID alias type names a catalog object, looked
+		// up by the server: its value is never shared (shapecache.go).
+		w.constRead = true
+	}
 	safe, found := w.rw.cat.TypeSafe(schema, name, w.rw.ctx.SearchPath)
 	if schema != "" {
 		name = schema + "." + name
@@ -507,6 +512,11 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 		w.fail(refuseRule("type_allowlist", "type %s may run code pgcloak cannot inspect (a domain's constraints or a user-defined type's functions); restricted roles may name built-in types, enums and row types only", name))
 	}
 }
+
+// regType are the OID alias types, whose input functions look names up.
+var regType = map[string]bool{"regclass": true, "regcollation": true, "regconfig": true, "regdictionary": true,
+	"regnamespace": true, "regoper": true, "regoperator": true, "regproc": true, "regprocedure": true,
+	"regrole": true, "regtype": true}
 
 // funcCall checks a function against the allowlist.
 func (w *walker) funcCall(f *pg_query.FuncCall) {

@@ -1,0 +1,501 @@
+package rewrite_test
+
+// The statement-shape cache (shapecache.go): a statement with inline
+// literals reuses the rewrite of an earlier statement of the same shape.
+// These tests show that a hit says exactly what the statement's own cold
+// rewrite says (same tree, same access-log record), that every kind of
+// statement the cache does not share never hits, that a rules reload and
+// a catalog change start afresh, that hostile literals get the right answer
+// or a refusal, and, end to end through pgcloak, that the sample sales rep
+// gets each constant's own answer.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/rules"
+)
+
+// canonical prints what a statement parses to, so that two texts can be
+// compared tree for tree (positions and spacing aside).
+func canonical(t *testing.T, sql string) string {
+	t.Helper()
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, sql)
+	}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func shapeSession(t *testing.T, eng *rewrite.Engine, login string) *rewrite.BenchSession {
+	t.Helper()
+	s, err := eng.NewBenchSession(context.Background(), login, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sameAsCold checks that a hit says what the statement's cold rewrite says:
+// the same tree, the same decisions, the same access-log record.
+func sameAsCold(t *testing.T, s *rewrite.BenchSession, sql string, hit *rewrite.Result) {
+	t.Helper()
+	rewrite.ClearDescriptions() // the cold record is described afresh
+	cold := s.Cold(sql)
+	if len(cold.Refused) > 0 {
+		t.Fatalf("a shape hit for a statement the cold path refuses (%v):\n%s", cold.Refused[0], sql)
+	}
+	if hit.Unchanged != cold.Unchanged {
+		t.Fatalf("hit unchanged %v, cold %v:\n%s", hit.Unchanged, cold.Unchanged, sql)
+	}
+	if got, want := canonical(t, hit.SQL), canonical(t, cold.SQL); got != want {
+		t.Fatalf("a shape hit differs from the cold rewrite of\n%s\nhit:  %s\ncold: %s", sql, got, want)
+	}
+	if !reflect.DeepEqual(hit.Kinds, cold.Kinds) || !reflect.DeepEqual(hit.Reads, cold.Reads) {
+		t.Fatalf("kinds/reads differ: %v %v / %v %v", hit.Kinds, hit.Reads, cold.Kinds, cold.Reads)
+	}
+	if len(hit.Statements) != len(cold.Statements) {
+		t.Fatalf("%d records, cold %d", len(hit.Statements), len(cold.Statements))
+	}
+	for i := range hit.Statements {
+		if !reflect.DeepEqual(*hit.Statements[i], *cold.Statements[i]) {
+			t.Fatalf("access-log record of a hit differs from the cold one for\n%s\nhit:  %+v\ncold: %+v", sql, *hit.Statements[i], *cold.Statements[i])
+		}
+	}
+}
+
+func TestShapeLexer(t *testing.T) {
+	for _, c := range []struct {
+		sql   string
+		kinds string // "" : not handled
+		texts []string
+	}{
+		{`SELECT a FROM t WHERE b = 5 AND c = 'x'`, "is", []string{"5", "'x'"}},
+		{`SELECT 'O''Brien', E'a\'b\\', $$x$1$$, $q$ $1 $$ $q$`, "sedd", []string{`'O''Brien'`, `E'a\'b\\'`, `$$x$1$$`, `$q$ $1 $$ $q$`}},
+		{`SELECT 1.5, .5, 5., 1e3, 2147483647, 2147483648, 1E-5`, "nnnninn", []string{"1.5", ".5", "5.", "1e3", "2147483647", "2147483648", "1E-5"}},
+		{`SELECT B'101', x'1F', U&'d\0061t'`, "bxu", []string{"B'101'", "x'1F'", `U&'d\0061t'`}},
+		{`SELECT a /* it's */ FROM t -- don't
+WHERE b = 'y'`, "s", []string{"'y'"}},
+		{`SELECT "it's" FROM t WHERE b = 1`, "i", []string{"1"}},
+		{`SELECT a$1 FROM t WHERE b = 1`, "i", []string{"1"}},
+		{`SELECT a FROM t WHERE b = $1 AND c = 5`, "", nil},  // a parameter
+		{`SELECT 'a'` + "\n" + `'b'`, "", nil},               // joined strings
+		{`SELECT N'x' FROM t`, "", nil},                      // a typed literal
+		{`SELECT 0x1F`, "", nil},                             // not shared
+		{`SELECT 1_000`, "", nil},                            // not shared
+		{`SELECT 1e`, "", nil},                               // malformed
+		{`SELECT 5abc`, "", nil},                             // a number touching a name
+		{`SELECT 'unterminated`, "", nil},                    // unterminated
+		{`SELECT $a$ unterminated`, "", nil},                 // unterminated
+		{`SELECT /* /* nested */ 'x'`, "", nil},              // unterminated comment
+		{`SELECT a FROM t`, "", nil},                         // no literal
+		{`SELECT E'\\' OR true --'`, "s", []string{`E'\\'`}}, // kind e below
+	} {
+		texts, kinds, ok := rewrite.ShapeLiterals(c.sql)
+		if c.kinds == "" {
+			if ok {
+				t.Errorf("%s: handled (%q %v), want not", c.sql, kinds, texts)
+			}
+			continue
+		}
+		if c.sql == `SELECT E'\\' OR true --'` {
+			c.kinds = "e"
+		}
+		if !ok || kinds != c.kinds || !reflect.DeepEqual(texts, c.texts) {
+			t.Errorf("%s: got %v %q %v, want %q %v", c.sql, ok, kinds, texts, c.kinds, c.texts)
+			continue
+		}
+		if !rewrite.ScannerAgrees(c.sql) {
+			t.Errorf("%s: pg_query's scanner disagrees with the shape lexer", c.sql)
+		}
+	}
+}
+
+// shapeCase is a shape with a generator of constants for its slots.
+type shapeCase struct {
+	name   string
+	format string
+	gen    func(r *rand.Rand) []any
+}
+
+func randInt(r *rand.Rand) int { return 1 + r.IntN(testCustomers+50) }
+
+// randString makes a string literal of the awkward characters.
+func randString(r *rand.Rand) string {
+	const alphabet = "ab'\\$1-/*\"; \n€%_"
+	n := r.IntN(12)
+	var b strings.Builder
+	for range n {
+		c := string([]rune(alphabet)[r.IntN(len([]rune(alphabet)))])
+		if c == "'" {
+			c = "''"
+		}
+		b.WriteString(c)
+	}
+	return "'" + b.String() + "'"
+}
+
+var shapeCases = []shapeCase{
+	{"lookup", `SELECT customer_id, first_name, last_name, email, phone, city FROM customers WHERE customer_id = %d`,
+		func(r *rand.Rand) []any { return []any{randInt(r)} }},
+	{"join", `SELECT o.order_id, o.status, o.total_amount FROM orders o JOIN customers c ON c.customer_id = o.customer_id WHERE c.customer_id = %d ORDER BY o.ordered_at DESC LIMIT %d`,
+		func(r *rand.Rand) []any { return []any{randInt(r), r.IntN(100)} }},
+	{"strings", `SELECT customer_id, birth_date FROM customers WHERE last_name = %s OR email LIKE %s`,
+		func(r *rand.Rand) []any { return []any{randString(r), randString(r)} }},
+	{"numbers", `SELECT count(*) FROM orders WHERE total_amount > %d.%d AND customer_id IN (%d, %d, %d)`,
+		func(r *rand.Rand) []any { return []any{r.IntN(1000), r.IntN(100), randInt(r), randInt(r), randInt(r)} }},
+	{"update", `UPDATE customers SET segment = %s WHERE customer_id = %d`,
+		func(r *rand.Rand) []any { return []any{randString(r), randInt(r)} }},
+	// A typed literal (pg_query reads DATE $1 as $1::date, as the
+	// literal is read as '…'::date).
+	{"typed", `SELECT first_name FROM customers WHERE created_at > DATE '20%02d-01-01' AND customer_id <> %d`,
+		func(r *rand.Rand) []any { return []any{r.IntN(30), randInt(r)} }},
+	{"dollar", `SELECT first_name FROM customers WHERE city = $x$%s$x$ AND customer_id < %d`,
+		func(r *rand.Rand) []any { return []any{strings.ReplaceAll(randString(r), "$", "")[1:], randInt(r)} }},
+}
+
+// Property: for random constants, a hit is the cold rewrite of the
+// statement, record included.
+func TestShapeHitIsColdRewrite(t *testing.T) {
+	s := shapeSession(t, engine, "alice")
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, c := range shapeCases {
+		t.Run(c.name, func(t *testing.T) {
+			hits := 0
+			for i := range 40 {
+				sql := fmt.Sprintf("/* hit-is-cold */ "+c.format, c.gen(r)...)
+				if c.name == "dollar" {
+					sql = strings.Replace(sql, "$x$'", "$x$", 1)
+				}
+				res, hit := s.Shaped(sql)
+				if i == 0 {
+					if hit {
+						t.Fatalf("the first statement of a shape hit:\n%s", sql)
+					}
+					continue
+				}
+				if !hit {
+					t.Fatalf("no hit on statement %d of a shared shape:\n%s\n%s", i, sql, res.SQL)
+				}
+				hits++
+				sameAsCold(t, s, sql, res)
+			}
+			if hits == 0 {
+				t.Fatal("no hits")
+			}
+		})
+	}
+}
+
+// A statement the cache does not share never hits, whatever its cause.
+func TestShapeUnsharedNeverHits(t *testing.T) {
+	s := shapeSession(t, engine, "alice")
+	for _, c := range []struct{ cause, a, b string }{
+		{"a parameter", `SELECT first_name FROM customers WHERE customer_id = $1 AND segment = 'a'`,
+			`SELECT first_name FROM customers WHERE customer_id = $1 AND segment = 'b'`},
+		{"several statements", `SELECT first_name FROM customers WHERE customer_id = 5; SELECT 1`,
+			`SELECT first_name FROM customers WHERE customer_id = 6; SELECT 1`},
+		{"a utility statement", `SET application_name = 'a'`, `SET application_name = 'b'`},
+		{"EXPLAIN", `EXPLAIN SELECT first_name FROM customers WHERE customer_id = 5`,
+			`EXPLAIN SELECT first_name FROM customers WHERE customer_id = 6`},
+		{"GROUP BY position", `SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY 1`,
+			`SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY 2`},
+		{"GROUP BY key position", `SELECT customer_id, first_name, count(*) FROM customers GROUP BY 1`,
+			`SELECT customer_id, first_name, count(*) FROM customers GROUP BY 2`},
+		{"ORDER BY position", `SELECT first_name, last_name FROM customers ORDER BY 1 LIMIT 5`,
+			`SELECT first_name, last_name FROM customers ORDER BY 2 LIMIT 5`},
+		{"DISTINCT ON position", `SELECT DISTINCT ON (1) segment, first_name FROM customers ORDER BY segment, first_name LIMIT 3`,
+			`SELECT DISTINCT ON (2) segment, first_name FROM customers ORDER BY segment, first_name LIMIT 3`},
+		{"LIMIT in a qual", `SELECT first_name FROM customers c WHERE c.customer_id IN (SELECT customer_id FROM orders LIMIT 5)`,
+			`SELECT first_name FROM customers c WHERE c.customer_id IN (SELECT customer_id FROM orders LIMIT -1)`},
+		{"set_config", `SELECT set_config('application_name', 'a', false)`,
+			`SELECT set_config('statement_timeout', '0', false)`},
+		{"a reg* cast", `SELECT first_name FROM customers WHERE 'customers'::regclass IS NOT NULL AND customer_id = 5`,
+			`SELECT first_name FROM customers WHERE 'pg_class'::regclass IS NOT NULL AND customer_id = 5`},
+		{"a type modifier", `SELECT first_name::varchar(3) FROM customers WHERE customer_id = 5`,
+			`SELECT first_name::varchar(30) FROM customers WHERE customer_id = 5`},
+		{"a negative number", `SELECT first_name FROM customers WHERE loyalty_points > -5`,
+			`SELECT first_name FROM customers WHERE loyalty_points > -6`},
+		// The cold rewrite leaves a leakproof comparison with a literal
+		// cast at parse time unfenced; a cast of a parameter runs per row,
+		// so the template fences: they differ, the shape is not shared.
+		{"a literal cast in a qual", `SELECT first_name FROM customers WHERE customer_id = '5'::int`,
+			`SELECT first_name FROM customers WHERE customer_id = '6'::int`},
+		{"a refusal", `SELECT pg_catalog.pg_read_file('a')`, `SELECT pg_catalog.pg_read_file('b')`},
+		{"joined strings", "SELECT first_name FROM customers WHERE city = 'a'\n'b'", "SELECT first_name FROM customers WHERE city = 'c'\n'd'"},
+		{"N''", `SELECT first_name FROM customers WHERE city = N'a'`, `SELECT first_name FROM customers WHERE city = N'b'`},
+		{"an unknown relation", `SELECT a FROM no_such_table WHERE b = 1`, `SELECT a FROM no_such_table WHERE b = 2`},
+	} {
+		t.Run(c.cause, func(t *testing.T) {
+			a := "/* unshared */ " + c.a
+			b := "/* unshared */ " + c.b
+			for i, sql := range []string{a, b, a, b} {
+				if _, hit := s.Shaped(sql); hit {
+					t.Fatalf("statement %d hit the shape cache:\n%s", i, sql)
+				}
+			}
+		})
+	}
+}
+
+// A reload of the rules and a new catalog snapshot each start the shape
+// cache afresh: no template of the old rules or catalog answers.
+func TestShapeInvalidation(t *testing.T) {
+	ctx := context.Background()
+	north, err := rules.Parse("rules.yaml", crm.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(crm.Rules), `customers: "region = :region"`, `customers: "region = :region AND segment IS NOT NULL"`, 1)
+	if changed == string(crm.Rules) {
+		t.Fatal("the sample rules changed; update the test")
+	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reloaded, err := rules.Parse(path, []byte(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[rules.Policy]
+	current.Store(north)
+	eng := rewrite.NewEngine(current.Load, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := eng.Start(cctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s := shapeSession(t, eng, "alice")
+	decide := func(id int) string {
+		t.Helper()
+		d := s.Decide(fmt.Sprintf("SELECT first_name, city FROM customers WHERE customer_id = %d", id))
+		if d.SQL == "" {
+			t.Fatalf("not rewritten: %+v", d)
+		}
+		return d.SQL
+	}
+	stats := func() [3]int64 { h, m, u := eng.ShapeStats(); return [3]int64{h, m, u} }
+
+	decide(1)
+	decide(2)
+	if got := stats(); got != [3]int64{1, 1, 0} {
+		t.Fatalf("shape stats %v, want one miss then one hit", got)
+	}
+	// The rules reload: the next statement of the shape is rewritten under
+	// the new rules, not answered from the old template.
+	current.Store(reloaded)
+	if sql := decide(3); !strings.Contains(sql, "segment IS NOT NULL") {
+		t.Fatalf("after the reload, the old template answered:\n%s", sql)
+	}
+	if got := stats(); got != [3]int64{1, 2, 0} {
+		t.Fatalf("shape stats %v after the reload, want a second miss", got)
+	}
+	if sql := decide(4); !strings.Contains(sql, "segment IS NOT NULL") || stats()[0] != 2 {
+		t.Fatalf("no hit under the new rules (%v):\n%s", stats(), sql)
+	}
+
+	// A catalog change: a new column of customers must be in the policy
+	// subquery of the next statement of the shape.
+	su := direct(t)
+	if _, err := su.Exec(ctx, "ALTER TABLE customers ADD COLUMN shape_probe text"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := su.Exec(ctx, "ALTER TABLE customers DROP COLUMN shape_probe"); err != nil {
+			t.Error(err)
+		}
+		if err := eng.Refresh(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := engine.Refresh(ctx); err != nil { // the shared engine may have looked meanwhile
+			t.Error(err)
+		}
+	}()
+	if err := eng.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sql := decide(5); !strings.Contains(sql, "shape_probe") {
+		t.Fatalf("after the catalog change, the old template answered:\n%s", sql)
+	}
+	if got := stats(); got != [3]int64{0, 1, 0} {
+		t.Fatalf("shape stats %v of the new snapshot, want one miss", got)
+	}
+}
+
+// End to end through pgcloak as the north sales rep alice, in the simple
+// protocol with the constants inline: customers inside and outside her
+// region, each its own answer, masked as the rules say, while the shape
+// cache answers.
+func TestShapeEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	su := direct(t)
+	ids := func(q string) []int {
+		rows, err := su.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	inside := ids("SELECT customer_id FROM customers WHERE region = 'north' ORDER BY customer_id LIMIT 8")
+	outside := ids("SELECT customer_id FROM customers WHERE region <> 'north' ORDER BY customer_id LIMIT 8")
+	if len(inside) < 8 || len(outside) < 8 {
+		t.Fatalf("sample too small: %v %v", inside, outside)
+	}
+	alice := as(t, "alice")
+	h0, _, _ := engine.ShapeStats()
+	const lookup = "SELECT first_name, city, birth_date::text, national_id FROM customers WHERE customer_id = %d"
+	for round := range 2 {
+		for i := range inside {
+			for _, id := range []int{inside[i], outside[i]} {
+				type row struct{ first, city, birth, nid *string }
+				var got []row
+				rows, err := alice.Query(ctx, fmt.Sprintf(lookup, id), pgx.QueryExecModeSimpleProtocol)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var r row
+					if err := rows.Scan(&r.first, &r.city, &r.birth, &r.nid); err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, r)
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				var want []row
+				rows, err = su.Query(ctx, `SELECT first_name, CASE WHEN city IS NULL THEN NULL ELSE '***' END,
+					date_trunc('year', birth_date)::date::text, NULL::text
+					FROM customers WHERE region = 'north' AND customer_id = $1`, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var r row
+					if err := rows.Scan(&r.first, &r.city, &r.birth, &r.nid); err != nil {
+						t.Fatal(err)
+					}
+					want = append(want, r)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("round %d, customer %d: %d rows, want %d", round, id, len(got), len(want))
+				}
+				for j := range got {
+					if deref(got[j].first) != deref(want[j].first) || deref(got[j].city) != deref(want[j].city) ||
+						deref(got[j].birth) != deref(want[j].birth) || got[j].nid != nil {
+						t.Fatalf("customer %d: got %s %s %s %s, want %s %s %s NULL", id, deref(got[j].first), deref(got[j].city),
+							deref(got[j].birth), deref(got[j].nid), deref(want[j].first), deref(want[j].city), deref(want[j].birth))
+					}
+				}
+			}
+		}
+	}
+	// Every statement but the first hits; the first is answered by the
+	// result cache in the second round.
+	if h1, _, _ := engine.ShapeStats(); h1-h0 != int64(4*len(inside)-2) {
+		t.Fatalf("%d shape hits for %d statements of one shape", h1-h0, 4*len(inside))
+	}
+}
+
+// Hostile literals, leak-suite style: each statement gets the answer the
+// rules give it (the cold rewrite's, or a refusal), never a hit that says
+// something else; and through pgcloak, no row outside alice's region and
+// no raw national_id.
+func TestShapeHostileLiterals(t *testing.T) {
+	ctx := context.Background()
+	s := shapeSession(t, engine, "alice")
+	const prefix = "/* hostile */ SELECT customer_id, first_name, region, national_id FROM customers WHERE last_name = "
+	long := "'" + strings.Repeat("a'' OR true --", 8000) + "'"
+	hostile := []string{
+		`'x'' OR ''1''=''1'`,
+		`E'x\' OR 1=1 --'`,
+		`E'\\'`,
+		`E'\\' OR true --'`,
+		`E'\\\' OR true --'`,
+		`'\' OR true --'`, // a complete literal, then a comment: another shape
+		`$$x$1$$`,
+		`$a$ $1 $$ ' $a$`,
+		`$a$$a$`,
+		`$$ $$ OR true OR $$ $$`,
+		`U&'\0041'`,
+		`U&'d!0061t' UESCAPE '!'`,
+		`'a' /* ' */ OR true`,
+		"'a' -- '\n OR true",
+		`'a'||(SELECT national_id FROM customers LIMIT 1)`,
+		"'a'\n'b'",
+		`-1`,
+		`1-1`,
+		`1--1`,
+		`1.5e3`,
+		`.5`,
+		`2147483648`,
+		`0x1F`,
+		`B'101'`,
+		`X'1F'`,
+		long,
+		`'` + strings.Repeat(`\`, 100) + `'`,
+		`'$1'`,
+		`'x' OR region <> 'north'`,
+	}
+	// These must be answered by a template (the first of each kind primes
+	// it): the hit path is what is under test.
+	mustHit := map[string]bool{`'x'' OR ''1''=''1'`: true, long: true, `'$1'`: true,
+		`'` + strings.Repeat(`\`, 100) + `'`: true, `E'\\'`: true, `E'\\\' OR true --'`: true,
+		`$a$ $1 $$ ' $a$`: true, `$a$$a$`: true, `X'1F'`: false}
+	prime := prefix + "'Smith'"
+	s.Shaped(prime)
+	alice := as(t, "alice")
+	for _, lit := range hostile {
+		sql := prefix + lit
+		name := lit
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		t.Run(name, func(t *testing.T) {
+			res, hit := s.Shaped(sql)
+			if hit {
+				sameAsCold(t, s, sql, res)
+			} else if mustHit[lit] {
+				t.Fatalf("no hit:\n%s", sql)
+			}
+			rows, err := alice.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+			if err != nil {
+				return // a refusal or an error the server raised: no rows
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int
+				var first, region, nid *string
+				if err := rows.Scan(&id, &first, &region, &nid); err != nil {
+					t.Fatal(err)
+				}
+				if deref(region) != "north" || nid != nil {
+					t.Fatalf("leak: customer %d region %s national_id %s", id, deref(region), deref(nid))
+				}
+			}
+		})
+	}
+}
