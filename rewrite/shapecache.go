@@ -319,9 +319,15 @@ type shapeTemplate struct {
 	size  int64
 }
 
-// shapeEntry is a cached shape: a template, or nil when the shape is not
-// shared.
-type shapeEntry struct{ t *shapeTemplate }
+// shapeEntry is a cached shape: its template; or, without one, a shape
+// seen once (seen: the next statement of the shape builds the template)
+// or one not shared. A template is built on a shape's second statement,
+// so that statements whose shape never comes back (ad hoc queries, a
+// comment with a request id) cost no more than before.
+type shapeEntry struct {
+	t    *shapeTemplate
+	seen bool
+}
 
 // shapeCache maps (context, shape) to its entry, within a byte budget.
 type shapeCache struct {
@@ -341,9 +347,10 @@ func newShapeCache(l Limits) *shapeCache {
 
 // shapeProbe is what lookup learnt of a statement, for learn.
 type shapeProbe struct {
-	sql  string
-	key  string
-	lits []shapeLit
+	sql   string
+	key   string
+	lits  []shapeLit
+	build bool // the shape was seen before: build its template
 }
 
 // lookup returns the rewrite of sql from its shape's template, or nil;
@@ -360,9 +367,9 @@ func (c *shapeCache) lookup(ctx *Context, sql string) (*Result, *shapeProbe) {
 	c.mu.RLock()
 	e, found := c.m[key]
 	c.mu.RUnlock()
-	if !found {
+	if !found || e.seen {
 		c.misses.Add(1)
-		return nil, &shapeProbe{sql: sql, key: key, lits: lits}
+		return nil, &shapeProbe{sql: sql, key: key, lits: lits, build: found}
 	}
 	if e.t == nil {
 		c.unshared.Add(1)
@@ -404,16 +411,22 @@ func (c *shapeCache) learn(st *engineState, ctx *Context, p *shapeProbe, res *Re
 	if c == nil || p == nil {
 		return
 	}
-	t := buildTemplate(st, ctx, p, res)
-	e := shapeEntry{t: t}
+	var e shapeEntry
+	switch {
+	case !shareable(res):
+	case !p.build:
+		e.seen = true
+	default:
+		e.t = buildTemplate(st, ctx, p, res)
+	}
 	size := int64(len(p.key)) + 64
-	if t != nil {
-		size += t.size
+	if e.t != nil {
+		size += e.t.size
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[p.key]; ok {
-		return
+	if old, ok := c.m[p.key]; ok && !(old.seen && !e.seen) {
+		return // known already (another session got there first)
 	}
 	if len(c.m) >= maxShapes || c.bytes.Load()+size > c.max {
 		clear(c.m)
