@@ -39,6 +39,7 @@ type Engine struct {
 	verifyFailures atomic.Int64 // rewrites whose text did not say what their tree said
 
 	cacheHits, cacheMisses atomic.Int64
+	shapeCounts            shapeCounters // shapecache.go
 
 	limits                           Limits // bounds.go
 	unknownRefreshes, unknownRefused atomic.Int64
@@ -132,7 +133,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), shapes: newShapeCache(e.limits), database: database, loaded: start})
+	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), shapes: newShapeCache(e.limits, &e.shapeCounts), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil

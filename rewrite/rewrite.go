@@ -104,12 +104,20 @@ type rewrite struct {
 	cat  *Catalog
 	ctx  *Context
 	subq *subqueryCache
+	// stringParams are the parameters that stand for string literals,
+	// when the shape cache rewrites a statement's template.
+	stringParams map[int32]bool
 }
 
 // Rewrite rewrites sql for ctx against cat. It never returns an error for
 // SQL it refuses: refusals are in the Result. refusalSQL renders a
 // refusal as a statement (the proxy's RefusalSQL).
 func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
+	return (&rewrite{cat: cat, ctx: ctx, subq: subq}).run(sql, refusalSQL)
+}
+
+func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
+	ctx := rw.ctx
 	res := &Result{}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
@@ -119,7 +127,6 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.SQL = refusalSQL(r)
 		return res
 	}
-	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
 	described := rw.describeTree(sql, tree)
 	changed := false
 	var subs []*policySub

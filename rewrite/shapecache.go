@@ -336,13 +336,28 @@ type shapeCache struct {
 	bytes atomic.Int64
 	max   int64
 
-	hits, misses, unshared atomic.Int64
+	hits, misses, unshared atomic.Int64 // this snapshot's
+	total                  *shapeCounters
 }
+
+// shapeCounters count lookups in the shape cache: hits, misses (shapes
+// not seen, or seen once), and statements of unshared shapes.
+type shapeCounters struct{ hits, misses, unshared atomic.Int64 }
 
 const maxShapes = 20000
 
-func newShapeCache(l Limits) *shapeCache {
-	return &shapeCache{m: map[string]shapeEntry{}, max: l.CacheBytes / 4}
+func newShapeCache(l Limits, total *shapeCounters) *shapeCache {
+	if total == nil {
+		total = &shapeCounters{}
+	}
+	return &shapeCache{m: map[string]shapeEntry{}, max: l.CacheBytes / 4, total: total}
+}
+
+// ShapeStats counts lookups in the shape cache since start: statements
+// answered from their shape's template, statements whose shape had none
+// yet, and statements of shapes that are not shared.
+func (e *Engine) ShapeStats() (hits, misses, unshared int64) {
+	return e.shapeCounts.hits.Load(), e.shapeCounts.misses.Load(), e.shapeCounts.unshared.Load()
 }
 
 // shapeProbe is what lookup learnt of a statement, for learn.
@@ -369,13 +384,16 @@ func (c *shapeCache) lookup(ctx *Context, sql string) (*Result, *shapeProbe) {
 	c.mu.RUnlock()
 	if !found || e.seen {
 		c.misses.Add(1)
+		c.total.misses.Add(1)
 		return nil, &shapeProbe{sql: sql, key: key, lits: lits, build: found}
 	}
 	if e.t == nil {
 		c.unshared.Add(1)
+		c.total.unshared.Add(1)
 		return nil, nil
 	}
 	c.hits.Add(1)
+	c.total.hits.Add(1)
 	r := *e.t.res
 	r.SQL = e.t.fill(sql, lits)
 	return &r, nil
@@ -483,7 +501,11 @@ func buildTemplate(st *engineState, ctx *Context, p *shapeProbe, res *Result) *s
 	if !m.same(orig.ProtoReflect(), ptree.ProtoReflect()) || !m.all() || !paramsPlain(ptree) {
 		return nil
 	}
-	pres := Rewrite(st.cat, ctx, st.subq, param, refusalSQL)
+	strs := map[int32]bool{}
+	for i, l := range p.lits {
+		strs[int32(i+1)] = l.kind == litString || l.kind == litEscape || l.kind == litDollar || l.kind == litUni
+	}
+	pres := (&rewrite{cat: st.cat, ctx: ctx, subq: st.subq, stringParams: strs}).run(param, refusalSQL)
 	if !shareable(pres) || pres.Unchanged != res.Unchanged || !slices.Equal(pres.Reads, res.Reads) ||
 		len(pres.Kinds) != len(res.Kinds) {
 		return nil
@@ -512,6 +534,19 @@ func buildTemplate(st *engineState, ctx *Context, p *shapeProbe, res *Result) *s
 	t.res = &Result{Kinds: res.Kinds, Reads: res.Reads, Statements: res.Statements, Unchanged: res.Unchanged}
 	t.size += 512
 	return t
+}
+
+// literalCast says whether n is a cast of a parameter that stands for a
+// string literal in every statement of the template's shape: like the cast
+// of a literal (qualSafe), it is the type's input function, run while the
+// statement is parsed, whatever the rows.
+func (rw *rewrite) literalCast(n *pg_query.Node) bool {
+	tc := n.GetTypeCast()
+	if tc == nil || rw.stringParams == nil {
+		return false
+	}
+	p := tc.Arg.GetParamRef()
+	return p != nil && rw.stringParams[p.Number]
 }
 
 // split cuts a rewritten parameterized statement at its parameters, each

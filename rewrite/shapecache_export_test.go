@@ -4,9 +4,9 @@ import "github.com/pgcloak/pgcloak/proxy"
 
 // Test-only hooks for the shape cache (shapecache_test.go).
 
-// ShapeStats counts the shape cache's hits, misses and lookups of
+// SnapshotShapeStats counts the shape cache's hits, misses and lookups of
 // unshared shapes in the catalog snapshot in force.
-func (e *Engine) ShapeStats() (hits, misses, unshared int64) {
+func (e *Engine) SnapshotShapeStats() (hits, misses, unshared int64) {
 	st := e.state.Load()
 	if st == nil || st.shapes == nil {
 		return 0, 0, 0

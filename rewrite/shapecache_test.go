@@ -168,6 +168,10 @@ var shapeCases = []shapeCase{
 	// literal is read as '…'::date).
 	{"typed", `SELECT first_name FROM customers WHERE created_at > DATE '20%02d-01-01' AND customer_id <> %d`,
 		func(r *rand.Rand) []any { return []any{r.IntN(30), randInt(r)} }},
+	// A string literal cast in a qual, as Django sends dates: cast at
+	// parse time cold, and so in the template (rewrite.stringParams).
+	{"cast", `SELECT first_name FROM customers WHERE customer_id = '%d'::int AND created_at > '20%02d-01-01'::timestamptz`,
+		func(r *rand.Rand) []any { return []any{randInt(r), r.IntN(30)} }},
 	{"dollar", `SELECT first_name FROM customers WHERE city = $x$%s$x$ AND customer_id < %d`,
 		func(r *rand.Rand) []any { return []any{strings.ReplaceAll(randString(r), "$", "")[1:], randInt(r)} }},
 }
@@ -236,11 +240,12 @@ func TestShapeUnsharedNeverHits(t *testing.T) {
 			`SELECT first_name::varchar(30) FROM customers WHERE customer_id = 5`},
 		{"a negative number", `SELECT first_name FROM customers WHERE loyalty_points > -5`,
 			`SELECT first_name FROM customers WHERE loyalty_points > -6`},
-		// The cold rewrite leaves a leakproof comparison with a literal
-		// cast at parse time unfenced; a cast of a parameter runs per row,
-		// so the template fences: they differ, the shape is not shared.
-		{"a literal cast in a qual", `SELECT first_name FROM customers WHERE customer_id = '5'::int`,
-			`SELECT first_name FROM customers WHERE customer_id = '6'::int`},
+		// The cold rewrite leaves a leakproof comparison with an array of
+		// constants (built by the planner) unfenced; an array of
+		// parameters may have mismatched dimensions at run time, so the
+		// template fences: they differ, the shape is not shared.
+		{"template differs from the cold rewrite", `SELECT first_name FROM customers WHERE customer_id = ANY (ARRAY[5, 6])`,
+			`SELECT first_name FROM customers WHERE customer_id = ANY (ARRAY[7, 8])`},
 		{"a refusal", `SELECT pg_catalog.pg_read_file('a')`, `SELECT pg_catalog.pg_read_file('b')`},
 		{"joined strings", "SELECT first_name FROM customers WHERE city = 'a'\n'b'", "SELECT first_name FROM customers WHERE city = 'c'\n'd'"},
 		{"N''", `SELECT first_name FROM customers WHERE city = N'a'`, `SELECT first_name FROM customers WHERE city = N'b'`},
@@ -295,7 +300,7 @@ func TestShapeInvalidation(t *testing.T) {
 		}
 		return d.SQL
 	}
-	stats := func() [3]int64 { h, m, u := eng.ShapeStats(); return [3]int64{h, m, u} }
+	stats := func() [3]int64 { h, m, u := eng.SnapshotShapeStats(); return [3]int64{h, m, u} }
 
 	decide(1)
 	decide(2)
@@ -502,4 +507,28 @@ func TestShapeHostileLiterals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzShapeHit puts arbitrary text where a string literal stands: either
+// the statement has another shape (no hit), or the hit is the statement's
+// cold rewrite.
+func FuzzShapeHit(f *testing.F) {
+	for _, seed := range []string{`'x'`, `'O''Brien'`, `E'\\'`, `E'\' OR true --'`, `$$x$1$$`, `'a' OR true`,
+		"'a'\n'b'", `U&'\0041'`, `'--'`, `'/*'`, `'$1'`, `-1`, `1e5`, `'a' -- '`, `/* ' */ 'a'`} {
+		f.Add(seed)
+	}
+	s, err := engine.NewBenchSession(context.Background(), "alice", []string{"public"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const prefix = "/* fuzz */ SELECT customer_id, first_name, national_id FROM customers WHERE last_name = "
+	for _, lit := range []string{`'a'`, `'b'`, `E'a'`, `E'b'`, `$$a$$`, `$$b$$`, `1`, `2`, `1.5`, `2.5`} {
+		s.Shaped(prefix + lit)
+	}
+	f.Fuzz(func(t *testing.T, lit string) {
+		sql := prefix + lit
+		if res, hit := s.Shaped(sql); hit {
+			sameAsCold(t, s, sql, res)
+		}
+	})
 }

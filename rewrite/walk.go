@@ -81,7 +81,7 @@ func (w *walker) node(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
 	}
-	if w.qual && !qualSafe(n) {
+	if w.qual && !qualSafe(n) && !w.rw.literalCast(n) {
 		w.leaky = true
 	}
 	switch x := n.Node.(type) {
