@@ -136,8 +136,8 @@ func lexShape(prefix, sql string) (key string, lits []shapeLit, ok bool) {
 			}
 			i = j
 		case c == '"':
-			j := skipIdent(sql, i)
-			if j > n || sql[j-1] != '"' || j-i < 2 {
+			j, closed := endQuotedIdent(sql, i)
+			if !closed {
 				return "", nil, false
 			}
 			b.WriteString(sql[i:j])
@@ -242,9 +242,44 @@ func endQuoted(s string, i int, backslash, doubled bool) (int, bool) {
 	for i++; i < len(s); i++ {
 		switch {
 		case backslash && s[i] == '\\':
+			// \uXXXX and \UXXXXXXXX must be complete: the scanner
+			// rejects the statement otherwise.
+			if i+1 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
+				digits := 4
+				if s[i+1] == 'U' {
+					digits = 8
+				}
+				if i+2+digits > len(s) || !hexDigits(s[i+2:i+2+digits]) {
+					return len(s), false
+				}
+			}
 			i++
 		case s[i] == '\'':
 			if doubled && i+1 < len(s) && s[i+1] == '\'' {
+				i++
+				continue
+			}
+			return i + 1, true
+		}
+	}
+	return len(s), false
+}
+
+func hexDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; !isDigit(s[i]) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// endQuotedIdent returns the index after the quoted identifier opening at
+// i (two quotes stand for one).
+func endQuotedIdent(s string, i int) (int, bool) {
+	for i++; i < len(s); i++ {
+		if s[i] == '"' {
+			if i+1 < len(s) && s[i+1] == '"' {
 				i++
 				continue
 			}

@@ -1,6 +1,10 @@
 package rewrite
 
-import "github.com/pgcloak/pgcloak/proxy"
+import (
+	"strings"
+
+	"github.com/pgcloak/pgcloak/proxy"
+)
 
 // Test-only hooks for the shape cache (shapecache_test.go).
 
@@ -57,4 +61,24 @@ func ClearDescriptions() {
 func (b *BenchSession) DecideRes(sql string) (proxy.Decision, *Result) {
 	d := b.s.decide(sql)
 	return d, b.s.lastRes
+}
+
+// ShapeCanonical is sql with each literal the shape lexer found replaced
+// by a plain one of the same kind, and whether the lexer handled sql.
+func ShapeCanonical(sql string) (string, bool) {
+	_, lits, ok := lexShape("", sql)
+	if !ok {
+		return "", false
+	}
+	plain := map[byte]string{litInt: "1", litNum: "1.5", litString: "'a'", litEscape: "E'a'", litDollar: "$$a$$",
+		litBit: "B'1'", litHex: "X'1'", litUni: "U&'a'"}
+	var b strings.Builder
+	prev := 0
+	for _, l := range lits {
+		b.WriteString(sql[prev:l.start])
+		b.WriteString(plain[l.kind])
+		prev = l.end
+	}
+	b.WriteString(sql[prev:])
+	return b.String(), true
 }
