@@ -56,7 +56,7 @@ func (e *Engine) SetLimits(l Limits) {
 // CacheBytes is the estimated size of the rewrite cache.
 func (e *Engine) CacheBytes() int64 {
 	if st := e.state.Load(); st != nil {
-		return st.results.bytes.Load()
+		return st.results.bytes.Load() + st.shapes.bytes.Load()
 	}
 	return 0
 }
@@ -83,7 +83,8 @@ type resultCache struct {
 const maxResults = 50000
 
 func newResultCache(l Limits) *resultCache {
-	return &resultCache{m: map[string]*Result{}, max: l.CacheBytes, maxRefused: l.MaxRefusedCached}
+	// A quarter of the budget is the shape cache's (shapecache.go).
+	return &resultCache{m: map[string]*Result{}, max: l.CacheBytes - l.CacheBytes/4, maxRefused: l.MaxRefusedCached}
 }
 
 func (c *resultCache) get(k string) *Result {

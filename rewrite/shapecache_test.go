@@ -572,3 +572,34 @@ func TestShapeLexerLemma(t *testing.T) {
 	}
 	t.Logf("%d texts of a shape the scanner agrees on; %d it rejects", checked, rejected)
 }
+
+// Sessions of one context share shapes: concurrent statements each get
+// their own constants back.
+func TestShapeConcurrent(t *testing.T) {
+	const format = "/* concurrent */ SELECT first_name, city FROM customers WHERE customer_id = %d AND last_name <> %s"
+	errs := make(chan error, 4)
+	for g := range 4 {
+		s := shapeSession(t, engine, "alice")
+		go func() {
+			for i := range 100 {
+				id := g*1000 + i
+				name := fmt.Sprintf("'n%d''%d'", g, i)
+				d := s.Decide(fmt.Sprintf(format, id, name))
+				if !strings.Contains(d.SQL, fmt.Sprintf("customer_id = %d ", id)) && !strings.Contains(d.SQL, fmt.Sprintf("customer_id =  %d ", id)) ||
+					!strings.Contains(d.SQL, name) {
+					errs <- fmt.Errorf("statement %d of goroutine %d lost its constants:\n%s", i, g, d.SQL)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, _, _ := engine.ShapeStats(); h == 0 {
+		t.Fatal("no shape hits")
+	}
+}
