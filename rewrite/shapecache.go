@@ -19,16 +19,18 @@ import (
 // context, and puts each later statement's own literals back into the
 // rewritten text.
 //
-// Soundness rests on four checks, all made once per shape, on the first
-// statement of the shape, the one whose cold rewrite is sent:
+// Soundness rests on four checks, all made once per shape, on the
+// statement that builds its template (the second of the shape; each is
+// answered by its own cold rewrite):
 //
 //  1. The template is the rewrite of the statement with its literals
 //     replaced by parameters $1..$n: the analysis the extended protocol
 //     relies on, which never sees a value. The rewriter treats a
-//     parameter at least as cautiously as any literal (a cast of it
-//     fences, a LIMIT of it fences), and marks every decision that looked
-//     at a constant's value (Result.ConstantsRead): such shapes are never
-//     shared.
+//     parameter at least as cautiously as any literal (a LIMIT of it, an
+//     array of it fence; so does a cast of it, unless it stands for a
+//     string literal, whose cast runs at parse time: rewrite.stringParams),
+//     and marks every decision that looked at a constant's value
+//     (Result.ConstantsRead): such shapes are never shared.
 //  2. The parameterized text parses to the tree of the statement with
 //     each literal's A_Const replaced by its parameter, nothing else
 //     changed (a literal the grammar folds or wraps, a negative number, a
@@ -41,7 +43,7 @@ import (
 //  4. The template with the statement's own literals put back parses to
 //     exactly the tree of the statement's cold rewrite.
 //
-// A shape that fails any check is remembered as unshareable, and its
+// A shape that fails any check is remembered as unshared, and its
 // statements take the ordinary path. A later statement hits only if its
 // text equals the first one's byte for byte outside its literals (comments
 // and whitespace included), and each of its literals is one complete token
