@@ -37,6 +37,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
@@ -121,7 +122,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
 	ectx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	if err := eng.Start(ectx, time.Minute); err != nil {

@@ -93,7 +93,7 @@ func Approver(ctx context.Context, conn *pgx.Conn) (string, error) {
 // decide locks a pending request for an approver who is a principal of the
 // rules whose role may approve changes (approve_changes), and not its
 // requester. The caller must have authenticated the approver (Approver).
-func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver string) (*ChangeRequest, *rules.Policy, error) {
+func decide(ctx context.Context, tx pgx.Tx, pol *rules.Policy, id int64, approver string) (*ChangeRequest, *rules.Policy, error) {
 	c, err := scanChange(tx.QueryRow(ctx, "SELECT "+changeColumns+" FROM pgcloak.change_requests WHERE id = $1 FOR UPDATE", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, fmt.Errorf("no change request %d", id)
@@ -107,7 +107,6 @@ func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver strin
 	if approver == c.Requester {
 		return nil, nil, fmt.Errorf("change request %d: %s requested it and may not also approve or reject it", id, approver)
 	}
-	pol := e.rules()
 	apr, err := pol.Principal(approver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("approver: %w", err)
@@ -118,10 +117,11 @@ func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver strin
 	return c, pol, nil
 }
 
-// RejectChange marks a pending request rejected; the row stays as it was.
-func (e *Engine) RejectChange(ctx context.Context, conn *pgx.Conn, id int64, approver, note string) error {
+// RejectChange marks a pending request rejected under the rules pol; the
+// row stays as it was.
+func RejectChange(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, id int64, approver, note string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, _, err := e.decide(ctx, tx, id, approver); err != nil {
+		if _, _, err := decide(ctx, tx, pol, id, approver); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE pgcloak.change_requests SET status = 'rejected', decided_by = $2,
@@ -133,14 +133,15 @@ func (e *Engine) RejectChange(ctx context.Context, conn *pgx.Conn, id int64, app
 // ApplyChange applies a pending request as its requester would have: the
 // row must still be inside the requester's row filter and purposes now,
 // and stay inside with the new values; otherwise nothing changes and the
-// request stays pending.
-func (e *Engine) ApplyChange(ctx context.Context, conn *pgx.Conn, id int64, approver string) error {
+// request stays pending. pol are the rules in force and cat the catalog
+// snapshot (nil when none is loaded).
+func ApplyChange(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, cat *Catalog, id int64, approver string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		c, pol, err := e.decide(ctx, tx, id, approver)
+		c, pol, err := decide(ctx, tx, pol, id, approver)
 		if err != nil {
 			return err
 		}
-		sql, err := e.applySQL(ctx, tx, pol, c)
+		sql, err := applySQL(ctx, tx, pol, cat, c)
 		if err != nil {
 			return err
 		}
@@ -159,7 +160,7 @@ func (e *Engine) ApplyChange(ctx context.Context, conn *pgx.Conn, id int64, appr
 
 // applySQL renders the UPDATE that applies a request under the
 // requester's current principal.
-func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *ChangeRequest) (string, error) {
+func applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, cat *Catalog, c *ChangeRequest) (string, error) {
 	pr, err := pol.Resolve(ctx, tx, c.Requester)
 	if err != nil {
 		return "", fmt.Errorf("requester: %w", err)
@@ -167,13 +168,12 @@ func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *
 	if pr.Unrestricted() {
 		return "", fmt.Errorf("requester %s is now unrestricted; they can make the change themselves", c.Requester)
 	}
-	st := e.state.Load()
-	if st == nil {
+	if cat == nil {
 		return "", errors.New("catalog not loaded")
 	}
 	tn := rules.ParseTableName(c.Table)
 	tab := pol.Table(tn)
-	rel := st.cat.Relation(tn.Schema, tn.Name)
+	rel := cat.Relation(tn.Schema, tn.Name)
 	if tab == nil || rel == nil {
 		return "", fmt.Errorf("table %s is no longer protected or no longer exists", c.Table)
 	}
@@ -181,7 +181,7 @@ func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *
 	if pr.Role.PurposeFixed && len(purposes) > 0 {
 		purposes = purposes[:1]
 	}
-	rw := &rewrite{cat: st.cat, ctx: NewContext(pol, pr, purposes, []string{"public"})}
+	rw := &rewrite{cat: cat, ctx: NewContext(pol, pr, purposes, []string{"public"})}
 	const alias = "pgcloak_target"
 	cols := make([]string, 0, len(c.NewValues))
 	for col := range c.NewValues {

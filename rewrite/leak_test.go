@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
@@ -129,7 +130,7 @@ func setupLeak(t *testing.T) *leakEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, dsn, nil)
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, dsn, nil)
 	ectx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	if err := eng.Start(ectx, time.Minute); err != nil {

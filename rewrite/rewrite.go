@@ -7,8 +7,15 @@
 // fences those subqueries when a leaky function could run on their rows
 // first, refuses what it cannot make safe, and deparses.
 //
-// It knows SQL and the rules, and nothing about sockets: the proxy asks it
-// through the Engine, which implements proxy.Policy.
+// It is SQL in, SQL out: it knows SQL, the rules and the catalog, and
+// nothing of sessions, messages or sockets: it does not import package
+// proxy. A session's policy — who the
+// login is, its end user, which statements are still valid, what the
+// access log records — is package engine's, which calls Rewrite for every
+// statement and turns its Result into the proxy's Decision. The cut lets
+// the rewriter be tested, fuzzed and reused (pgcloak explain, the
+// anonymity report, change requests) without a wire, and keeps the wire
+// layer free of the rules.
 package rewrite
 
 import (
@@ -86,6 +93,13 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Message }
 
+// ShowRefusal renders a refusal as a statement that names it, for callers
+// that show a rewrite or read only Result.Refused. A session renders
+// refusals as statements the server fails on instead (package engine).
+func ShowRefusal(r *Refusal) string {
+	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
+}
+
 func refuseRule(rule, format string, args ...any) *Refusal {
 	return &Refusal{Code: "42501", Rule: rule,
 		Message: "pgcloak: " + fmt.Sprintf(format, args...) + " (rule: " + rule + ")"}
@@ -100,13 +114,13 @@ func refuseUnsupported(what string) *Refusal {
 type rewrite struct {
 	cat  *Catalog
 	ctx  *Context
-	subq *subqueryCache
+	subq *SubqueryCache
 }
 
 // Rewrite rewrites sql for ctx against cat. It never returns an error for
 // SQL it refuses: refusals are in the Result. refusalSQL renders a
 // refusal as a statement (the proxy's RefusalSQL).
-func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
+func Rewrite(cat *Catalog, ctx *Context, subq *SubqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
 	res := &Result{}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
@@ -273,10 +287,13 @@ func (rw *rewrite) resolve(rv *pg_query.RangeVar) *Relation {
 	return rw.cat.Resolve(rv.Relname, rw.ctx.SearchPath)
 }
 
-// protecting returns the rules table that protects rel: its own entry, or
-// that of the nearest ancestor it inherits from or is a partition of.
-func (rw *rewrite) protecting(rel *Relation) *rules.Table {
-	pol := rw.ctx.Policy
+// protecting returns the rules table that protects rel (Protecting).
+func (rw *rewrite) protecting(rel *Relation) *rules.Table { return Protecting(rw.ctx.Policy, rel) }
+
+// Protecting returns the rules table of pol that protects rel: its own
+// entry, or that of the nearest ancestor it inherits from or is a
+// partition of; nil when none does.
+func Protecting(pol *rules.Policy, rel *Relation) *rules.Table {
 	if t := pol.Table(rules.TableName{Schema: rel.Schema, Name: rel.Name}); t != nil {
 		return t
 	}

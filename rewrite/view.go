@@ -42,9 +42,9 @@ func NewRewriterAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *r
 		purposes = purposes[:1]
 	}
 	rctx := NewContext(pol, pr, purposes, []string{"public"})
-	subq := newSubqueryCache()
+	subq := NewSubqueryCache()
 	return func(sql string) (string, error) {
-		res := Rewrite(cat, rctx, subq, sql, refusalSQL)
+		res := Rewrite(cat, rctx, subq, sql, ShowRefusal)
 		if len(res.Refused) > 0 {
 			return "", fmt.Errorf("refused for role %s: %s", pr.Role.Name, res.Refused[0].Message)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
@@ -84,7 +85,7 @@ role must have approve_changes and who must not be the requester.`)
 		return n, true
 	}
 	approver := new(string)
-	engine := func() (*rewrite.Engine, bool) {
+	openEngine := func() (*engine.Engine, bool) {
 		if *rulesFile == "" || *approverDSN == "" {
 			usage()
 			return nil, false
@@ -110,7 +111,7 @@ role must have approve_changes and who must not be the requester.`)
 			fmt.Fprintln(os.Stderr, err)
 			return nil, false
 		}
-		e := rewrite.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
+		e := engine.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
 		if err := e.Refresh(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review:", err)
 			return nil, false
@@ -156,7 +157,7 @@ role must have approve_changes and who must not be the requester.`)
 		if !ok {
 			return 2
 		}
-		e, ok := engine()
+		e, ok := openEngine()
 		if !ok {
 			return 1
 		}

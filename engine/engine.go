@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -49,8 +50,8 @@ type Engine struct {
 
 // engineState is one catalog snapshot with the caches built on it.
 type engineState struct {
-	cat     *Catalog
-	subq    *subqueryCache
+	cat     *rewrite.Catalog
+	subq    *rewrite.SubqueryCache
 	results *resultCache
 	// database is the database the catalog describes: the only one whose
 	// names pgcloak can resolve.
@@ -116,11 +117,11 @@ func (e *Engine) Refresh(ctx context.Context) error {
 // refreshLocked is Refresh with refreshMu held.
 func (e *Engine) refreshLocked(ctx context.Context) error {
 	start := time.Now()
-	var cat *Catalog
+	var cat *rewrite.Catalog
 	var database string
 	err := e.withConn(ctx, func(c *pgx.Conn) error {
 		var err error
-		if cat, err = Load(ctx, c); err != nil {
+		if cat, err = rewrite.Load(ctx, c); err != nil {
 			return err
 		}
 		return c.QueryRow(ctx, "SELECT pg_catalog.current_database()").Scan(&database)
@@ -131,7 +132,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), database: database, loaded: start})
+	e.state.Store(&engineState{cat: cat, subq: rewrite.NewSubqueryCache(), results: newResultCache(e.limits), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -177,7 +178,7 @@ func (e *Engine) refreshForUnknown() {
 
 // hasNewUnknown says whether a result names relations the session has not
 // yet found to be its own temporary ones.
-func (s *session) hasNewUnknown(res *Result) bool {
+func (s *session) hasNewUnknown(res *rewrite.Result) bool {
 	for _, n := range res.Unknown {
 		if !s.temps[n] {
 			return true
@@ -348,7 +349,7 @@ type session struct {
 	restricted  bool
 	app         *rules.Principal  // a delegating application's own principal
 	endUser     string            // the end user it named (the setting's value)
-	ctx         *Context          // nil: unrestricted
+	ctx         *rewrite.Context  // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
 	gen         uint64            // bumped when the rules in force or the end user change
@@ -363,7 +364,7 @@ type session struct {
 	lastUnknownRefresh time.Time
 	refreshTokens      float64
 	f                  following
-	lastRes            *Result // the last decision's rewrite, for the access log
+	lastRes            *rewrite.Result // the last decision's rewrite, for the access log
 	// startParams are the settings the server reported at start-up, which
 	// the session guards checked; watching is set while the session is
 	// restricted (read by the proxy's server-side goroutine).
@@ -374,7 +375,7 @@ type session struct {
 func (s *session) setContext() {
 	s.ctx = nil
 	if s.restricted {
-		s.ctx = NewContext(s.pol, s.pr, s.purposes, s.searchPath)
+		s.ctx = rewrite.NewContext(s.pol, s.pr, s.purposes, s.searchPath)
 	}
 	s.watching.Store(s.restricted)
 }
@@ -427,7 +428,7 @@ func (s *session) resolve(ctx context.Context) error {
 
 // current returns the context under the rules in force, re-mapping the
 // login after a reload.
-func (s *session) current() (*Context, error) {
+func (s *session) current() (*rewrite.Context, error) {
 	if pol := s.e.rules(); pol != s.pol {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.openErr = s.resolve(ctx)
@@ -518,30 +519,30 @@ func (s *session) decide(sql string) proxy.Decision {
 }
 
 // rewrite rewrites through the result cache.
-func (st *engineState) rewrite(ctx *Context, sql string) *Result {
+func (st *engineState) rewrite(ctx *rewrite.Context, sql string) *rewrite.Result {
 	key := ctx.Key + "\x00" + sql
 	if r := st.results.get(key); r != nil {
 		return r
 	}
-	r := Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
+	r := rewrite.Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
 	st.results.put(key, r)
 	return r
 }
 
-func refusalSQL(r *Refusal) string {
+func refusalSQL(r *rewrite.Refusal) string {
 	return proxy.RefusalSQL(&proxy.Error{Code: r.Code, Message: r.Message})
 }
 
 // Explain rewrites sql for a login as a session of it would be, for
 // `pgcloak explain`. searchPath stands in for the session's.
-func (e *Engine) Explain(ctx context.Context, login string, searchPath []string, sql string) (*Result, *rules.Principal, error) {
+func (e *Engine) Explain(ctx context.Context, login string, searchPath []string, sql string) (*rewrite.Result, *rules.Principal, error) {
 	s := &session{e: e, login: login, searchPath: searchPath}
 	if err := s.resolve(ctx); err != nil {
 		return nil, nil, err
 	}
 	s.setContext()
 	if s.ctx == nil {
-		return &Result{SQL: sql, Unchanged: true}, s.pr, nil
+		return &rewrite.Result{SQL: sql, Unchanged: true}, s.pr, nil
 	}
 	st := e.state.Load()
 	if st == nil {
@@ -549,12 +550,7 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 	}
 	// A refused statement is shown as a statement that names the refusal:
 	// Rewrite parses what the renderer returns.
-	return Rewrite(st.cat, s.ctx, st.subq, sql, explainRefusal), s.pr, nil
-}
-
-// explainRefusal renders a refusal for Explain.
-func explainRefusal(r *Refusal) string {
-	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
+	return rewrite.Rewrite(st.cat, s.ctx, st.subq, sql, rewrite.ShowRefusal), s.pr, nil
 }
 
 // MaskColumns is the wire check (design.md §5.4): a result column that
@@ -568,7 +564,6 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 	if st == nil {
 		return nil
 	}
-	rw := &rewrite{cat: st.cat, ctx: s.ctx}
 	var mask []bool
 	for i, f := range fields {
 		if f.TableOID == 0 {
@@ -578,7 +573,7 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 		if rel == nil {
 			continue
 		}
-		tab := rw.protecting(rel)
+		tab := rewrite.Protecting(s.ctx.Policy, rel)
 		if tab == nil {
 			continue
 		}
