@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/proxy"
@@ -372,6 +371,22 @@ type session struct {
 	watching    atomic.Bool
 }
 
+// The proxy finds a session's optional interfaces by type assertion: these
+// make a renamed or retyped method a compile error, not a check that
+// silently stops running.
+var (
+	_ proxy.Policy          = (*Engine)(nil)
+	_ proxy.SessionPolicy   = (*session)(nil)
+	_ proxy.ErrorFilter     = (*session)(nil) // FilterError
+	_ proxy.WireChecker     = (*session)(nil) // MaskColumns
+	_ proxy.SettingsWatcher = (*session)(nil) // ParameterStatus (settings_watch.go)
+	_ proxy.Generational    = (*session)(nil) // Generation
+	_ proxy.Follower        = (*session)(nil) // Ready (follow.go)
+	_ proxy.Identity        = (*session)(nil) // Identity (access.go)
+	_ proxy.Policy          = Observer{}      // access.go
+	_ proxy.SessionPolicy   = observed{}
+)
+
 func (s *session) setContext() {
 	s.ctx = nil
 	if s.restricted {
@@ -556,7 +571,7 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 // MaskColumns is the wire check (design.md §5.4): a result column that
 // comes straight from a protected column the principal may not see raw
 // means a rewrite failed. It is masked and reported as an incident.
-func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
+func (s *session) MaskColumns(fields []proxy.Column) []bool {
 	if s.ctx == nil {
 		return nil
 	}
@@ -579,7 +594,7 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 		}
 		var col string
 		for _, c := range rel.Columns {
-			if c.Num == int16(f.TableAttributeNumber) {
+			if c.Num == int16(f.Attribute) {
 				col = c.Name
 			}
 		}
@@ -620,7 +635,7 @@ func (e *Engine) VerifyFailures() int64 { return e.verifyFailures.Load() }
 // the principal may not see: the DETAIL of integrity constraint violations
 // shows the failing row ("Failing row contains (…)", hidden columns
 // included) or the conflicting key of another row.
-func (s *session) FilterError(e *pgproto3.ErrorResponse) bool {
+func (s *session) FilterError(e *proxy.ServerError) bool {
 	if !s.restricted || e.Detail == "" {
 		return false
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/pgcloak/pgcloak/proxy"
 )
 
-var _ proxy.SettingsWatcher = (*session)(nil)
-
 // ParameterStatus follows, for the whole of a restricted session, the
 // settings the session guards checked at start-up (Open): pgcloak parses
 // statements as the server will only while standard_conforming_strings is

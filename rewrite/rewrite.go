@@ -8,14 +8,14 @@
 // first, refuses what it cannot make safe, and deparses.
 //
 // It is SQL in, SQL out: it knows SQL, the rules and the catalog, and
-// nothing of sessions, messages or sockets: it does not import package
-// proxy. A session's policy — who the
-// login is, its end user, which statements are still valid, what the
-// access log records — is package engine's, which calls Rewrite for every
-// statement and turns its Result into the proxy's Decision. The cut lets
-// the rewriter be tested, fuzzed and reused (pgcloak explain, the
-// anonymity report, change requests) without a wire, and keeps the wire
-// layer free of the rules.
+// nothing of sessions, messages or sockets; it imports neither package
+// proxy nor pgproto3 (nocut_test.go). A session's policy — who the login
+// is, its end user, which statements still hold, what the access log
+// records — is package engine's, which calls Rewrite for each statement
+// and turns the Result into the proxy's Decision. The cut lets the
+// rewriter be tested, fuzzed and reused (pgcloak explain, the anonymity
+// report, change requests) without a wire, and keeps the wire layer free
+// of the rules.
 package rewrite
 
 import (
