@@ -17,14 +17,14 @@ import (
 
 // rewrite is st.rewrite, counting cache hits and remembering the result
 // for the access log.
-func (s *session) rewrite(st *engineState, ctx *rewrite.Context, sql string) *rewrite.Result {
-	if r := st.results.get(ctx.Key + "\x00" + sql); r != nil {
+func (s *session) rewrite(st *engineState, v *rewrite.Viewer, sql string) *rewrite.Result {
+	if r := st.results.get(v.Key + "\x00" + sql); r != nil {
 		s.e.cacheHits.Add(1)
 		s.lastRes = r
 		return r
 	}
 	s.e.cacheMisses.Add(1)
-	r := st.rewrite(ctx, sql)
+	r := st.rewrite(v, sql)
 	s.lastRes = r
 	return r
 }
@@ -53,7 +53,7 @@ func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
 		d.Audit = denyAll(s.observe(sql), rule)
 	case s.openErr != nil:
 		d.Audit = denyAll(s.observe(sql), "login")
-	case s.ctx == nil && d.Action != proxy.Refuse:
+	case s.viewer == nil && d.Action != proxy.Refuse:
 		d.Audit = s.observe(sql)
 	case s.e.state.Load() == nil:
 		d.Audit = denyAll(s.observe(sql), "not_ready")

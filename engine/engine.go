@@ -327,7 +327,7 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 					st.database, info.Database)}
 		}
 	}
-	s.setContext()
+	s.setViewer()
 	return s, nil
 }
 
@@ -348,7 +348,7 @@ type session struct {
 	restricted  bool
 	app         *rules.Principal  // a delegating application's own principal
 	endUser     string            // the end user it named (the setting's value)
-	ctx         *rewrite.Context  // nil: unrestricted
+	viewer      *rewrite.Viewer   // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
 	gen         uint64            // bumped when the rules in force or the end user change
@@ -387,10 +387,10 @@ var (
 	_ proxy.SessionPolicy   = observed{}
 )
 
-func (s *session) setContext() {
-	s.ctx = nil
+func (s *session) setViewer() {
+	s.viewer = nil
 	if s.restricted {
-		s.ctx = rewrite.NewContext(s.pol, s.pr, s.purposes, s.searchPath)
+		s.viewer = rewrite.NewViewer(s.pol, s.pr, s.purposes, s.searchPath)
 	}
 	s.watching.Store(s.restricted)
 }
@@ -441,17 +441,17 @@ func (s *session) resolve(ctx context.Context) error {
 	return nil
 }
 
-// current returns the context under the rules in force, re-mapping the
+// current returns the viewer under the rules in force, re-mapping the
 // login after a reload.
-func (s *session) current() (*rewrite.Context, error) {
+func (s *session) current() (*rewrite.Viewer, error) {
 	if pol := s.e.rules(); pol != s.pol {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.openErr = s.resolve(ctx)
 		cancel()
-		s.setContext()
+		s.setViewer()
 		s.gen++
 	}
-	return s.ctx, s.openErr
+	return s.viewer, s.openErr
 }
 
 // Generation changes whenever the session's earlier decisions may no
@@ -478,7 +478,7 @@ func (s *session) Close() {}
 
 func (s *session) decide(sql string) proxy.Decision {
 	s.drain()
-	ctx, err := s.current()
+	viewer, err := s.current()
 	if err != nil {
 		var pe *proxy.Error
 		if errors.As(err, &pe) {
@@ -486,7 +486,7 @@ func (s *session) decide(sql string) proxy.Decision {
 		}
 		return proxy.ErrRefused(pgerrcode.InvalidAuthorizationSpecification, err.Error())
 	}
-	if ctx == nil {
+	if viewer == nil {
 		return proxy.Decision{} // unrestricted after a reload
 	}
 	if s.pending != nil {
@@ -501,14 +501,14 @@ func (s *session) decide(sql string) proxy.Decision {
 	if st == nil {
 		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
 	}
-	res := s.rewrite(st, ctx, sql)
+	res := s.rewrite(st, viewer, sql)
 	if s.hasNewUnknown(res) {
 		if !s.mayRefreshForUnknown() {
 			return errUnknownTooSoon
 		}
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
-		res = s.rewrite(st, ctx, sql)
+		res = s.rewrite(st, viewer, sql)
 		// Still unknown after a fresh look: the session's own temporary
 		// relations (which pgcloak's connection cannot see).
 		for _, n := range res.Unknown {
@@ -521,7 +521,7 @@ func (s *session) decide(sql string) proxy.Decision {
 	if res.VerifyFailed() {
 		s.e.verifyFailures.Add(1)
 		s.e.log.Error("verify: a rewritten statement does not parse back to the tree pgcloak checked; refused",
-			"role", ctx.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
+			"role", viewer.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
 	}
 	if res.CatalogChange {
 		s.temps = nil
@@ -534,12 +534,12 @@ func (s *session) decide(sql string) proxy.Decision {
 }
 
 // rewrite rewrites through the result cache.
-func (st *engineState) rewrite(ctx *rewrite.Context, sql string) *rewrite.Result {
-	key := ctx.Key + "\x00" + sql
+func (st *engineState) rewrite(v *rewrite.Viewer, sql string) *rewrite.Result {
+	key := v.Key + "\x00" + sql
 	if r := st.results.get(key); r != nil {
 		return r
 	}
-	r := rewrite.Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
+	r := rewrite.Rewrite(st.cat, v, st.subq, sql, refusalSQL)
 	st.results.put(key, r)
 	return r
 }
@@ -555,8 +555,8 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 	if err := s.resolve(ctx); err != nil {
 		return nil, nil, err
 	}
-	s.setContext()
-	if s.ctx == nil {
+	s.setViewer()
+	if s.viewer == nil {
 		return &rewrite.Result{SQL: sql, Unchanged: true}, s.pr, nil
 	}
 	st := e.state.Load()
@@ -565,14 +565,14 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 	}
 	// A refused statement is shown as a statement that names the refusal:
 	// Rewrite parses what the renderer returns.
-	return rewrite.Rewrite(st.cat, s.ctx, st.subq, sql, rewrite.ShowRefusal), s.pr, nil
+	return rewrite.Rewrite(st.cat, s.viewer, st.subq, sql, rewrite.ShowRefusal), s.pr, nil
 }
 
 // MaskColumns is the wire check (design.md §5.4): a result column that
 // comes straight from a protected column the principal may not see raw
 // means a rewrite failed. It is masked and reported as an incident.
 func (s *session) MaskColumns(fields []proxy.Column) []bool {
-	if s.ctx == nil {
+	if s.viewer == nil {
 		return nil
 	}
 	st := s.e.state.Load()
@@ -588,7 +588,7 @@ func (s *session) MaskColumns(fields []proxy.Column) []bool {
 		if rel == nil {
 			continue
 		}
-		tab := rewrite.Protecting(s.ctx.Policy, rel)
+		tab := rewrite.Protecting(s.viewer.Policy, rel)
 		if tab == nil {
 			continue
 		}

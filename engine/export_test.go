@@ -25,8 +25,8 @@ func (e *Engine) NewBenchSession(ctx context.Context, login string, searchPath [
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
-	s.setContext()
-	if s.ctx == nil {
+	s.setViewer()
+	if s.viewer == nil {
 		return nil, errors.New("unrestricted login: nothing to rewrite")
 	}
 	st := e.state.Load()
@@ -41,16 +41,16 @@ func (e *Engine) NewBenchSession(ctx context.Context, login string, searchPath [
 func (b *BenchSession) Decide(sql string) proxy.Decision { return b.s.decide(sql) }
 
 // Cached is the result cache alone (engineState.rewrite).
-func (b *BenchSession) Cached(sql string) *rewrite.Result { return b.st.rewrite(b.s.ctx, sql) }
+func (b *BenchSession) Cached(sql string) *rewrite.Result { return b.st.rewrite(b.s.viewer, sql) }
 
 // Cold rewrites without the result cache; the policy subqueries come from
 // the catalog snapshot's cache, as for any statement text not seen before.
 func (b *BenchSession) Cold(sql string) *rewrite.Result {
-	return rewrite.Rewrite(b.st.cat, b.s.ctx, b.st.subq, sql, refusalSQL)
+	return rewrite.Rewrite(b.st.cat, b.s.viewer, b.st.subq, sql, refusalSQL)
 }
 
 // Coldest also builds the policy subqueries anew, as after a catalog
 // refresh or for the first session of a role.
 func (b *BenchSession) Coldest(sql string) *rewrite.Result {
-	return rewrite.Rewrite(b.st.cat, b.s.ctx, rewrite.NewSubqueryCache(), sql, refusalSQL)
+	return rewrite.Rewrite(b.st.cat, b.s.viewer, rewrite.NewSubqueryCache(), sql, refusalSQL)
 }

@@ -181,7 +181,7 @@ func applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, cat *Catalog, c
 	if pr.Role.PurposeFixed && len(purposes) > 0 {
 		purposes = purposes[:1]
 	}
-	rw := &rewrite{cat: cat, ctx: NewContext(pol, pr, purposes, []string{"public"})}
+	rw := &rewrite{cat: cat, ctx: NewViewer(pol, pr, purposes, []string{"public"})}
 	const alias = "pgcloak_target"
 	cols := make([]string, 0, len(c.NewValues))
 	for col := range c.NewValues {

@@ -36,7 +36,7 @@ var describeWork atomic.Int64
 const maxQueryText = 4096
 
 // describeKey identifies a cached description: the catalog snapshot and
-// context it was resolved in, and the statement's shape. The catalog is
+// viewer it was resolved for, and the statement's shape. The catalog is
 // held weakly: a cache entry does not keep an old snapshot alive.
 type describeKey struct {
 	cat   weak.Pointer[Catalog]
@@ -52,7 +52,7 @@ type describeCacheT struct {
 const maxDescriptions = 10000
 
 // descriptions is shared by all engines and observers: its keys say which
-// catalog and context each entry belongs to.
+// catalog and viewer each entry belongs to.
 var descriptions = &describeCacheT{m: map[describeKey][]*audit.Statement{}}
 
 func (c *describeCacheT) get(k describeKey) []*audit.Statement {
@@ -602,7 +602,7 @@ func visitMessages(m protoreflect.Message, f func(protoreflect.Message)) {
 // decided describes the statements of a rewrite for ctx: the base
 // description with the decision, and for protected relations the masks
 // and filters the principal's view applies.
-func decided(base *audit.Statement, ctx *Context, changed bool, refusal *Refusal) *audit.Statement {
+func decided(base *audit.Statement, ctx *Viewer, changed bool, refusal *Refusal) *audit.Statement {
 	st := *base
 	if refusal != nil {
 		st.Decision, st.Reason, st.ReasonCode = audit.Denied, refusal.Rule, audit.ReasonCode(refusal.Rule)
@@ -697,7 +697,7 @@ func (rw *rewrite) describeTree(sql string, tree *pg_query.ParseResult) []*audit
 // relations the walk resolved (walker.objects): the record says what the
 // decision was made on. A refused statement keeps the description by name
 // of everything it names, as its walk stopped at the refusal.
-func (res *Result) addStatement(base []*audit.Statement, ctx *Context, w *walker, r *Refusal, objs []audit.Object) {
+func (res *Result) addStatement(base []*audit.Statement, ctx *Viewer, w *walker, r *Refusal, objs []audit.Object) {
 	i := len(res.Statements)
 	if i >= len(base) {
 		return

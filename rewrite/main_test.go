@@ -129,7 +129,7 @@ func deref(s *string) string {
 // (search_path public), rendering refusals as the proxy does.
 type coldRewriter struct {
 	cat  *rewrite.Catalog
-	ctx  *rewrite.Context
+	ctx  *rewrite.Viewer
 	subq *rewrite.SubqueryCache
 }
 
@@ -152,7 +152,7 @@ func newColdRewriter(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, log
 	if pr.Role.PurposeFixed && len(purposes) > 0 {
 		purposes = purposes[:1]
 	}
-	return &coldRewriter{cat: cat, ctx: rewrite.NewContext(pol, pr, purposes, []string{"public"}), subq: rewrite.NewSubqueryCache()}, nil
+	return &coldRewriter{cat: cat, ctx: rewrite.NewViewer(pol, pr, purposes, []string{"public"}), subq: rewrite.NewSubqueryCache()}, nil
 }
 
 // Cold rewrites sql; the policy subqueries are cached across calls.

@@ -29,9 +29,11 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Context is what a rewrite depends on besides the SQL text. Two sessions
-// with equal contexts get equal rewrites, so Key is part of the cache key.
-type Context struct {
+// Viewer is whom a rewrite is for, and all it depends on besides the SQL
+// text and the catalog: the principal under the rules, the purposes whose
+// opt-outs apply and the session's search_path. Sessions with equal
+// viewers get equal rewrites, so Key is part of the cache key.
+type Viewer struct {
 	Policy     *rules.Policy
 	Principal  *rules.Principal
 	Purposes   []string // the opt-outs to apply
@@ -39,8 +41,8 @@ type Context struct {
 	Key        string
 }
 
-// NewContext builds a context and its key.
-func NewContext(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []string) *Context {
+// NewViewer builds a viewer and its key.
+func NewViewer(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []string) *Viewer {
 	var b strings.Builder
 	b.WriteString(pol.Version())
 	b.WriteByte(0)
@@ -54,7 +56,7 @@ func NewContext(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []s
 		fmt.Fprintf(&b, "\x00%s=%s", k, pr.Attributes[k])
 	}
 	fmt.Fprintf(&b, "\x00%q\x00%q", purposes, searchPath)
-	return &Context{Policy: pol, Principal: pr, Purposes: purposes, SearchPath: searchPath, Key: b.String()}
+	return &Viewer{Policy: pol, Principal: pr, Purposes: purposes, SearchPath: searchPath, Key: b.String()}
 }
 
 // Result is the outcome of rewriting one SQL string.
@@ -80,7 +82,7 @@ type Result struct {
 	// names ("" for DEALLOCATE ALL).
 	Prepares, Executes, Deallocates []string
 	// Statements describe each statement for the access log, with its
-	// decision (audit.go).
+	// decision (describe.go).
 	Statements []*audit.Statement
 }
 
@@ -113,14 +115,15 @@ func refuseUnsupported(what string) *Refusal {
 // rewrite holds what one Rewrite call shares across its statements.
 type rewrite struct {
 	cat  *Catalog
-	ctx  *Context
+	ctx  *Viewer
 	subq *SubqueryCache
 }
 
-// Rewrite rewrites sql for ctx against cat. It never returns an error for
+// Rewrite rewrites sql for v against cat. It never returns an error for
 // SQL it refuses: refusals are in the Result. refusalSQL renders a
-// refusal as a statement (the proxy's RefusalSQL).
-func Rewrite(cat *Catalog, ctx *Context, subq *SubqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
+// refusal as a statement (the engine renders statements the server fails
+// on; ShowRefusal shows the refusal).
+func Rewrite(cat *Catalog, v *Viewer, subq *SubqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
 	res := &Result{}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
@@ -130,7 +133,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *SubqueryCache, sql string, refusa
 		res.SQL = refusalSQL(r)
 		return res
 	}
-	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
+	rw := &rewrite{cat: cat, ctx: v, subq: subq}
 	described := rw.describeTree(sql, tree)
 	changed := false
 	var subs []*policySub
@@ -158,7 +161,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *SubqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
-			res.addStatement(described, ctx, w, r, nil)
+			res.addStatement(described, v, w, r, nil)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -172,7 +175,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *SubqueryCache, sql string, refusa
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
 		subs = append(subs, w.subs...)
-		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
+		res.addStatement(described, v, w, nil, w.objects(raw.Stmt))
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true

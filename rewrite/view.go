@@ -41,7 +41,7 @@ func NewRewriterAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *r
 	if pr.Role.PurposeFixed && len(purposes) > 0 {
 		purposes = purposes[:1]
 	}
-	rctx := NewContext(pol, pr, purposes, []string{"public"})
+	rctx := NewViewer(pol, pr, purposes, []string{"public"})
 	subq := NewSubqueryCache()
 	return func(sql string) (string, error) {
 		res := Rewrite(cat, rctx, subq, sql, ShowRefusal)
