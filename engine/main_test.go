@@ -90,25 +90,6 @@ func as(t testing.TB, login string) *pgx.Conn {
 	return conn
 }
 
-// direct connects straight to the server as the superuser, for expected
-// answers computed from the raw data.
-func direct(t testing.TB) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "NULL"
-	}
-	return *s
-}
-
 // wantRefused fails unless err is a server error with code whose message
 // contains part.
 func wantRefused(t *testing.T, err error, code, part string) {
