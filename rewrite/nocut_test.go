@@ -36,7 +36,7 @@ var pgxFiles = []string{
 	"catalog.go", // Load reads the catalog snapshot
 	"changes.go", // change requests live in the database
 	"setup.go",   // installs pgcloak's schema
-	"view.go",    // RewriteAs reads the catalog for tools
+	"view.go",    // NewRewriterAs reads the catalog for tools
 }
 
 func TestRewriteKnowsNoWire(t *testing.T) {
