@@ -54,3 +54,12 @@ func (b *BenchSession) Cold(sql string) *rewrite.Result {
 func (b *BenchSession) Coldest(sql string) *rewrite.Result {
 	return rewrite.Rewrite(b.st.cat, b.s.viewer, rewrite.NewSubqueryCache(), sql, refusalSQL)
 }
+
+// MaskColumns is the session's wire check (proxy.WireChecker).
+func (b *BenchSession) MaskColumns(cols []proxy.Column) []bool { return b.s.MaskColumns(cols) }
+
+// FilterError is the session's error filter (proxy.ErrorFilter).
+func (b *BenchSession) FilterError(e *proxy.ServerError) bool { return b.s.FilterError(e) }
+
+// Catalog is the catalog snapshot the session decides against.
+func (b *BenchSession) Catalog() *rewrite.Catalog { return b.st.cat }
