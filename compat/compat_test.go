@@ -42,6 +42,7 @@ import (
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // client is one client program.
@@ -114,7 +115,7 @@ func setup(t *testing.T) *env {
 	if _, err := crm.Load(ctx, raw, crm.Options{Customers: 400, Seed: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, raw); err != nil {
+	if err := schema.Setup(ctx, raw.Exec); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := rules.Parse("rules.yaml", crm.Rules)

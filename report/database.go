@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // The parts of the report that come from the database: its tables and
@@ -127,7 +127,7 @@ func changeFacts(ctx context.Context, tx pgx.Tx, period Period) (Changes, error)
 		return ch, nil
 	}
 	ch.Available = true
-	list, err := rewrite.ListChanges(ctx, tx.Conn(), "")
+	list, err := schema.ListChanges(ctx, tx.Query, "")
 	if err != nil {
 		return ch, fmt.Errorf("reading the change requests: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Severity of a finding: errors make pgcloak check fail, warnings only with
@@ -156,15 +158,12 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	}
 	defer tx.Rollback(ctx)
 	pr := &prober{ctx: ctx, tx: tx, seen: map[string]error{}}
-	var havePseudonym bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
+	installed, err := schema.Inspect(ctx, tx.Query)
+	if err != nil {
 		return nil, err
 	}
-	var haveCheck bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL").Scan(&haveCheck); err != nil {
-		return nil, err
-	}
-	if !havePseudonym || !haveCheck {
+	havePseudonym := installed.Pseudonym
+	if !installed.Pseudonym || !installed.CheckViolation {
 		out = append(out, Finding{Severity: SevError, Code: "setup",
 			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}

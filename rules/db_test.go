@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var pg *pgtest.Server
@@ -132,7 +133,7 @@ func TestInjectionThroughAttributeQueryStaysLiteral(t *testing.T) {
 func TestEveryViewRunsOnTheCRM(t *testing.T) {
 	conn := loadCRM(t)
 	ctx := context.Background()
-	if _, err := conn.Exec(ctx, PseudonymSetupSQL); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO UPDATE SET key = excluded.key",
