@@ -11,34 +11,35 @@ import (
 	"github.com/pgcloak/pgcloak/schema"
 )
 
-// The engine's part of deciding a change request (package schema holds the
-// requests; ChangeSQL renders the change): the approver must be a
-// principal of the rules whose role may approve changes, and the change is
-// applied as its requester's principal would make it now.
+// Deciding a change request: package schema holds the requests, the rules
+// say who may decide, and ChangeSQL renders the change as the requester's
+// principal would be allowed to make it now. These functions use nothing
+// of the rewriter but ChangeSQL.
 
 // decide locks a pending request for an approver who is a principal of the
-// rules whose role may approve changes (approve_changes), and not its
-// requester. The caller must have authenticated the approver (Approver).
-func (e *Engine) decide(ctx context.Context, tx pgx.Tx, id int64, approver string) (*schema.ChangeRequest, *rules.Policy, error) {
+// rules pol whose role may approve changes (approve_changes), and not its
+// requester. The caller must have authenticated the approver
+// (schema.Approver).
+func decide(ctx context.Context, tx pgx.Tx, pol *rules.Policy, id int64, approver string) (*schema.ChangeRequest, error) {
 	c, err := schema.LockChange(ctx, tx.Query, id, approver)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pol := e.rules()
 	apr, err := pol.Principal(approver)
 	if err != nil {
-		return nil, nil, fmt.Errorf("approver: %w", err)
+		return nil, fmt.Errorf("approver: %w", err)
 	}
 	if !apr.Role.ApproveChanges || apr.Delegating {
-		return nil, nil, fmt.Errorf("change request %d: %s (role %s) may not approve or reject changes: the role has no approve_changes", id, approver, apr.Role.Name)
+		return nil, fmt.Errorf("change request %d: %s (role %s) may not approve or reject changes: the role has no approve_changes", id, approver, apr.Role.Name)
 	}
-	return c, pol, nil
+	return c, nil
 }
 
-// RejectChange marks a pending request rejected; the row stays as it was.
-func (e *Engine) RejectChange(ctx context.Context, conn *pgx.Conn, id int64, approver, note string) error {
+// RejectChange marks a pending request rejected under the rules pol; the
+// row stays as it was.
+func RejectChange(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, id int64, approver, note string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, _, err := e.decide(ctx, tx, id, approver); err != nil {
+		if _, err := decide(ctx, tx, pol, id, approver); err != nil {
 			return err
 		}
 		return schema.MarkRejected(ctx, tx.Exec, id, approver, note)
@@ -48,14 +49,15 @@ func (e *Engine) RejectChange(ctx context.Context, conn *pgx.Conn, id int64, app
 // ApplyChange applies a pending request as its requester would have: the
 // row must still be inside the requester's row filter and purposes now,
 // and stay inside with the new values; otherwise nothing changes and the
-// request stays pending.
-func (e *Engine) ApplyChange(ctx context.Context, conn *pgx.Conn, id int64, approver string) error {
+// request stays pending. pol are the rules in force and cat the catalog
+// snapshot (nil when none is loaded).
+func ApplyChange(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, cat *Catalog, id int64, approver string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		c, pol, err := e.decide(ctx, tx, id, approver)
+		c, err := decide(ctx, tx, pol, id, approver)
 		if err != nil {
 			return err
 		}
-		sql, err := e.applySQL(ctx, tx, pol, c)
+		sql, err := applySQL(ctx, tx, pol, cat, c)
 		if err != nil {
 			return err
 		}
@@ -73,7 +75,7 @@ func (e *Engine) ApplyChange(ctx context.Context, conn *pgx.Conn, id int64, appr
 
 // applySQL renders the UPDATE that applies a request under the
 // requester's current principal.
-func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *schema.ChangeRequest) (string, error) {
+func applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, cat *Catalog, c *schema.ChangeRequest) (string, error) {
 	pr, err := pol.Resolve(ctx, tx, c.Requester)
 	if err != nil {
 		return "", fmt.Errorf("requester: %w", err)
@@ -81,9 +83,8 @@ func (e *Engine) applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, c *
 	if pr.Unrestricted() {
 		return "", fmt.Errorf("requester %s is now unrestricted; they can make the change themselves", c.Requester)
 	}
-	st := e.state.Load()
-	if st == nil {
+	if cat == nil {
 		return "", errors.New("catalog not loaded")
 	}
-	return ChangeSQL(st.cat, pol, pr, c)
+	return ChangeSQL(cat, pol, pr, c)
 }
