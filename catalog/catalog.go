@@ -14,13 +14,14 @@ import (
 // and which functions, operators and types are built in or leakproof.
 // Load reads it; a refresh builds a new one and swaps it in.
 type Catalog struct {
-	rels       map[relKey]*Relation
-	byOID      map[uint32]*Relation
-	relnames   map[string][]*Relation // relation name → relations of that name in any schema
-	funcs      map[string]*funcInfo   // function name → what is known of all functions of that name
-	ops        map[string]*opInfo     // operator name → leakproofness
-	types      map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
-	schemas    map[string]bool
+	rels     map[relKey]*Relation
+	byOID    map[uint32]*Relation
+	relnames map[string][]*Relation // relation name → relations of that name in any schema
+	funcs    map[string]*funcInfo   // function name → what is known of all functions of that name
+	ops      map[string]*opInfo     // operator name → leakproofness
+	types    map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
+	// Generation numbers the snapshots a reader has loaded in turn; the
+	// engine sets it before it swaps the snapshot in.
 	Generation uint64
 }
 
@@ -140,9 +141,6 @@ func (c *Catalog) UserRelations() []*Relation {
 	return out
 }
 
-// SchemaExists says whether a schema exists.
-func (c *Catalog) SchemaExists(name string) bool { return c.schemas[name] }
-
 // Resolve finds the relation an unqualified name denotes on searchPath
 // (pg_catalog is searched first unless the path names it).
 func (c *Catalog) Resolve(name string, searchPath []string) *Relation {
@@ -184,14 +182,12 @@ func Load[R Rows](ctx context.Context, query func(ctx context.Context, sql strin
 		funcs:    map[string]*funcInfo{},
 		ops:      map[string]*opInfo{},
 		types:    map[relKey]bool{},
-		schemas:  map[string]bool{},
 	}
 	steps := []struct {
 		what string
 		sql  string
 		scan func(Rows) error
 	}{
-		{"schemas", `SELECT nspname FROM pg_catalog.pg_namespace`, c.scanSchema},
 		{"relations", `
 			SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.relispartition
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -256,15 +252,6 @@ func Load[R Rows](ctx context.Context, query func(ctx context.Context, sql strin
 	}
 	c.link()
 	return c, nil
-}
-
-func (c *Catalog) scanSchema(rows Rows) error {
-	var s string
-	if err := rows.Scan(&s); err != nil {
-		return err
-	}
-	c.schemas[s] = true
-	return nil
 }
 
 func (c *Catalog) scanRelation(rows Rows) error {

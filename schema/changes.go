@@ -29,12 +29,9 @@ type ChangeRequest struct {
 	RowVersion *string `json:"row_version,omitempty"`
 }
 
-// The states of a change request.
-const (
-	Pending  = "pending"
-	Applied  = "applied"
-	Rejected = "rejected"
-)
+// pending is the state of a request no one has decided yet (then
+// applied or rejected).
+const pending = "pending"
 
 const changeColumns = `id, requested_at, requester, requester_role, table_name, row_key, new_values, statement,
 	status, decided_by, decided_at, decision_note, row_version`
@@ -107,7 +104,7 @@ func LockChange[R Rows](ctx context.Context, query Query[R], id int64, approver 
 	if err != nil {
 		return nil, err
 	}
-	if c.Status != Pending {
+	if c.Status != pending {
 		return nil, fmt.Errorf("change request %d is already %s", id, c.Status)
 	}
 	if approver == c.Requester {

@@ -39,10 +39,6 @@ const (
 	CheckViolation = "pgcloak.check_violation"
 	// RequestChange is the function that records a change request.
 	RequestChange = "pgcloak.request_change"
-	// ChangeRequests is the table of change requests.
-	ChangeRequests = "pgcloak.change_requests"
-	// OptOutHistory is the table of opt-out changes made outside the CRM.
-	OptOutHistory = "pgcloak.opt_out_history"
 )
 
 // Rows is a query's result; pgx.Rows is one.
