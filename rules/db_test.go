@@ -269,3 +269,54 @@ func TestCheckReadsTheUserRelations(t *testing.T) {
 		t.Errorf("zz_check.c.note = %q, %v", typ, ok)
 	}
 }
+
+// pgcloak check reports a database where pgcloak setup has not run (the
+// functions masks and rewritten writes call are missing), and stops
+// reporting it once it has.
+func TestCheckSaysWhenSetupIsMissing(t *testing.T) {
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for _, sql := range []string{"DROP DATABASE IF EXISTS zz_nosetup", "CREATE DATABASE zz_nosetup"} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "zz_nosetup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	setupFindings := func() int {
+		t.Helper()
+		fs, err := crmPolicy(t).CheckDatabase(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fs {
+			if f.Code == "setup" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := setupFindings(); n != 1 {
+		t.Fatalf("before setup: %d setup findings, want 1", n)
+	}
+	if in, err := schema.Inspect(ctx, conn.Query); err != nil || in.Pseudonym || in.CheckViolation {
+		t.Fatalf("before setup: Inspect = %+v, %v", in, err)
+	}
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
+		t.Fatal(err)
+	}
+	if n := setupFindings(); n != 0 {
+		t.Fatalf("after setup: %d setup findings, want 0", n)
+	}
+	if in, err := schema.Inspect(ctx, conn.Query); err != nil || !in.Pseudonym || !in.CheckViolation {
+		t.Fatalf("after setup: Inspect = %+v, %v", in, err)
+	}
+}
