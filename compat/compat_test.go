@@ -41,8 +41,8 @@ import (
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // client is one client program.
@@ -115,7 +115,7 @@ func setup(t *testing.T) *env {
 	if _, err := crm.Load(ctx, raw, crm.Options{Customers: 400, Seed: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, raw); err != nil {
+	if err := schema.Setup(ctx, raw.Exec); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := rules.Parse("rules.yaml", crm.Rules)

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
@@ -120,7 +121,7 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	var database string
 	err := e.withConn(ctx, func(c *pgx.Conn) error {
 		var err error
-		if cat, err = rewrite.Load(ctx, c); err != nil {
+		if cat, err = catalog.Load(ctx, c.Query); err != nil {
 			return err
 		}
 		return c.QueryRow(ctx, "SELECT pg_catalog.current_database()").Scan(&database)

@@ -17,8 +17,8 @@ import (
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var (
@@ -48,7 +48,7 @@ func (r runner) Run() int {
 	}
 	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 5})
 	if err == nil {
-		err = rewrite.Setup(ctx, conn)
+		err = schema.Setup(ctx, conn.Exec)
 	}
 	conn.Close(ctx)
 	if err != nil {

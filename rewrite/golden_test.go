@@ -348,7 +348,7 @@ func redact(v any) any {
 	panic(fmt.Sprintf("redact of %T", v))
 }
 
-// pseudonym is the keyed pseudonym of rules.PseudonymSetupSQL's formula:
+// pseudonym is the keyed pseudonym of schema.Setup's formula:
 // 'ps_' and the first 20 hex digits of sha256(key || sha256(key || value)).
 func pseudonym(key []byte, v string) string {
 	inner := sha256.Sum256(append(slices.Clone(key), v...))

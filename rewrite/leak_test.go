@@ -35,8 +35,8 @@ import (
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 const (
@@ -113,7 +113,7 @@ func setupLeak(t *testing.T) *leakEnv {
 	if _, err := crm.Load(ctx, super, crm.Options{Customers: 40, Seed: 11}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, super); err != nil {
+	if err := schema.Setup(ctx, super.Exec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := super.Exec(ctx, hostileObjects); err != nil {

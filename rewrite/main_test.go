@@ -10,12 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var (
@@ -44,7 +46,7 @@ func (r runner) Run() int {
 	}
 	stats, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 7})
 	if err == nil {
-		err = rewrite.Setup(ctx, conn)
+		err = schema.Setup(ctx, conn.Exec)
 	}
 	conn.Close(ctx)
 	if err != nil {
@@ -137,7 +139,7 @@ type coldRewriter struct {
 // and maps login to its principal under pol, as a session without start-up
 // parameters would.
 func newColdRewriter(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, login string) (*coldRewriter, error) {
-	cat, err := rewrite.Load(ctx, conn)
+	cat, err := catalog.Load(ctx, conn.Query)
 	if err != nil {
 		return nil, err
 	}

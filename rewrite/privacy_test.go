@@ -19,7 +19,7 @@ import (
 	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func sqlstate(err error) string {
@@ -410,7 +410,7 @@ func petraLogin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	login, err := rewrite.Approver(ctx, conn)
+	login, err := schema.Approver(ctx, conn.Query)
 	if err != nil || login != "petra" {
 		t.Fatalf("approver %q, %v", login, err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var requestNotice = regexp.MustCompile(`change request (\d+) recorded`)
@@ -71,7 +71,7 @@ func TestReviewOfPersonalChanges(t *testing.T) {
 		if p, _ := current(); p != phone {
 			t.Fatalf("%s: the held change was applied: %q", mode, p)
 		}
-		c, err := rewrite.GetChange(ctx, db, req)
+		c, err := schema.GetChange(ctx, db.Query, req)
 		if err != nil || c.Requester != "sam" || c.Status != "pending" || c.NewValues["phone"] != "+1 555 0199" ||
 			strings.Contains(c.Statement, "555") {
 			t.Fatalf("%s: request %+v, %v", mode, c, err)

@@ -487,7 +487,7 @@ func (w *walker) qualify(rv *pg_query.RangeVar, rel *Relation) {
 	if rv.Schemaname != "" {
 		return
 	}
-	for _, other := range w.rw.cat.relnames[rv.Relname] {
+	for _, other := range w.rw.cat.Named(rv.Relname) {
 		if other != rel && w.rw.protecting(other) != nil {
 			rv.Schemaname = rel.Schema
 			w.changed = true
@@ -503,7 +503,7 @@ func (rw *rewrite) checkFunction(schema, name string) error {
 	if schema == "" && name == "" {
 		return nil
 	}
-	if !rw.cat.funcBuiltin(schema, name) {
+	if !rw.cat.FunctionBuiltin(schema, name) {
 		if schema != "" {
 			name = schema + "." + name
 		}

@@ -248,7 +248,7 @@ func (w *walker) setConfig(f *pg_query.FuncCall) *Refusal {
 // the allowlist refuses, is let through in the form setConfig accepts.
 func (w *walker) checkCall(schema, name string, f *pg_query.FuncCall) error {
 	err := w.rw.checkFunction(schema, name)
-	if err == nil || name != "set_config" || !w.rw.cat.funcBuiltin(schema, name) {
+	if err == nil || name != "set_config" || !w.rw.cat.FunctionBuiltin(schema, name) {
 		return err
 	}
 	if r := w.setConfig(f); r != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -24,7 +25,7 @@ func NewRewriterAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *r
 	if !pr.Ready() {
 		return nil, errors.New("rewrite: the principal's attributes are not known yet (use Policy.Resolve)")
 	}
-	cat, err := Load(ctx, conn)
+	cat, err := catalog.Load(ctx, conn.Query)
 	if err != nil {
 		return nil, err
 	}
