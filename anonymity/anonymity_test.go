@@ -11,8 +11,8 @@ import (
 	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var pg *pgtest.Server
@@ -35,7 +35,7 @@ func crmConn(t *testing.T) *pgx.Conn {
 		if _, err := crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 5}); err != nil {
 			t.Fatal(err)
 		}
-		if err := rewrite.Setup(ctx, conn); err != nil {
+		if err := schema.Setup(ctx, conn.Exec); err != nil {
 			t.Fatal(err)
 		}
 		loaded = true

@@ -22,16 +22,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var (
 	pg        *pgtest.Server
-	engine    *rewrite.Engine
+	eng       *engine.Engine
 	engineLog = &syncBuffer{} // the engine's operational log
 )
 
@@ -51,7 +52,7 @@ func (r runner) Run() int {
 	}
 	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 3})
 	if err == nil {
-		err = rewrite.Setup(ctx, conn)
+		err = schema.Setup(ctx, conn.Exec)
 	}
 	conn.Close(ctx)
 	if err != nil {
@@ -63,11 +64,11 @@ func (r runner) Run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	engine = rewrite.NewEngine(func() *rules.Policy { return policy }, pg.DSN(pgtest.SuperUser, pgtest.Database),
+	eng = engine.NewEngine(func() *rules.Policy { return policy }, pg.DSN(pgtest.SuperUser, pgtest.Database),
 		slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := engine.Start(cctx, time.Minute); err != nil {
+	if err := eng.Start(cctx, time.Minute); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -276,7 +277,7 @@ func (s *script) check(recs []map[string]any, login string) {
 // decision and row count, that the metrics agree, and that the chain
 // verifies.
 func TestMixedWorkload(t *testing.T) {
-	c := startCloak(t, engine, audit.Options{File: os.Getenv("AUDIT_DUMP")})
+	c := startCloak(t, eng, audit.Options{File: os.Getenv("AUDIT_DUMP")})
 	ctx := context.Background()
 
 	// alice: a sales rep, restricted to her region.
@@ -533,7 +534,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 	ctx := context.Background()
 	t.Run("fail_closed", func(t *testing.T) {
 		path, heal := failingFile(t)
-		c := startCloak(t, engine, audit.Options{File: path})
+		c := startCloak(t, eng, audit.Options{File: path})
 		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		_, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll()
@@ -577,7 +578,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 	})
 	t.Run("fail_open", func(t *testing.T) {
 		path, heal := failingFile(t)
-		c := startCloak(t, engine, audit.Options{File: path, OnFailure: audit.FailOpen})
+		c := startCloak(t, eng, audit.Options{File: path, OnFailure: audit.FailOpen})
 		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		for range 3 {
@@ -655,14 +656,14 @@ func TestCanaries(t *testing.T) {
 		}
 	}
 
-	c := startCloak(t, engine, audit.Options{})
+	c := startCloak(t, eng, audit.Options{})
 	workload(c.connect(t, "alice"), "customers", "first_name")
 	workload(c.connect(t, "dana"), "canary_t", "s")
 	c.stop(t)
 	check(c, engineLog.String())
 
 	// Without rules: every session passes through, observed.
-	c = startCloak(t, rewrite.Observer{}, audit.Options{})
+	c = startCloak(t, engine.Observer{}, audit.Options{})
 	host, port, _ := net.SplitHostPort(c.addr)
 	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", host, port, pgtest.SuperUser, pgtest.Database))
 	if err != nil {

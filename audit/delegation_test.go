@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -35,7 +35,7 @@ func TestSignedDelegation(t *testing.T) {
 	if f := pol.CheckRules(); len(f) != 0 {
 		t.Fatalf("signed delegation still reported: %v", f)
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), slog.New(slog.DiscardHandler))
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := eng.Start(ctx, time.Minute); err != nil {

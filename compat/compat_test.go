@@ -37,11 +37,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // client is one client program.
@@ -114,14 +115,14 @@ func setup(t *testing.T) *env {
 	if _, err := crm.Load(ctx, raw, crm.Options{Customers: 400, Seed: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, raw); err != nil {
+	if err := schema.Setup(ctx, raw.Exec); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := rules.Parse("rules.yaml", crm.Rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
 	ectx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	if err := eng.Start(ectx, time.Minute); err != nil {

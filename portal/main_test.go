@@ -21,8 +21,8 @@ import (
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // The portal tests share one PostgreSQL with the sample CRM; the portal
@@ -52,12 +52,12 @@ func (s setupMain) Run() int {
 		fmt.Fprintln(os.Stderr, "FAIL: loading the sample CRM:", err)
 		return 1
 	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
 	// Setup is idempotent: the second run keeps the history table.
-	if err := rewrite.Setup(ctx, conn); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: setup again:", err)
 		return 1
 	}

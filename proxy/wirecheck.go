@@ -21,7 +21,7 @@ import (
 type WireChecker interface {
 	// MaskColumns says which columns of a result must not reach the client
 	// raw; nil when none. It reports each incident itself.
-	MaskColumns(fields []pgproto3.FieldDescription) []bool
+	MaskColumns(cols []Column) []bool
 }
 
 // wireState follows requests and responses closely enough to know which
@@ -253,7 +253,7 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		if msg[0] == 'T' && w.checker != nil {
 			var rd pgproto3.RowDescription
 			if rd.Decode(msg[5:]) == nil {
-				mask = w.checker.MaskColumns(rd.Fields)
+				mask = w.checker.MaskColumns(columns(rd.Fields))
 			} else {
 				mask = maskAll
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -35,10 +34,10 @@ func (s *wireSession) Parse(_, _ string, _ []uint32) proxy.Decision { return pro
 func (s *wireSession) FunctionCall(uint32) proxy.Decision           { return proxy.Decision{} }
 func (s *wireSession) Close()                                       {}
 
-func (s *wireSession) MaskColumns(fields []pgproto3.FieldDescription) []bool {
+func (s *wireSession) MaskColumns(fields []proxy.Column) []bool {
 	var mask []bool
 	for i, f := range fields {
-		if f.TableOID == s.p.table && f.TableAttributeNumber == 2 {
+		if f.TableOID == s.p.table && f.Attribute == 2 {
 			if mask == nil {
 				mask = make([]bool, len(fields))
 			}

@@ -13,16 +13,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var (
 	pg        *pgtest.Server
-	engine    *rewrite.Engine
+	eng       *engine.Engine
 	policy    *rules.Policy
 	rulesFile string
 )
@@ -47,7 +48,7 @@ func (r runner) Run() int {
 	}
 	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 5})
 	if err == nil {
-		err = rewrite.Setup(ctx, conn)
+		err = schema.Setup(ctx, conn.Exec)
 	}
 	conn.Close(ctx)
 	if err != nil {
@@ -60,10 +61,10 @@ func (r runner) Run() int {
 	if policy, err = rules.Load(rulesFile); err != nil {
 		return fail(err)
 	}
-	engine = rewrite.NewEngine(func() *rules.Policy { return policy }, adminDSN(), slog.New(slog.DiscardHandler))
+	eng = engine.NewEngine(func() *rules.Policy { return policy }, adminDSN(), slog.New(slog.DiscardHandler))
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := engine.Start(cctx, time.Minute); err != nil {
+	if err := eng.Start(cctx, time.Minute); err != nil {
 		return fail(err)
 	}
 	return r.m.Run()
@@ -101,7 +102,7 @@ func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: engine, AccessLog: log, Logger: slog.New(slog.DiscardHandler)})
+	srv := proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: eng, AccessLog: log, Logger: slog.New(slog.DiscardHandler)})
 	go srv.Serve(l)
 	host, port, _ := net.SplitHostPort(l.Addr().String())
 	connect := func(login string) *pgx.Conn {
@@ -209,7 +210,7 @@ func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	if err := admin.QueryRow(ctx, "SELECT min(id) FROM pgcloak.change_requests WHERE status = 'pending' AND id > $1", lastID).Scan(&id); err != nil || id == 0 {
 		t.Fatalf("no pending change request: %v", err)
 	}
-	if err := engine.ApplyChange(ctx, admin, id, "petra"); err != nil {
+	if err := eng.ApplyChange(ctx, admin, id, "petra"); err != nil {
 		t.Fatal(err)
 	}
 	return file, start

@@ -6,6 +6,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // INSERT … ON CONFLICT into a protected table.
@@ -171,7 +172,7 @@ func (w *walker) finishOnConflict(p *onConflictPlan, rel *Relation, tab *rules.T
 	msg := fmt.Sprintf("pgcloak: INSERT … ON CONFLICT met an existing row outside the row filter of role %q on %s (rule: %s)",
 		w.rw.ctx.Principal.Role.Name, tab.Name, w.filterRule(tab))
 	const ph = "pgcloak_rest"
-	where, err := parseExpr(fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s(%s) END", visible, ph, CheckViolation, rules.QuoteLiteral(msg)))
+	where, err := parseExpr(fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s(%s) END", visible, ph, schema.CheckViolation, rules.QuoteLiteral(msg)))
 	if err != nil {
 		w.fail(err)
 		return

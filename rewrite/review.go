@@ -6,6 +6,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Changes to a person's record are reviewed (design.md §2.5). For a role
@@ -29,9 +30,6 @@ import (
 //
 // The CASE keeps the recording function off every row but those the UPDATE
 // chooses, whatever order the planner evaluates quals in.
-
-// RequestChange is the function that records a change request.
-const RequestChange = "pgcloak.request_change"
 
 // RowVersion is the SQL expression of a row's version, over the alias of
 // the row: the md5 of its text form. Any change to the row, or another row
@@ -82,7 +80,7 @@ func (w *walker) reviewUpdate(s *pg_query.UpdateStmt, rel *Relation, tab *rules.
 		}
 		vals = append(vals, rules.QuoteLiteral(c), "("+e+")::pg_catalog.text")
 	}
-	call := RequestChange + "(" + strings.Join([]string{
+	call := schema.RequestChange + "(" + strings.Join([]string{
 		rules.QuoteLiteral(pr.Login),
 		rules.QuoteLiteral(pr.Role.Name),
 		rules.QuoteLiteral(tab.Name.String()),

@@ -15,9 +15,9 @@ import (
 // (psycopg2, PDO's emulated prepares, Django, Rails, hand-built SQL) send
 // a new text for every key they look up, so the result cache, keyed by the
 // exact text, misses every time. The shape cache rewrites a statement
-// once per shape (its text with every literal taken out) and policy
-// context, and puts each later statement's own literals back into the
-// rewritten text.
+// once per shape (its text with every literal taken out) and viewer
+// (Viewer.Key), and puts each later statement's own literals back into
+// the rewritten text.
 //
 // Soundness rests on four checks, all made once per shape, on the
 // statement that builds its template (the second of the shape; each is
@@ -53,9 +53,10 @@ import (
 // statement parses to the same tree up to constant values. The literals go
 // back in with a space on each side, so none can glue to its neighbours.
 //
-// The shapes belong to one catalog snapshot (engineState) and are keyed by
-// the session's context key, which names the rules' version: a reload or a
-// catalog change starts from an empty cache, like the result cache.
+// A ShapeCache belongs to one catalog snapshot (package engine keeps one
+// beside its result cache) and its shapes are keyed by the viewer's key,
+// which names the rules' version: a reload or a catalog change starts from
+// an empty cache, like the result cache.
 
 // shapeLit is one literal of a statement: its span and kind.
 type shapeLit struct {
@@ -352,7 +353,7 @@ func numberKind(s string) byte {
 type shapeTemplate struct {
 	segs  []string // len(slots)+1 pieces of text
 	slots []int    // the literal (by order in the statement) of each gap
-	res   *Result  // the first statement's result: decisions and descriptions
+	res   *Result  // the cold result of the statement that built it
 	size  int64
 }
 
@@ -366,53 +367,82 @@ type shapeEntry struct {
 	seen bool
 }
 
-// shapeCache maps (context, shape) to its entry, within a byte budget.
-type shapeCache struct {
+// ShapeCache maps (viewer, shape) to its entry, within a byte budget.
+// A nil *ShapeCache caches nothing.
+type ShapeCache struct {
 	mu    sync.RWMutex
 	m     map[string]shapeEntry
 	bytes atomic.Int64
 	max   int64
 
-	hits, misses, unshared atomic.Int64 // this snapshot's
-	total                  *shapeCounters
+	own   ShapeCounters // this cache's
+	total *ShapeCounters
 }
 
-// shapeCounters count lookups in the shape cache: hits, misses (shapes
-// not seen, or seen once), and statements of unshared shapes.
-type shapeCounters struct{ hits, misses, unshared atomic.Int64 }
+// ShapeCounters count lookups in shape caches: hits, misses (shapes not
+// seen, or seen once), and statements of unshared shapes.
+type ShapeCounters struct{ hits, misses, unshared atomic.Int64 }
+
+// Counts returns the hits, misses and lookups of unshared shapes counted.
+func (c *ShapeCounters) Counts() (hits, misses, unshared int64) {
+	return c.hits.Load(), c.misses.Load(), c.unshared.Load()
+}
+
+func (c *ShapeCounters) add(hits, misses, unshared int64) {
+	c.hits.Add(hits)
+	c.misses.Add(misses)
+	c.unshared.Add(unshared)
+}
 
 const maxShapes = 20000
 
-func newShapeCache(l Limits, total *shapeCounters) *shapeCache {
-	if total == nil {
-		total = &shapeCounters{}
+// NewShapeCache returns an empty shape cache of at most maxBytes
+// (estimated) whose lookups are also counted in counters (which may be
+// nil), for counts across caches.
+func NewShapeCache(maxBytes int64, counters *ShapeCounters) *ShapeCache {
+	return &ShapeCache{m: map[string]shapeEntry{}, max: maxBytes, total: counters}
+}
+
+// Counts returns the lookups in this cache: hits, misses and statements
+// of unshared shapes.
+func (c *ShapeCache) Counts() (hits, misses, unshared int64) {
+	if c == nil {
+		return 0, 0, 0
 	}
-	return &shapeCache{m: map[string]shapeEntry{}, max: l.CacheBytes / 4, total: total}
+	return c.own.Counts()
 }
 
-// ShapeStats counts lookups in the shape cache since start: statements
-// answered from their shape's template, statements whose shape had none
-// yet, and statements of shapes that are not shared.
-func (e *Engine) ShapeStats() (hits, misses, unshared int64) {
-	return e.shapeCounts.hits.Load(), e.shapeCounts.misses.Load(), e.shapeCounts.unshared.Load()
+// Bytes is the estimated size of the cache.
+func (c *ShapeCache) Bytes() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.bytes.Load()
 }
 
-// shapeProbe is what lookup learnt of a statement, for learn.
-type shapeProbe struct {
+func (c *ShapeCache) count(hits, misses, unshared int64) {
+	c.own.add(hits, misses, unshared)
+	if c.total != nil {
+		c.total.add(hits, misses, unshared)
+	}
+}
+
+// ShapeProbe is what Lookup learnt of a statement, for Learn.
+type ShapeProbe struct {
 	sql   string
 	key   string
 	lits  []shapeLit
 	build bool // the shape was seen before: build its template
 }
 
-// lookup returns the rewrite of sql from its shape's template, or nil;
-// the probe is for learn after the ordinary path (nil when the shape is
-// known already or not handled).
-func (c *shapeCache) lookup(ctx *Context, sql string) (*Result, *shapeProbe) {
+// Lookup returns the rewrite of sql for v from its shape's template, or
+// nil; the probe is for Learn after the ordinary path (nil when the shape
+// is known already or not handled).
+func (c *ShapeCache) Lookup(v *Viewer, sql string) (*Result, *ShapeProbe) {
 	if c == nil {
 		return nil, nil
 	}
-	key, lits, ok := lexShape(ctx.Key, sql)
+	key, lits, ok := lexShape(v.Key, sql)
 	if !ok {
 		return nil, nil
 	}
@@ -420,17 +450,17 @@ func (c *shapeCache) lookup(ctx *Context, sql string) (*Result, *shapeProbe) {
 	e, found := c.m[key]
 	c.mu.RUnlock()
 	if !found || e.seen {
-		c.misses.Add(1)
-		c.total.misses.Add(1)
-		return nil, &shapeProbe{sql: sql, key: key, lits: lits, build: found}
+		c.count(0, 1, 0)
+		return nil, &ShapeProbe{sql: sql, key: key, lits: lits, build: found}
 	}
 	if e.t == nil {
-		c.unshared.Add(1)
-		c.total.unshared.Add(1)
+		c.count(0, 0, 1)
 		return nil, nil
 	}
-	c.hits.Add(1)
-	c.total.hits.Add(1)
+	c.count(1, 0, 0)
+	// The whole cold result, so that every field of it (decisions,
+	// descriptions, any added later) is this statement's too; only the
+	// text is the statement's own.
 	r := *e.t.res
 	r.SQL = e.t.fill(sql, lits)
 	return &r, nil
@@ -460,9 +490,10 @@ func (t *shapeTemplate) fill(sql string, lits []shapeLit) string {
 	return b.String()
 }
 
-// learn builds the template of a probed statement's shape from res, its
-// cold rewrite, or remembers that the shape is not shared.
-func (c *shapeCache) learn(st *engineState, ctx *Context, p *shapeProbe, res *Result) {
+// Learn builds the template of a probed statement's shape from res, its
+// cold rewrite for v against cat with subq and refusalSQL (as Rewrite
+// made it), or remembers that the shape is not shared.
+func (c *ShapeCache) Learn(cat *Catalog, subq *SubqueryCache, v *Viewer, p *ShapeProbe, res *Result, refusalSQL func(*Refusal) string) {
 	if c == nil || p == nil {
 		return
 	}
@@ -472,7 +503,7 @@ func (c *shapeCache) learn(st *engineState, ctx *Context, p *shapeProbe, res *Re
 	case !p.build:
 		e.seen = true
 	default:
-		e.t = buildTemplate(st, ctx, p, res)
+		e.t = buildTemplate(cat, subq, v, p, res, refusalSQL)
 	}
 	size := int64(len(p.key)) + 64
 	if e.t != nil {
@@ -502,7 +533,7 @@ func shareable(r *Result) bool {
 
 // buildTemplate makes the template of p's shape, or returns nil when the
 // shape is not shared. res is the cold rewrite of p.sql.
-func buildTemplate(st *engineState, ctx *Context, p *shapeProbe, res *Result) *shapeTemplate {
+func buildTemplate(cat *Catalog, subq *SubqueryCache, v *Viewer, p *ShapeProbe, res *Result, refusalSQL func(*Refusal) string) *shapeTemplate {
 	if !shareable(res) || !scannerAgrees(p.sql, p.lits) {
 		return nil
 	}
@@ -542,7 +573,7 @@ func buildTemplate(st *engineState, ctx *Context, p *shapeProbe, res *Result) *s
 	for i, l := range p.lits {
 		strs[int32(i+1)] = l.kind == litString || l.kind == litEscape || l.kind == litDollar || l.kind == litUni
 	}
-	pres := (&rewrite{cat: st.cat, ctx: ctx, subq: st.subq, stringParams: strs}).run(param, refusalSQL)
+	pres := (&rewrite{cat: cat, ctx: v, subq: subq, stringParams: strs}).run(param, refusalSQL)
 	if !shareable(pres) || pres.Unchanged != res.Unchanged || !slices.Equal(pres.Reads, res.Reads) ||
 		len(pres.Kinds) != len(res.Kinds) {
 		return nil
@@ -568,8 +599,7 @@ func buildTemplate(st *engineState, ctx *Context, p *shapeProbe, res *Result) *s
 			t.size += int64(len(s))
 		}
 	}
-	t.res = &Result{Kinds: res.Kinds, Reads: res.Reads, Statements: res.Statements, Unchanged: res.Unchanged}
-	t.size += 512
+	t.size += int64(len(res.SQL)) + 512
 	return t
 }
 

@@ -4,30 +4,23 @@ package rewrite_test
 // literals reuses the rewrite of an earlier statement of the same shape.
 // These tests show that a hit says exactly what the statement's own cold
 // rewrite says (same tree, same access-log record), that every kind of
-// statement the cache does not share never hits, that a rules reload and
-// a catalog change start afresh, that hostile literals get the right answer
-// or a refusal, and, end to end through pgcloak, that the sample sales rep
-// gets each constant's own answer.
+// statement the cache does not share never hits, and that hostile literals
+// get the right answer or a refusal. The cache in the engine (counts,
+// invalidation, concurrent sessions, end to end) is tested in
+// engine/shapecache_test.go.
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
-	"github.com/pgcloak/pgcloak/examples/crm"
-	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/rewrite"
-	"github.com/pgcloak/pgcloak/rules"
 )
 
 // canonical prints what a statement parses to, so that two texts can be
@@ -45,18 +38,38 @@ func canonical(t *testing.T, sql string) string {
 	return out
 }
 
-func shapeSession(t *testing.T, eng *rewrite.Engine, login string) *rewrite.BenchSession {
+// shapeSession rewrites as a session of one login, through a shape cache
+// of its own and without a result cache (which would answer a text seen
+// before).
+type shapeSession struct {
+	*coldRewriter
+	shapes *rewrite.ShapeCache
+}
+
+func newShapeSession(t testing.TB, login string) *shapeSession {
 	t.Helper()
-	s, err := eng.NewBenchSession(context.Background(), login, []string{"public"})
+	c, err := newColdRewriter(context.Background(), direct(t), policy, login)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return &shapeSession{c, rewrite.NewShapeCache(16<<20, nil)}
+}
+
+// Shaped is the rewrite of sql through the shape cache: hit says whether
+// the shape's template answered.
+func (s *shapeSession) Shaped(sql string) (res *rewrite.Result, hit bool) {
+	r, probe := s.shapes.Lookup(s.ctx, sql)
+	if r != nil {
+		return r, true
+	}
+	r = s.Cold(sql)
+	s.shapes.Learn(s.cat, s.subq, s.ctx, probe, r, refusalSQL)
+	return r, false
 }
 
 // sameAsCold checks that a hit says what the statement's cold rewrite says:
 // the same tree, the same decisions, the same access-log record.
-func sameAsCold(t *testing.T, s *rewrite.BenchSession, sql string, hit *rewrite.Result) {
+func sameAsCold(t *testing.T, s *shapeSession, sql string, hit *rewrite.Result) {
 	t.Helper()
 	rewrite.ClearDescriptions() // the cold record is described afresh
 	cold := s.Cold(sql)
@@ -79,6 +92,13 @@ func sameAsCold(t *testing.T, s *rewrite.BenchSession, sql string, hit *rewrite.
 		if !reflect.DeepEqual(*hit.Statements[i], *cold.Statements[i]) {
 			t.Fatalf("access-log record of a hit differs from the cold one for\n%s\nhit:  %+v\ncold: %+v", sql, *hit.Statements[i], *cold.Statements[i])
 		}
+	}
+	// Every other field too: a hit is the cold result of the statement
+	// that built the template, whole, with this statement's text.
+	h, c := *hit, *cold
+	h.SQL, c.SQL = "", ""
+	if !reflect.DeepEqual(h, c) {
+		t.Fatalf("a shape hit's result differs from the cold one for\n%s\nhit:  %+v\ncold: %+v", sql, h, c)
 	}
 }
 
@@ -180,7 +200,7 @@ var shapeCases = []shapeCase{
 // Property: for random constants, a hit is the cold rewrite of the
 // statement, record included.
 func TestShapeHitIsColdRewrite(t *testing.T) {
-	s := shapeSession(t, engine, "alice")
+	s := newShapeSession(t, "alice")
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, c := range shapeCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,7 +234,7 @@ func TestShapeHitIsColdRewrite(t *testing.T) {
 
 // A statement the cache does not share never hits, whatever its cause.
 func TestShapeUnsharedNeverHits(t *testing.T) {
-	s := shapeSession(t, engine, "alice")
+	s := newShapeSession(t, "alice")
 	for _, c := range []struct{ cause, a, b string }{
 		{"a parameter", `SELECT first_name FROM customers WHERE customer_id = $1 AND segment = 'a'`,
 			`SELECT first_name FROM customers WHERE customer_id = $1 AND segment = 'b'`},
@@ -264,179 +284,13 @@ func TestShapeUnsharedNeverHits(t *testing.T) {
 	}
 }
 
-// A reload of the rules and a new catalog snapshot each start the shape
-// cache afresh: no template of the old rules or catalog answers.
-func TestShapeInvalidation(t *testing.T) {
-	ctx := context.Background()
-	north, err := rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(crm.Rules), `customers: "region = :region"`, `customers: "region = :region AND segment IS NOT NULL"`, 1)
-	if changed == string(crm.Rules) {
-		t.Fatal("the sample rules changed; update the test")
-	}
-	path := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reloaded, err := rules.Parse(path, []byte(changed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var current atomic.Pointer[rules.Policy]
-	current.Store(north)
-	eng := rewrite.NewEngine(current.Load, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := eng.Start(cctx, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	s := shapeSession(t, eng, "alice")
-	decide := func(id int) string {
-		t.Helper()
-		d := s.Decide(fmt.Sprintf("SELECT first_name, city FROM customers WHERE customer_id = %d", id))
-		if d.SQL == "" {
-			t.Fatalf("not rewritten: %+v", d)
-		}
-		return d.SQL
-	}
-	stats := func() [3]int64 { h, m, u := eng.SnapshotShapeStats(); return [3]int64{h, m, u} }
-
-	decide(1)
-	decide(2)
-	decide(3)
-	if got := stats(); got != [3]int64{1, 2, 0} {
-		t.Fatalf("shape stats %v, want two misses then one hit", got)
-	}
-	// The rules reload: the next statement of the shape is rewritten under
-	// the new rules, not answered from the old template.
-	current.Store(reloaded)
-	if sql := decide(4); !strings.Contains(sql, "segment IS NOT NULL") {
-		t.Fatalf("after the reload, the old template answered:\n%s", sql)
-	}
-	if got := stats(); got != [3]int64{1, 3, 0} {
-		t.Fatalf("shape stats %v after the reload, want a miss", got)
-	}
-	decide(5)
-	if sql := decide(6); !strings.Contains(sql, "segment IS NOT NULL") || stats()[0] != 2 {
-		t.Fatalf("no hit under the new rules (%v):\n%s", stats(), sql)
-	}
-
-	// A catalog change: a new column of customers must be in the policy
-	// subquery of the next statement of the shape.
-	su := direct(t)
-	if _, err := su.Exec(ctx, "ALTER TABLE customers ADD COLUMN shape_probe text"); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if _, err := su.Exec(ctx, "ALTER TABLE customers DROP COLUMN shape_probe"); err != nil {
-			t.Error(err)
-		}
-		if err := eng.Refresh(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := engine.Refresh(ctx); err != nil { // the shared engine may have looked meanwhile
-			t.Error(err)
-		}
-	}()
-	if err := eng.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if sql := decide(7); !strings.Contains(sql, "shape_probe") {
-		t.Fatalf("after the catalog change, the old template answered:\n%s", sql)
-	}
-	if got := stats(); got != [3]int64{0, 1, 0} {
-		t.Fatalf("shape stats %v of the new snapshot, want one miss", got)
-	}
-}
-
-// End to end through pgcloak as the north sales rep alice, in the simple
-// protocol with the constants inline: customers inside and outside her
-// region, each its own answer, masked as the rules say, while the shape
-// cache answers.
-func TestShapeEndToEnd(t *testing.T) {
-	ctx := context.Background()
-	su := direct(t)
-	ids := func(q string) []int {
-		rows, err := su.Query(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[int])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	inside := ids("SELECT customer_id FROM customers WHERE region = 'north' ORDER BY customer_id LIMIT 8")
-	outside := ids("SELECT customer_id FROM customers WHERE region <> 'north' ORDER BY customer_id LIMIT 8")
-	if len(inside) < 8 || len(outside) < 8 {
-		t.Fatalf("sample too small: %v %v", inside, outside)
-	}
-	alice := as(t, "alice")
-	h0, _, _ := engine.ShapeStats()
-	const lookup = "SELECT first_name, city, birth_date::text, national_id FROM customers WHERE customer_id = %d"
-	for round := range 2 {
-		for i := range inside {
-			for _, id := range []int{inside[i], outside[i]} {
-				type row struct{ first, city, birth, nid *string }
-				var got []row
-				rows, err := alice.Query(ctx, fmt.Sprintf(lookup, id), pgx.QueryExecModeSimpleProtocol)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for rows.Next() {
-					var r row
-					if err := rows.Scan(&r.first, &r.city, &r.birth, &r.nid); err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, r)
-				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
-				var want []row
-				rows, err = su.Query(ctx, `SELECT first_name, CASE WHEN city IS NULL THEN NULL ELSE '***' END,
-					date_trunc('year', birth_date)::date::text, NULL::text
-					FROM customers WHERE region = 'north' AND customer_id = $1`, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for rows.Next() {
-					var r row
-					if err := rows.Scan(&r.first, &r.city, &r.birth, &r.nid); err != nil {
-						t.Fatal(err)
-					}
-					want = append(want, r)
-				}
-				if len(got) != len(want) {
-					t.Fatalf("round %d, customer %d: %d rows, want %d", round, id, len(got), len(want))
-				}
-				for j := range got {
-					if deref(got[j].first) != deref(want[j].first) || deref(got[j].city) != deref(want[j].city) ||
-						deref(got[j].birth) != deref(want[j].birth) || got[j].nid != nil {
-						t.Fatalf("customer %d: got %s %s %s %s, want %s %s %s NULL", id, deref(got[j].first), deref(got[j].city),
-							deref(got[j].birth), deref(got[j].nid), deref(want[j].first), deref(want[j].city), deref(want[j].birth))
-					}
-				}
-			}
-		}
-	}
-	// Every statement but the first two hits; those two are answered by
-	// the result cache in the second round.
-	if h1, _, _ := engine.ShapeStats(); h1-h0 != int64(4*len(inside)-4) {
-		t.Fatalf("%d shape hits for %d statements of one shape", h1-h0, 4*len(inside))
-	}
-}
-
 // Hostile literals, leak-suite style: each statement gets the answer the
 // rules give it (the cold rewrite's, or a refusal), never a hit that says
 // something else; and through pgcloak, no row outside alice's region and
 // no raw national_id.
 func TestShapeHostileLiterals(t *testing.T) {
 	ctx := context.Background()
-	s := shapeSession(t, engine, "alice")
+	s := newShapeSession(t, "alice")
 	const prefix = "/* hostile */ SELECT customer_id, first_name, region, national_id FROM customers WHERE last_name = "
 	long := "'" + strings.Repeat("a'' OR true --", 8000) + "'"
 	hostile := []string{
@@ -518,10 +372,7 @@ func FuzzShapeHit(f *testing.F) {
 		"'a'\n'b'", `U&'\0041'`, `'--'`, `'/*'`, `'$1'`, `-1`, `1e5`, `'a' -- '`, `/* ' */ 'a'`} {
 		f.Add(seed)
 	}
-	s, err := engine.NewBenchSession(context.Background(), "alice", []string{"public"})
-	if err != nil {
-		f.Fatal(err)
-	}
+	s := newShapeSession(f, "alice")
 	const prefix = "/* fuzz */ SELECT customer_id, first_name, national_id FROM customers WHERE last_name = "
 	for _, lit := range []string{`'a'`, `'b'`, `E'a'`, `E'b'`, `$$a$$`, `$$b$$`, `1`, `2`, `1.5`, `2.5`} {
 		s.Shaped(prefix + lit)
@@ -571,35 +422,4 @@ func TestShapeLexerLemma(t *testing.T) {
 		t.Fatalf("only %d texts checked", checked)
 	}
 	t.Logf("%d texts of a shape the scanner agrees on; %d it rejects", checked, rejected)
-}
-
-// Sessions of one context share shapes: concurrent statements each get
-// their own constants back.
-func TestShapeConcurrent(t *testing.T) {
-	const format = "/* concurrent */ SELECT first_name, city FROM customers WHERE customer_id = %d AND last_name <> %s"
-	errs := make(chan error, 4)
-	for g := range 4 {
-		s := shapeSession(t, engine, "alice")
-		go func() {
-			for i := range 100 {
-				id := g*1000 + i
-				name := fmt.Sprintf("'n%d''%d'", g, i)
-				d := s.Decide(fmt.Sprintf(format, id, name))
-				if !strings.Contains(d.SQL, fmt.Sprintf("customer_id = %d ", id)) && !strings.Contains(d.SQL, fmt.Sprintf("customer_id =  %d ", id)) ||
-					!strings.Contains(d.SQL, name) {
-					errs <- fmt.Errorf("statement %d of goroutine %d lost its constants:\n%s", i, g, d.SQL)
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range 4 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if h, _, _ := engine.ShapeStats(); h == 0 {
-		t.Fatal("no shape hits")
-	}
 }

@@ -525,7 +525,7 @@ func (w *walker) funcCall(f *pg_query.FuncCall) {
 		w.fail(err)
 		return
 	}
-	if !w.rw.cat.funcLeakproof(name) {
+	if !w.rw.cat.FunctionLeakproof(name) {
 		w.leakIfQual()
 	}
 	if schema == "" && len(f.Funcname) == 1 {
@@ -551,11 +551,11 @@ func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
 		}
 		return
 	}
-	if !w.rw.cat.opBuiltin(schema, name) {
+	if !w.rw.cat.OperatorBuiltin(schema, name) {
 		w.fail(refuseRule("function_allowlist", "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
 		return
 	}
-	if !w.rw.cat.opLeakproof(name, w.typeOf(left)) {
+	if !w.rw.cat.OperatorLeakproof(name, w.typeOf(left)) {
 		w.leakIfQual()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Writes to a protected table (design.md §5.3).
@@ -685,7 +686,7 @@ func (rw *rewrite) chainFrom(tab *rules.Table, outer string, subjectCond func(st
 func (w *walker) checked(cond string, tab *rules.Table) string {
 	msg := fmt.Sprintf("pgcloak: the row is outside the row filter of role %q on %s (rule: %s)",
 		w.rw.ctx.Principal.Role.Name, tab.Name, w.filterRule(tab))
-	return "(" + cond + ") OR " + CheckViolation + "(" + rules.QuoteLiteral(msg) + ")"
+	return "(" + cond + ") OR " + schema.CheckViolation + "(" + rules.QuoteLiteral(msg) + ")"
 }
 
 func (w *walker) filterRule(tab *rules.Table) string {
@@ -710,7 +711,7 @@ func (rw *rewrite) updateCheck(tab *rules.Table, alias string, cols []string, va
 	keyCheck := ""
 	if subj := rw.ctx.Policy.Subject(); tab.Subject && subj != nil && slices.Contains(cols, subj.Key) {
 		k := rules.QuoteIdent(subj.Key)
-		keyCheck = " AND (" + newRowAlias + "." + k + " IS NOT DISTINCT FROM " + rules.QuoteIdent(alias) + "." + k + " OR " + CheckViolation + "(" +
+		keyCheck = " AND (" + newRowAlias + "." + k + " IS NOT DISTINCT FROM " + rules.QuoteIdent(alias) + "." + k + " OR " + schema.CheckViolation + "(" +
 			rules.QuoteLiteral("pgcloak: changing the subject key "+tab.Name.String()+"."+subj.Key+" is refused for restricted roles (rule: subject.key)") + "))"
 	}
 	if !touched && keyCheck == "" {

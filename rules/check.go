@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcloak/pgcloak/catalog"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Severity of a finding: errors make pgcloak check fail, warnings only with
@@ -61,71 +64,43 @@ func FindingsOf(err error, code string) []Finding {
 	return out
 }
 
-// dbColumn is a column as the catalog describes it.
-type dbColumn struct {
-	name, typ string
-	typOID    uint32
+// dbCatalog is the Catalog of a database: its user relations
+// (catalog.Catalog.UserRelations), in order.
+type dbCatalog struct {
+	tables map[TableName]*catalog.Relation
+	order  []*catalog.Relation
 }
 
-// dbCatalog is the user tables of a database.
-type dbCatalog struct {
-	tables map[TableName][]dbColumn
-	order  []TableName
+func newDBCatalog(cat *catalog.Catalog) *dbCatalog {
+	c := &dbCatalog{tables: map[TableName]*catalog.Relation{}, order: cat.UserRelations()}
+	for _, r := range c.order {
+		c.tables[TableName{Schema: r.Schema, Name: r.Name}] = r
+	}
+	return c
 }
 
 func (c *dbCatalog) ColumnType(t TableName, col string) (string, bool) {
-	for _, dc := range c.tables[t] {
-		if dc.name == col {
-			return dc.typ, true
-		}
+	if dc := c.column(t, col); dc != nil {
+		return dc.Type, true
 	}
 	return "", false
 }
 
-func (c *dbCatalog) TableExists(t TableName) bool { _, ok := c.tables[t]; return ok }
+func (c *dbCatalog) TableExists(t TableName) bool { return c.tables[t] != nil }
 
-func (c *dbCatalog) column(t TableName, col string) (dbColumn, bool) {
-	for _, dc := range c.tables[t] {
-		if dc.name == col {
-			return dc, true
-		}
+func (c *dbCatalog) column(t TableName, col string) *catalog.Column {
+	if r := c.tables[t]; r != nil {
+		return r.Column(col)
 	}
-	return dbColumn{}, false
-}
-
-// ReadCatalog reads the tables, views and their columns of every schema
-// but the system ones and pgcloak's own.
-func ReadCatalog(ctx context.Context, conn *pgx.Conn) (Catalog, error) {
-	return readCatalog(ctx, conn)
+	return nil
 }
 
 func readCatalog(ctx context.Context, conn *pgx.Conn) (*dbCatalog, error) {
-	rows, err := conn.Query(ctx, `
-		SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
-		FROM pg_catalog.pg_attribute a
-		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-		  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgcloak')
-		  AND n.nspname !~ '^pg_(toast|temp)'
-		ORDER BY n.nspname, c.relname, a.attnum`)
+	cat, err := catalog.Load(ctx, conn.Query)
 	if err != nil {
-		return nil, fmt.Errorf("reading the catalog: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	cat := &dbCatalog{tables: map[TableName][]dbColumn{}}
-	for rows.Next() {
-		var t TableName
-		var c dbColumn
-		if err := rows.Scan(&t.Schema, &t.Name, &c.name, &c.typ, &c.typOID); err != nil {
-			return nil, err
-		}
-		if _, ok := cat.tables[t]; !ok {
-			cat.order = append(cat.order, t)
-		}
-		cat.tables[t] = append(cat.tables[t], c)
-	}
-	return cat, rows.Err()
+	return newDBCatalog(cat), nil
 }
 
 // CheckDatabase checks the policy against the database conn is connected
@@ -156,15 +131,12 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	}
 	defer tx.Rollback(ctx)
 	pr := &prober{ctx: ctx, tx: tx, seen: map[string]error{}}
-	var havePseudonym bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
+	installed, err := schema.Inspect(ctx, tx.Query)
+	if err != nil {
 		return nil, err
 	}
-	var haveCheck bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL").Scan(&haveCheck); err != nil {
-		return nil, err
-	}
-	if !havePseudonym || !haveCheck {
+	havePseudonym := installed.Pseudonym
+	if !installed.Pseudonym || !installed.CheckViolation {
 		out = append(out, Finding{Severity: SevError, Code: "setup",
 			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}
@@ -238,8 +210,8 @@ func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Fi
 	reported := map[string]bool{}
 	for _, t := range p.tableList {
 		for _, c := range t.Columns {
-			dc, ok := cat.column(t.Name, c.Name)
-			if !ok {
+			dc := cat.column(t.Name, c.Name)
+			if dc == nil {
 				continue
 			}
 			type use struct {
@@ -261,23 +233,23 @@ func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Fi
 				}
 			}
 			for _, u := range uses {
-				if u.view.Mask.Accepts(dc.typ) != nil {
+				if u.view.Mask.Accepts(dc.Type) != nil {
 					continue // CheckCatalog reported it
 				}
 				if u.view.Mask.Kind == MaskPseudonymize && !havePseudonym {
 					continue
 				}
-				expr, err := u.view.SQL(c.Name, dc.typ)
+				expr, err := u.view.SQL(c.Name, dc.Type)
 				if err != nil {
 					continue
 				}
 				msg := ""
 				if err := pr.prepare("SELECT " + expr + " FROM " + t.Name.SQL()); err != nil {
 					msg = fmt.Sprintf("%smask %s of column %s.%s does not work on this database: %s", u.who, u.view.Mask.Name, t.Name, c.Name, pgMessage(err))
-				} else if len(pr.fields) == 1 && pr.fields[0] != dc.typOID {
+				} else if len(pr.fields) == 1 && pr.fields[0] != dc.TypeOID {
 					var got string
 					pr.tx.QueryRow(pr.ctx, "SELECT format_type($1, NULL)", pr.fields[0]).Scan(&got)
-					msg = fmt.Sprintf("%smask %s of column %s.%s produces %s, but the column is %s", u.who, u.view.Mask.Name, t.Name, c.Name, got, dc.typ)
+					msg = fmt.Sprintf("%smask %s of column %s.%s produces %s, but the column is %s", u.who, u.view.Mask.Name, t.Name, c.Name, got, dc.Type)
 				}
 				if msg != "" && !reported[msg] {
 					reported[msg] = true
@@ -487,28 +459,29 @@ func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (strin
 
 func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog) ([]Finding, error) {
 	var out []Finding
-	for _, tn := range cat.order {
+	for _, rel := range cat.order {
+		tn := TableName{Schema: rel.Schema, Name: rel.Name}
 		tab := p.tables[tn]
 		if p.subject != nil && p.subject.OptOuts != nil && p.subject.OptOuts.Table == tn && tab == nil {
 			// The opt-out table only holds keys and purposes.
 			continue
 		}
-		for _, dc := range cat.tables[tn] {
+		for _, dc := range rel.Columns {
 			var classed *Column
 			if tab != nil {
-				classed = tab.columns[dc.name]
+				classed = tab.columns[dc.Name]
 			}
 			if classed != nil && classed.Class != Public {
 				continue
 			}
 			var why []string
 			if classed == nil {
-				if what := personalName(dc.name); what != "" {
+				if what := personalName(dc.Name); what != "" {
 					why = append(why, "its name suggests "+what)
 				}
 			}
-			if FamilyOf(dc.typ) == FamilyText {
-				shape, err := sampleShape(ctx, tx, tn, dc.name)
+			if FamilyOf(dc.Type) == FamilyText {
+				shape, err := sampleShape(ctx, tx, tn, dc.Name)
 				if err != nil {
 					return nil, err
 				}
@@ -516,7 +489,7 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 					why = append(why, "its values look like "+shape)
 				}
 			}
-			f := Finding{Severity: SevWarning, Table: tn.String(), Column: dc.name}
+			f := Finding{Severity: SevWarning, Table: tn.String(), Column: dc.Name}
 			switch {
 			case classed != nil:
 				if len(why) == 0 {
@@ -524,10 +497,10 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 				}
 				f.Code = "looks-personal"
 				f.File, f.Line, f.Col = p.file, classed.At.Line, classed.At.Col
-				f.Message = fmt.Sprintf("column %s.%s is classed public, but %s", tn, dc.name, strings.Join(why, " and "))
+				f.Message = fmt.Sprintf("column %s.%s is classed public, but %s", tn, dc.Name, strings.Join(why, " and "))
 			case tab != nil:
 				f.Code = "unclassed-column"
-				f.Message = fmt.Sprintf("column %s.%s of a protected table is not classed; it is treated as %s", tn, dc.name, p.unclassed)
+				f.Message = fmt.Sprintf("column %s.%s of a protected table is not classed; it is treated as %s", tn, dc.Name, p.unclassed)
 				if len(why) > 0 {
 					f.Message += "; " + strings.Join(why, " and ")
 				}
@@ -538,9 +511,9 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 				f.Code = "looks-personal"
 				if p.unlistedAllowed {
 					f.Severity = SevError
-					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules, so restricted roles read it unmasked (defaults.unlisted_tables: allow)", tn, dc.name, strings.Join(why, " and "), tn)
+					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules, so restricted roles read it unmasked (defaults.unlisted_tables: allow)", tn, dc.Name, strings.Join(why, " and "), tn)
 				} else {
-					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules (restricted roles cannot read it)", tn, dc.name, strings.Join(why, " and "), tn)
+					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules (restricted roles cannot read it)", tn, dc.Name, strings.Join(why, " and "), tn)
 				}
 			}
 			out = append(out, f)

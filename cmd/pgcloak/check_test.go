@@ -15,8 +15,8 @@ import (
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // crmServer starts one PostgreSQL with the sample CRM for the check tests
@@ -39,7 +39,7 @@ var crmServer = sync.OnceValues(func() (*pgtest.Server, error) {
 		s.Stop()
 		return nil, err
 	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		s.Stop()
 		return nil, err
 	}

@@ -27,7 +27,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func envInt(t *testing.T, name string, dflt int) int {
@@ -93,7 +93,7 @@ func TestSoak(t *testing.T) {
 	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 2000}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)

@@ -1,25 +1,27 @@
-package rewrite
+package catalog
 
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
-// Catalog is an immutable snapshot of what the rewrite needs to know about
-// the database: relations and their columns, inheritance, what views read,
-// and which functions and operators are leakproof. Load reads it over
-// pgcloak's own connection; a refresh builds a new one and swaps it in.
+// Catalog is an immutable snapshot of what pgcloak needs to know about the
+// database: relations and their columns, inheritance, what views read,
+// and which functions, operators and types are built in or leakproof.
+// Load reads it; a refresh builds a new one and swaps it in.
 type Catalog struct {
-	rels       map[relKey]*Relation
-	byOID      map[uint32]*Relation
-	relnames   map[string][]*Relation // relation name → relations of that name in any schema
-	funcs      map[string]*funcInfo   // function name → what is known of all functions of that name
-	ops        map[string]*opInfo     // operator name → leakproofness
-	types      map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
-	schemas    map[string]bool
+	rels     map[relKey]*Relation
+	byOID    map[uint32]*Relation
+	relnames map[string][]*Relation // relation name → relations of that name in any schema
+	funcs    map[string]*funcInfo   // function name → what is known of all functions of that name
+	ops      map[string]*opInfo     // operator name → leakproofness
+	types    map[relKey]bool        // type (schema, name) → safe to name (typeSafe)
+	// Generation numbers the snapshots a reader has loaded in turn; the
+	// engine sets it before it swaps the snapshot in.
 	Generation uint64
 }
 
@@ -27,11 +29,14 @@ type relKey struct{ schema, name string }
 
 // Relation is a table, view or other relation of the database.
 type Relation struct {
-	OID     uint32
-	Schema  string
-	Name    string
-	Kind    byte // pg_class.relkind: r, p, v, m, f, S, t, c
-	Columns []Column
+	OID    uint32
+	Schema string
+	Name   string
+	Kind   byte // pg_class.relkind: r, p, v, m, f, S, t, c
+	// Partition is set for a partition of a partitioned table
+	// (pg_class.relispartition).
+	Partition bool
+	Columns   []Column
 	// Parents are the relations this one inherits from or is a partition
 	// of, transitively.
 	Parents []*Relation
@@ -110,8 +115,31 @@ func (c *Catalog) Relation(schema, name string) *Relation { return c.rels[relKey
 // RelationByOID finds a relation by OID.
 func (c *Catalog) RelationByOID(oid uint32) *Relation { return c.byOID[oid] }
 
-// SchemaExists says whether a schema exists.
-func (c *Catalog) SchemaExists(name string) bool { return c.schemas[name] }
+// Named returns the relations of that name, in any schema.
+func (c *Catalog) Named(name string) []*Relation { return c.relnames[name] }
+
+// UserRelations returns the relations that hold or show the database's own
+// data, sorted by schema and name: its tables, partitioned tables, views,
+// materialized views and foreign tables, outside pg_catalog,
+// information_schema and pgcloak's own schema.
+func (c *Catalog) UserRelations() []*Relation {
+	var out []*Relation
+	for _, r := range c.byOID {
+		switch {
+		case !strings.ContainsRune("rpvmf", rune(r.Kind)):
+		case r.Schema == "pg_catalog", r.Schema == "information_schema", r.Schema == schema.Name:
+		default:
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Schema != out[j].Schema {
+			return out[i].Schema < out[j].Schema
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
 
 // Resolve finds the relation an unqualified name denotes on searchPath
 // (pg_catalog is searched first unless the path names it).
@@ -133,10 +161,20 @@ func effectivePath(searchPath []string) []string {
 	return append([]string{"pg_catalog"}, searchPath...)
 }
 
-// Load reads a catalog snapshot. It sees what the connection's role can
-// see; pgcloak's catalog login must be able to read the catalogs (any role
-// can) and does not need to read the tables.
-func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
+// Rows is a query's result as Load reads it; pgx.Rows is one.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Load reads a catalog snapshot with query, the Query method of a
+// connection or transaction (conn.Query of a *pgx.Conn or a pgx.Tx). It
+// sees what the connection's role can see; pgcloak's catalog login must be
+// able to read the catalogs (any role can) and does not need to read the
+// tables.
+func Load[R Rows](ctx context.Context, query func(ctx context.Context, sql string, args ...any) (R, error)) (*Catalog, error) {
 	c := &Catalog{
 		rels:     map[relKey]*Relation{},
 		byOID:    map[uint32]*Relation{},
@@ -144,16 +182,14 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 		funcs:    map[string]*funcInfo{},
 		ops:      map[string]*opInfo{},
 		types:    map[relKey]bool{},
-		schemas:  map[string]bool{},
 	}
 	steps := []struct {
 		what string
 		sql  string
-		scan func(pgx.Rows) error
+		scan func(Rows) error
 	}{
-		{"schemas", `SELECT nspname FROM pg_catalog.pg_namespace`, c.scanSchema},
 		{"relations", `
-			SELECT c.oid, n.nspname, c.relname, c.relkind::text
+			SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.relispartition
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind IN ('r','p','v','m','f','S','t') AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanRelation},
 		{"columns", `
@@ -190,7 +226,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 	steps = append(steps, struct {
 		what string
 		sql  string
-		scan func(pgx.Rows) error
+		scan func(Rows) error
 	}{"types", `
 		SELECT n.nspname, t.typname, t.oid, t.typtype::text, t.typrelid <> 0,
 		       COALESCE(e.oid, 0), COALESCE(en.nspname, ''), COALESCE(e.typtype::text, ''), COALESCE(e.typrelid <> 0, false)
@@ -199,7 +235,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 		LEFT JOIN pg_catalog.pg_namespace en ON en.oid = e.typnamespace
 		WHERE n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast%'`, c.scanType})
 	for _, st := range steps {
-		rows, err := conn.Query(ctx, st.sql)
+		rows, err := query(ctx, st.sql)
 		if err != nil {
 			return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
 		}
@@ -209,6 +245,7 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 				return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
 			}
 		}
+		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("catalog: reading %s: %w", st.what, err)
 		}
@@ -217,19 +254,10 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Catalog, error) {
 	return c, nil
 }
 
-func (c *Catalog) scanSchema(rows pgx.Rows) error {
-	var s string
-	if err := rows.Scan(&s); err != nil {
-		return err
-	}
-	c.schemas[s] = true
-	return nil
-}
-
-func (c *Catalog) scanRelation(rows pgx.Rows) error {
+func (c *Catalog) scanRelation(rows Rows) error {
 	r := &Relation{}
 	var kind string
-	if err := rows.Scan(&r.OID, &r.Schema, &r.Name, &kind); err != nil {
+	if err := rows.Scan(&r.OID, &r.Schema, &r.Name, &kind, &r.Partition); err != nil {
 		return err
 	}
 	r.Kind = kind[0]
@@ -243,7 +271,7 @@ func (c *Catalog) add(r *Relation) {
 	c.relnames[r.Name] = append(c.relnames[r.Name], r)
 }
 
-func (c *Catalog) scanColumn(rows pgx.Rows) error {
+func (c *Catalog) scanColumn(rows Rows) error {
 	var rel uint32
 	var col Column
 	var def *string
@@ -259,7 +287,7 @@ func (c *Catalog) scanColumn(rows pgx.Rows) error {
 	return nil
 }
 
-func (c *Catalog) scanInherits(rows pgx.Rows) error {
+func (c *Catalog) scanInherits(rows Rows) error {
 	var child, parent uint32
 	if err := rows.Scan(&child, &parent); err != nil {
 		return err
@@ -270,7 +298,7 @@ func (c *Catalog) scanInherits(rows pgx.Rows) error {
 	return nil
 }
 
-func (c *Catalog) scanPrimaryKey(rows pgx.Rows) error {
+func (c *Catalog) scanPrimaryKey(rows Rows) error {
 	var rel uint32
 	var col string
 	if err := rows.Scan(&rel, &col); err != nil {
@@ -282,7 +310,7 @@ func (c *Catalog) scanPrimaryKey(rows pgx.Rows) error {
 	return nil
 }
 
-func (c *Catalog) scanViewDep(rows pgx.Rows) error {
+func (c *Catalog) scanViewDep(rows Rows) error {
 	var view, ref uint32
 	var isFunc bool
 	if err := rows.Scan(&view, &ref, &isFunc); err != nil {
@@ -302,7 +330,7 @@ func (c *Catalog) scanViewDep(rows pgx.Rows) error {
 	return nil
 }
 
-func (c *Catalog) scanFunc(rows pgx.Rows) error {
+func (c *Catalog) scanFunc(rows Rows) error {
 	var name, schema string
 	var leakproof bool
 	var oid uint32
@@ -327,7 +355,7 @@ func addSchema(schemas map[string]bool, schema string, builtin bool) {
 	schemas[schema] = builtin
 }
 
-func (c *Catalog) scanOp(rows pgx.Rows) error {
+func (c *Catalog) scanOp(rows Rows) error {
 	var name, schema, procSchema string
 	var left, oid, proc uint32
 	var leakproof bool
@@ -359,7 +387,7 @@ func typeSafe(schema string, oid uint32, typtype string, composite bool) bool {
 	return builtinOID(schema, oid) || typtype == "e" || typtype == "c" && composite
 }
 
-func (c *Catalog) scanType(rows pgx.Rows) error {
+func (c *Catalog) scanType(rows Rows) error {
 	var schema, name, typtype, elemSchema, elemType string
 	var oid, elem uint32
 	var composite, elemComposite bool
@@ -433,9 +461,12 @@ func (c *Catalog) link() {
 	}
 }
 
-// funcSafe says whether calls of the function name (optionally
+// FunctionExists says whether a function of that name exists in any schema.
+func (c *Catalog) FunctionExists(name string) bool { return c.funcs[name] != nil }
+
+// FunctionBuiltin says whether calls of the function name (optionally
 // schema-qualified) can only reach built-in functions.
-func (c *Catalog) funcBuiltin(schema, name string) bool {
+func (c *Catalog) FunctionBuiltin(schema, name string) bool {
 	f := c.funcs[name]
 	if f == nil {
 		return false // unknown: let nothing through that we cannot name
@@ -443,14 +474,15 @@ func (c *Catalog) funcBuiltin(schema, name string) bool {
 	return onlyBuiltin(f.schemas, schema)
 }
 
-// funcLeakproof says whether every function of that name is leakproof.
-func (c *Catalog) funcLeakproof(name string) bool {
+// FunctionLeakproof says whether every function of that name is leakproof.
+func (c *Catalog) FunctionLeakproof(name string) bool {
 	f := c.funcs[name]
 	return f != nil && f.allLeakproof
 }
 
-// opBuiltin says whether the operator name denotes only built-in operators.
-func (c *Catalog) opBuiltin(schema, name string) bool {
+// OperatorBuiltin says whether the operator name denotes only built-in
+// operators.
+func (c *Catalog) OperatorBuiltin(schema, name string) bool {
 	o := c.ops[name]
 	if o == nil {
 		return false
@@ -458,9 +490,10 @@ func (c *Catalog) opBuiltin(schema, name string) bool {
 	return onlyBuiltin(o.schemas, schema)
 }
 
-// opLeakproof says whether the operator is leakproof for a left operand of
-// type left (0: unknown, then every operator of that name must be).
-func (c *Catalog) opLeakproof(name string, left uint32) bool {
+// OperatorLeakproof says whether the operator is leakproof for a left
+// operand of type left (0: unknown, then every operator of that name must
+// be).
+func (c *Catalog) OperatorLeakproof(name string, left uint32) bool {
 	o := c.ops[name]
 	if o == nil {
 		return false

@@ -1,4 +1,4 @@
-package rewrite_test
+package engine_test
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 // Rewrite benchmarks (figures, not asserted; see docs/benchmarks.md):
 //
-//	go test -run XXX -bench . -benchmem -count 5 ./rewrite/
+//	go test -run XXX -bench . -benchmem -count 5 ./engine/
 //
 // They run against the catalog of the test server that TestMain starts,
 // with the sample CRM and its rules, as the north sales rep alice.
@@ -52,9 +52,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchSession(b *testing.B) *rewrite.BenchSession {
+func benchSession(b *testing.B) *engine.BenchSession {
 	b.Helper()
-	s, err := engine.NewBenchSession(context.Background(), "alice", []string{"public"})
+	s, err := eng.NewBenchSession(context.Background(), "alice", []string{"public"})
 	if err != nil {
 		b.Fatal(err)
 	}

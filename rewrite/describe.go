@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgcloak/pgcloak/audit"
-	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -38,7 +36,7 @@ var describeWork atomic.Int64
 const maxQueryText = 4096
 
 // describeKey identifies a cached description: the catalog snapshot and
-// context it was resolved in, and the statement's shape. The catalog is
+// viewer it was resolved for, and the statement's shape. The catalog is
 // held weakly: a cache entry does not keep an old snapshot alive.
 type describeKey struct {
 	cat   weak.Pointer[Catalog]
@@ -54,7 +52,7 @@ type describeCacheT struct {
 const maxDescriptions = 10000
 
 // descriptions is shared by all engines and observers: its keys say which
-// catalog and context each entry belongs to.
+// catalog and viewer each entry belongs to.
 var descriptions = &describeCacheT{m: map[describeKey][]*audit.Statement{}}
 
 func (c *describeCacheT) get(k describeKey) []*audit.Statement {
@@ -72,23 +70,31 @@ func (c *describeCacheT) put(k describeKey, v []*audit.Statement) {
 	c.m[k] = v
 }
 
-// describer resolves the relations of a statement.
-type describer struct {
-	cat        *Catalog      // nil: names as written
-	pol        *rules.Policy // nil: nothing is protected
-	searchPath []string
-	role       string
-	purpose    string
-	endUser    string
+// Describer describes statements for the access log as one principal
+// runs them: it resolves their relations in a catalog snapshot and names
+// the columns they use of the protected ones.
+type Describer struct {
+	Catalog    *Catalog      // nil: names as written
+	Policy     *rules.Policy // nil: nothing is protected
+	SearchPath []string
+	Role       string
+	Purpose    string
+	EndUser    string
 }
+
+// Describe returns the descriptions of the statements of sql, decided
+// Allowed: what the rules make of them is not in them (unrestricted
+// sessions, and statements decided on without a rewrite). key names
+// everything besides the catalog that the description depends on.
+func (d *Describer) Describe(sql, key string) []*audit.Statement { return d.describe(sql, key, nil) }
 
 // describe returns the descriptions of the statements of sql, decided
 // Allowed. tree is sql's parse tree if the caller has it (it is not
 // changed); ctxKey names everything besides the catalog that the
 // description depends on.
-func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*audit.Statement {
+func (d *Describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*audit.Statement {
 	shape, cacheable := shapeKey(sql)
-	k := describeKey{cat: weak.Make(d.cat), ctx: ctxKey, shape: shape}
+	k := describeKey{cat: weak.Make(d.Catalog), ctx: ctxKey, shape: shape}
 	if cacheable {
 		if v := descriptions.get(k); v != nil {
 			return v
@@ -97,13 +103,13 @@ func (d *describer) describe(sql, ctxKey string, tree *pg_query.ParseResult) []*
 	if tree == nil {
 		var err error
 		if tree, err = pg_query.Parse(sql); err != nil {
-			return []*audit.Statement{{Role: d.role, Purpose: d.purpose, EndUser: d.endUser, Kind: "unknown", Decision: audit.Allowed}}
+			return []*audit.Statement{{Role: d.Role, Purpose: d.Purpose, EndUser: d.EndUser, Kind: "unknown", Decision: audit.Allowed}}
 		}
 	}
 	out := make([]*audit.Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
-		st := &audit.Statement{Role: d.role, Purpose: d.purpose, EndUser: d.endUser,
+		st := &audit.Statement{Role: d.Role, Purpose: d.Purpose, EndUser: d.EndUser,
 			Kind: statementKind(raw.Stmt).String(), Query: normalizedText(text), Decision: audit.Allowed}
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			st.Fingerprint = fp
@@ -303,7 +309,7 @@ type objRef struct {
 // objects lists the relations an unrestricted session's statement names,
 // with the columns it names of the protected ones (restricted sessions'
 // statements are described from the rewrite's own walk: walkedObjects).
-func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
+func (d *Describer) objects(stmt *pg_query.Node) []audit.Object {
 	var (
 		refs []*pg_query.RangeVar
 		cols [][]string // ColumnRef fields; "*" for A_Star
@@ -375,7 +381,7 @@ func (d *describer) objects(stmt *pg_query.Node) []audit.Object {
 		}
 		uses = append(uses, objRef{name: name, columns: columns, tab: tab, access: access, alias: aliasOf(rv)})
 	}
-	return attribute(d.pol, uses, cols, wr)
+	return attribute(d.Policy, uses, cols, wr)
 }
 
 // utilityAccess is how a utility statement of kind k uses the relations
@@ -535,19 +541,19 @@ func attribute(pol *rules.Policy, uses []objRef, cols [][]string, wr writes) []a
 
 // resolve names the relation a reference denotes, its columns and the rules
 // table that protects it.
-func (d *describer) resolve(rv *pg_query.RangeVar) (string, []string, *rules.Table) {
+func (d *Describer) resolve(rv *pg_query.RangeVar) (string, []string, *rules.Table) {
 	var rel *Relation
-	if d.cat != nil {
+	if d.Catalog != nil {
 		if rv.Schemaname != "" {
-			rel = d.cat.Relation(rv.Schemaname, rv.Relname)
+			rel = d.Catalog.Relation(rv.Schemaname, rv.Relname)
 		} else {
-			rel = d.cat.Resolve(rv.Relname, d.searchPath)
+			rel = d.Catalog.Resolve(rv.Relname, d.SearchPath)
 		}
 	}
 	var tab *rules.Table
 	if rel != nil {
-		if d.pol != nil {
-			tab = (&rewrite{ctx: &Context{Policy: d.pol}}).protecting(rel)
+		if d.Policy != nil {
+			tab = Protecting(d.Policy, rel)
 		}
 		cols := make([]string, len(rel.Columns))
 		for i, c := range rel.Columns {
@@ -559,12 +565,12 @@ func (d *describer) resolve(rv *pg_query.RangeVar) (string, []string, *rules.Tab
 	if rv.Schemaname != "" {
 		name = rv.Schemaname + "." + name
 	}
-	if d.pol != nil {
+	if d.Policy != nil {
 		schema := rv.Schemaname
 		if schema == "" {
 			schema = "public"
 		}
-		tab = d.pol.Table(rules.TableName{Schema: schema, Name: rv.Relname})
+		tab = d.Policy.Table(rules.TableName{Schema: schema, Name: rv.Relname})
 	}
 	var cols []string
 	if tab != nil {
@@ -596,7 +602,7 @@ func visitMessages(m protoreflect.Message, f func(protoreflect.Message)) {
 // decided describes the statements of a rewrite for ctx: the base
 // description with the decision, and for protected relations the masks
 // and filters the principal's view applies.
-func decided(base *audit.Statement, ctx *Context, changed bool, refusal *Refusal) *audit.Statement {
+func decided(base *audit.Statement, ctx *Viewer, changed bool, refusal *Refusal) *audit.Statement {
 	st := *base
 	if refusal != nil {
 		st.Decision, st.Reason, st.ReasonCode = audit.Denied, refusal.Rule, audit.ReasonCode(refusal.Rule)
@@ -681,8 +687,8 @@ func reachesSubject(pol *rules.Policy, tab *rules.Table) bool {
 // a delegating session is added by the engine.
 func (rw *rewrite) describeTree(sql string, tree *pg_query.ParseResult) []*audit.Statement {
 	pr := rw.ctx.Principal
-	d := &describer{cat: rw.cat, pol: rw.ctx.Policy, searchPath: rw.ctx.SearchPath,
-		role: pr.Role.Name, purpose: strings.Join(rw.ctx.Purposes, ",")}
+	d := &Describer{Catalog: rw.cat, Policy: rw.ctx.Policy, SearchPath: rw.ctx.SearchPath,
+		Role: pr.Role.Name, Purpose: strings.Join(rw.ctx.Purposes, ",")}
 	return d.describe(sql, "restricted\x00"+rw.ctx.Key, tree)
 }
 
@@ -691,7 +697,7 @@ func (rw *rewrite) describeTree(sql string, tree *pg_query.ParseResult) []*audit
 // relations the walk resolved (walker.objects): the record says what the
 // decision was made on. A refused statement keeps the description by name
 // of everything it names, as its walk stopped at the refusal.
-func (res *Result) addStatement(base []*audit.Statement, ctx *Context, w *walker, r *Refusal, objs []audit.Object) {
+func (res *Result) addStatement(base []*audit.Statement, ctx *Viewer, w *walker, r *Refusal, objs []audit.Object) {
 	i := len(res.Statements)
 	if i >= len(base) {
 		return
@@ -733,153 +739,4 @@ func (w *walker) objects(stmt *pg_query.Node) []audit.Object {
 		cols = append(cols, stringFields(c.Fields))
 	}
 	return attribute(w.rw.ctx.Policy, w.uses, cols, wr)
-}
-
-// The engine's side: every decision carries the descriptions of its
-// statements.
-
-// rewrite is st.rewrite, counting cache hits and remembering the result
-// for the access log.
-func (s *session) rewrite(st *engineState, ctx *Context, sql string) *Result {
-	if r := st.results.get(ctx.Key + "\x00" + sql); r != nil {
-		s.e.cacheHits.Add(1)
-		s.lastRes = r
-		return r
-	}
-	s.e.cacheMisses.Add(1)
-	r := st.rewrite(ctx, sql)
-	s.lastRes = r
-	return r
-}
-
-// audited adds to a decision of decide the descriptions of sql's
-// statements.
-func (s *session) audited(sql string, d proxy.Decision) proxy.Decision {
-	res := s.lastRes
-	s.lastRes = nil
-	switch {
-	case d.Action == proxy.Refuse && d.Err == errUnknownTooSoon.Err:
-		d.Audit = denyAll(s.observe(sql), "fail_closed")
-	case res != nil && d.Action == proxy.Refuse && len(res.Refused) == 0:
-		d.Audit = denyAll(s.observe(sql), "prepared_stale")
-	case res != nil && len(res.Statements) > 0:
-		d.Audit = res.Statements
-		if s.endUserLogin() != "" {
-			d.Audit = withEndUser(d.Audit, s.endUserLogin())
-		}
-	case res != nil:
-		// Refused as a whole (it does not parse, or cannot be printed).
-		rule := "fail_closed"
-		if len(res.Refused) > 0 {
-			rule = res.Refused[0].Rule
-		}
-		d.Audit = denyAll(s.observe(sql), rule)
-	case s.openErr != nil:
-		d.Audit = denyAll(s.observe(sql), "login")
-	case s.ctx == nil && d.Action != proxy.Refuse:
-		d.Audit = s.observe(sql)
-	case s.e.state.Load() == nil:
-		d.Audit = denyAll(s.observe(sql), "not_ready")
-	case d.Action == proxy.Refuse:
-		d.Audit = denyAll(s.observe(sql), "delegation")
-	default:
-		d.Audit = s.observe(sql)
-	}
-	return d
-}
-
-// observe describes sql as the session's principal runs it, without the
-// rules' decisions (unrestricted sessions, and statements pgcloak decides
-// on without a rewrite).
-func (s *session) observe(sql string) []*audit.Statement {
-	d := &describer{pol: s.pol, searchPath: s.searchPath}
-	if st := s.e.state.Load(); st != nil {
-		d.cat = st.cat
-	}
-	if s.pr != nil {
-		d.role = s.pr.Role.Name
-	}
-	d.purpose = strings.Join(s.purposes, ",")
-	d.endUser = s.endUserLogin()
-	key := "observe\x00" + d.role + "\x00" + d.purpose + "\x00" + d.endUser + "\x00" + strings.Join(d.searchPath, ",")
-	if s.pol != nil {
-		key += "\x00" + s.pol.Version()
-	}
-	return d.describe(sql, key, nil)
-}
-
-func denyAll(in []*audit.Statement, rule string) []*audit.Statement {
-	out := make([]*audit.Statement, len(in))
-	for i, st := range in {
-		c := *st
-		c.Decision, c.Reason, c.ReasonCode = audit.Denied, rule, audit.ReasonCode(rule)
-		out[i] = &c
-	}
-	return out
-}
-
-func withEndUser(in []*audit.Statement, endUser string) []*audit.Statement {
-	if in[0].EndUser == endUser {
-		return in
-	}
-	out := make([]*audit.Statement, len(in))
-	for i, st := range in {
-		c := *st
-		c.EndUser = endUser
-		out[i] = &c
-	}
-	return out
-}
-
-// functionCall describes a FunctionCall message, which pgcloak refuses to
-// restricted roles.
-func (s *session) functionCall(d proxy.Decision) proxy.Decision {
-	st := &audit.Statement{Kind: "function_call", Decision: audit.Allowed, EndUser: s.endUserLogin()}
-	if s.pr != nil {
-		st.Role = s.pr.Role.Name
-	}
-	if d.Action == proxy.Refuse {
-		st.Decision, st.Reason, st.ReasonCode = audit.Denied, "fail_closed", "fail_closed"
-	}
-	d.Audit = []*audit.Statement{st}
-	return d
-}
-
-// CacheStats counts lookups in the rewrite cache since start.
-func (e *Engine) CacheStats() (hits, misses int64) { return e.cacheHits.Load(), e.cacheMisses.Load() }
-
-// Observer is the Policy of a pgcloak that has no rules but keeps an access
-// log: every session passes through unchanged, and its statements are
-// described for the log.
-type Observer struct{}
-
-func (Observer) Open(context.Context, proxy.SessionInfo) (proxy.SessionPolicy, error) {
-	return observed{}, nil
-}
-
-type observed struct{}
-
-func (observed) Query(sql string) proxy.Decision { return proxy.Decision{Audit: observedSQL(sql)} }
-
-func (observed) Parse(_, sql string, _ []uint32) proxy.Decision {
-	return proxy.Decision{Audit: observedSQL(sql)}
-}
-
-func (observed) FunctionCall(uint32) proxy.Decision {
-	return proxy.Decision{Audit: []*audit.Statement{{Kind: "function_call", Decision: audit.Allowed}}}
-}
-
-func (observed) Close() {}
-
-func observedSQL(sql string) []*audit.Statement {
-	return (&describer{}).describe(sql, "observer", nil)
-}
-
-// Identity says whom the session works for, for its auth record.
-func (s *session) Identity() audit.Statement {
-	st := audit.Statement{EndUser: s.endUserLogin(), Purpose: strings.Join(s.purposes, ",")}
-	if s.pr != nil {
-		st.Role = s.pr.Role.Name
-	}
-	return st
 }

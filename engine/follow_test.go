@@ -1,4 +1,4 @@
-package rewrite_test
+package engine_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"context"
@@ -14,10 +14,11 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -39,7 +40,7 @@ type Engine struct {
 	verifyFailures atomic.Int64 // rewrites whose text did not say what their tree said
 
 	cacheHits, cacheMisses atomic.Int64
-	shapeCounts            shapeCounters // shapecache.go
+	shapeCounts            rewrite.ShapeCounters // rewrite/shapecache.go
 
 	limits                           Limits // bounds.go
 	unknownRefreshes, unknownRefused atomic.Int64
@@ -50,10 +51,10 @@ type Engine struct {
 
 // engineState is one catalog snapshot with the caches built on it.
 type engineState struct {
-	cat     *Catalog
-	subq    *subqueryCache
+	cat     *rewrite.Catalog
+	subq    *rewrite.SubqueryCache
 	results *resultCache
-	shapes  *shapeCache // shapecache.go
+	shapes  *rewrite.ShapeCache // rewrite/shapecache.go
 	// database is the database the catalog describes: the only one whose
 	// names pgcloak can resolve.
 	database string
@@ -118,11 +119,11 @@ func (e *Engine) Refresh(ctx context.Context) error {
 // refreshLocked is Refresh with refreshMu held.
 func (e *Engine) refreshLocked(ctx context.Context) error {
 	start := time.Now()
-	var cat *Catalog
+	var cat *rewrite.Catalog
 	var database string
 	err := e.withConn(ctx, func(c *pgx.Conn) error {
 		var err error
-		if cat, err = Load(ctx, c); err != nil {
+		if cat, err = catalog.Load(ctx, c.Query); err != nil {
 			return err
 		}
 		return c.QueryRow(ctx, "SELECT pg_catalog.current_database()").Scan(&database)
@@ -133,7 +134,8 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if old := e.state.Load(); old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
-	e.state.Store(&engineState{cat: cat, subq: newSubqueryCache(), results: newResultCache(e.limits), shapes: newShapeCache(e.limits, &e.shapeCounts), database: database, loaded: start})
+	e.state.Store(&engineState{cat: cat, subq: rewrite.NewSubqueryCache(), results: newResultCache(e.limits),
+		shapes: rewrite.NewShapeCache(e.limits.CacheBytes/4, &e.shapeCounts), database: database, loaded: start})
 	e.lastRefresh = start
 	e.log.Debug("catalog loaded", "catalog", cat.String())
 	return nil
@@ -179,7 +181,7 @@ func (e *Engine) refreshForUnknown() {
 
 // hasNewUnknown says whether a result names relations the session has not
 // yet found to be its own temporary ones.
-func (s *session) hasNewUnknown(res *Result) bool {
+func (s *session) hasNewUnknown(res *rewrite.Result) bool {
 	for _, n := range res.Unknown {
 		if !s.temps[n] {
 			return true
@@ -329,7 +331,7 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 					st.database, info.Database)}
 		}
 	}
-	s.setContext()
+	s.setViewer()
 	return s, nil
 }
 
@@ -350,7 +352,7 @@ type session struct {
 	restricted  bool
 	app         *rules.Principal  // a delegating application's own principal
 	endUser     string            // the end user it named (the setting's value)
-	ctx         *Context          // nil: unrestricted
+	viewer      *rewrite.Viewer   // nil: unrestricted
 	openErr     error             // set when a reload left the login without a role
 	temps       map[string]bool   // names found to be the session's temporary relations
 	gen         uint64            // bumped when the rules in force or the end user change
@@ -365,7 +367,7 @@ type session struct {
 	lastUnknownRefresh time.Time
 	refreshTokens      float64
 	f                  following
-	lastRes            *Result // the last decision's rewrite, for the access log
+	lastRes            *rewrite.Result // the last decision's rewrite, for the access log
 	// startParams are the settings the server reported at start-up, which
 	// the session guards checked; watching is set while the session is
 	// restricted (read by the proxy's server-side goroutine).
@@ -373,10 +375,26 @@ type session struct {
 	watching    atomic.Bool
 }
 
-func (s *session) setContext() {
-	s.ctx = nil
+// The proxy finds a session's optional interfaces by type assertion: these
+// make a renamed or retyped method a compile error, not a check that
+// silently stops running.
+var (
+	_ proxy.Policy          = (*Engine)(nil)
+	_ proxy.SessionPolicy   = (*session)(nil)
+	_ proxy.ErrorFilter     = (*session)(nil) // FilterError
+	_ proxy.WireChecker     = (*session)(nil) // MaskColumns
+	_ proxy.SettingsWatcher = (*session)(nil) // ParameterStatus (settings_watch.go)
+	_ proxy.Generational    = (*session)(nil) // Generation
+	_ proxy.Follower        = (*session)(nil) // Ready (follow.go)
+	_ proxy.Identity        = (*session)(nil) // Identity (access.go)
+	_ proxy.Policy          = Observer{}      // access.go
+	_ proxy.SessionPolicy   = observed{}
+)
+
+func (s *session) setViewer() {
+	s.viewer = nil
 	if s.restricted {
-		s.ctx = NewContext(s.pol, s.pr, s.purposes, s.searchPath)
+		s.viewer = rewrite.NewViewer(s.pol, s.pr, s.purposes, s.searchPath)
 	}
 	s.watching.Store(s.restricted)
 }
@@ -427,17 +445,17 @@ func (s *session) resolve(ctx context.Context) error {
 	return nil
 }
 
-// current returns the context under the rules in force, re-mapping the
+// current returns the viewer under the rules in force, re-mapping the
 // login after a reload.
-func (s *session) current() (*Context, error) {
+func (s *session) current() (*rewrite.Viewer, error) {
 	if pol := s.e.rules(); pol != s.pol {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.openErr = s.resolve(ctx)
 		cancel()
-		s.setContext()
+		s.setViewer()
 		s.gen++
 	}
-	return s.ctx, s.openErr
+	return s.viewer, s.openErr
 }
 
 // Generation changes whenever the session's earlier decisions may no
@@ -464,7 +482,7 @@ func (s *session) Close() {}
 
 func (s *session) decide(sql string) proxy.Decision {
 	s.drain()
-	ctx, err := s.current()
+	viewer, err := s.current()
 	if err != nil {
 		var pe *proxy.Error
 		if errors.As(err, &pe) {
@@ -472,7 +490,7 @@ func (s *session) decide(sql string) proxy.Decision {
 		}
 		return proxy.ErrRefused(pgerrcode.InvalidAuthorizationSpecification, err.Error())
 	}
-	if ctx == nil {
+	if viewer == nil {
 		return proxy.Decision{} // unrestricted after a reload
 	}
 	if s.pending != nil {
@@ -487,14 +505,14 @@ func (s *session) decide(sql string) proxy.Decision {
 	if st == nil {
 		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
 	}
-	res := s.rewrite(st, ctx, sql)
+	res := s.rewrite(st, viewer, sql)
 	if s.hasNewUnknown(res) {
 		if !s.mayRefreshForUnknown() {
 			return errUnknownTooSoon
 		}
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
-		res = s.rewrite(st, ctx, sql)
+		res = s.rewrite(st, viewer, sql)
 		// Still unknown after a fresh look: the session's own temporary
 		// relations (which pgcloak's connection cannot see).
 		for _, n := range res.Unknown {
@@ -507,7 +525,7 @@ func (s *session) decide(sql string) proxy.Decision {
 	if res.VerifyFailed() {
 		s.e.verifyFailures.Add(1)
 		s.e.log.Error("verify: a rewritten statement does not parse back to the tree pgcloak checked; refused",
-			"role", ctx.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
+			"role", viewer.Principal.Role.Name, "fingerprint", fingerprintOf(sql))
 	}
 	if res.CatalogChange {
 		s.temps = nil
@@ -520,35 +538,35 @@ func (s *session) decide(sql string) proxy.Decision {
 }
 
 // rewrite rewrites through the result cache.
-func (st *engineState) rewrite(ctx *Context, sql string) *Result {
-	key := ctx.Key + "\x00" + sql
+func (st *engineState) rewrite(v *rewrite.Viewer, sql string) *rewrite.Result {
+	key := v.Key + "\x00" + sql
 	if r := st.results.get(key); r != nil {
 		return r
 	}
-	r, probe := st.shapes.lookup(ctx, sql)
+	r, probe := st.shapes.Lookup(v, sql)
 	if r != nil {
 		return r
 	}
-	r = Rewrite(st.cat, ctx, st.subq, sql, refusalSQL)
+	r = rewrite.Rewrite(st.cat, v, st.subq, sql, refusalSQL)
 	st.results.put(key, r)
-	st.shapes.learn(st, ctx, probe, r)
+	st.shapes.Learn(st.cat, st.subq, v, probe, r, refusalSQL)
 	return r
 }
 
-func refusalSQL(r *Refusal) string {
+func refusalSQL(r *rewrite.Refusal) string {
 	return proxy.RefusalSQL(&proxy.Error{Code: r.Code, Message: r.Message})
 }
 
 // Explain rewrites sql for a login as a session of it would be, for
 // `pgcloak explain`. searchPath stands in for the session's.
-func (e *Engine) Explain(ctx context.Context, login string, searchPath []string, sql string) (*Result, *rules.Principal, error) {
+func (e *Engine) Explain(ctx context.Context, login string, searchPath []string, sql string) (*rewrite.Result, *rules.Principal, error) {
 	s := &session{e: e, login: login, searchPath: searchPath}
 	if err := s.resolve(ctx); err != nil {
 		return nil, nil, err
 	}
-	s.setContext()
-	if s.ctx == nil {
-		return &Result{SQL: sql, Unchanged: true}, s.pr, nil
+	s.setViewer()
+	if s.viewer == nil {
+		return &rewrite.Result{SQL: sql, Unchanged: true}, s.pr, nil
 	}
 	st := e.state.Load()
 	if st == nil {
@@ -556,26 +574,20 @@ func (e *Engine) Explain(ctx context.Context, login string, searchPath []string,
 	}
 	// A refused statement is shown as a statement that names the refusal:
 	// Rewrite parses what the renderer returns.
-	return Rewrite(st.cat, s.ctx, st.subq, sql, explainRefusal), s.pr, nil
-}
-
-// explainRefusal renders a refusal for Explain.
-func explainRefusal(r *Refusal) string {
-	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
+	return rewrite.Rewrite(st.cat, s.viewer, st.subq, sql, rewrite.ShowRefusal), s.pr, nil
 }
 
 // MaskColumns is the wire check (design.md §5.4): a result column that
 // comes straight from a protected column the principal may not see raw
 // means a rewrite failed. It is masked and reported as an incident.
-func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
-	if s.ctx == nil {
+func (s *session) MaskColumns(fields []proxy.Column) []bool {
+	if s.viewer == nil {
 		return nil
 	}
 	st := s.e.state.Load()
 	if st == nil {
 		return nil
 	}
-	rw := &rewrite{cat: st.cat, ctx: s.ctx}
 	var mask []bool
 	for i, f := range fields {
 		if f.TableOID == 0 {
@@ -585,13 +597,13 @@ func (s *session) MaskColumns(fields []pgproto3.FieldDescription) []bool {
 		if rel == nil {
 			continue
 		}
-		tab := rw.protecting(rel)
+		tab := rewrite.Protecting(s.viewer.Policy, rel)
 		if tab == nil {
 			continue
 		}
 		var col string
 		for _, c := range rel.Columns {
-			if c.Num == int16(f.TableAttributeNumber) {
+			if c.Num == int16(f.Attribute) {
 				col = c.Name
 			}
 		}
@@ -632,7 +644,7 @@ func (e *Engine) VerifyFailures() int64 { return e.verifyFailures.Load() }
 // the principal may not see: the DETAIL of integrity constraint violations
 // shows the failing row ("Failing row contains (…)", hidden columns
 // included) or the conflicting key of another row.
-func (s *session) FilterError(e *pgproto3.ErrorResponse) bool {
+func (s *session) FilterError(e *proxy.ServerError) bool {
 	if !s.restricted || e.Detail == "" {
 		return false
 	}

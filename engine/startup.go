@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"fmt"
@@ -8,13 +8,14 @@ import (
 	"github.com/jackc/pgerrcode"
 
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 // The start-up packet sets settings too: each parameter other than user,
 // database, replication and options is a setting, and options holds
 // command-line switches (-c name=value, --name=value). For a restricted
-// session they are judged by the same rule as SET (settingAllowed); a
+// session they are judged by the same rule as SET (rewrite.SettingAllowed); a
 // switch that is not a setting is refused.
 
 // startupParams are the start-up parameters that are not settings, or
@@ -46,13 +47,13 @@ func checkStartup(pr *rules.Principal, params map[string]string) error {
 				return startupRefusal(err.Error())
 			}
 			for _, kv := range settings {
-				if r := settingAllowed(pr, kv[0], kv[1]); r != nil {
+				if r := rewrite.SettingAllowed(pr, kv[0], kv[1]); r != nil {
 					return startupSettingRefusal(r, "in the start-up options")
 				}
 			}
 		case startupParams[k]:
 		default:
-			if r := settingAllowed(pr, k, v); r != nil {
+			if r := rewrite.SettingAllowed(pr, k, v); r != nil {
 				return startupSettingRefusal(r, "in the start-up parameters")
 			}
 		}
@@ -62,7 +63,7 @@ func checkStartup(pr *rules.Principal, params map[string]string) error {
 
 // startupSettingRefusal is SET's refusal of a setting, said of the
 // start-up packet.
-func startupSettingRefusal(r *Refusal, where string) error {
+func startupSettingRefusal(r *rewrite.Refusal, where string) error {
 	return &proxy.Error{Code: pgerrcode.InsufficientPrivilege,
 		Message: strings.Replace(r.Message, " (rule: ", " "+where+" (rule: ", 1)}
 }

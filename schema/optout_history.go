@@ -1,4 +1,4 @@
-package rewrite
+package schema
 
 // optOutHistorySQL creates the history of opt-out changes made outside the
 // CRM's own screens (the customers' portal, DESIGN.md §2.3): one row per

@@ -1,4 +1,4 @@
-package rewrite_test
+package engine_test
 
 import (
 	"bytes"
@@ -14,10 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -43,7 +43,7 @@ func TestReloadAndPrincipalMapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := rewrite.NewEngine(store.Current, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
+	eng := engine.NewEngine(store.Current, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := eng.Start(cctx, time.Minute); err != nil {

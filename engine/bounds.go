@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"sync"
@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgerrcode"
 
 	"github.com/pgcloak/pgcloak/proxy"
+	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 // What one session can take from everyone is bounded: the rewrite cache
@@ -56,7 +57,7 @@ func (e *Engine) SetLimits(l Limits) {
 // CacheBytes is the estimated size of the rewrite cache.
 func (e *Engine) CacheBytes() int64 {
 	if st := e.state.Load(); st != nil {
-		return st.results.bytes.Load() + st.shapes.bytes.Load()
+		return st.results.bytes.Load() + st.shapes.Bytes()
 	}
 	return 0
 }
@@ -72,7 +73,7 @@ func (e *Engine) UnknownRefreshes() (done, refused int64) {
 // budget: when an entry would pass it, the cache starts over.
 type resultCache struct {
 	mu         sync.RWMutex
-	m          map[string]*Result
+	m          map[string]*rewrite.Result
 	bytes      atomic.Int64
 	max        int64
 	maxRefused int
@@ -83,17 +84,17 @@ type resultCache struct {
 const maxResults = 50000
 
 func newResultCache(l Limits) *resultCache {
-	// A quarter of the budget is the shape cache's (shapecache.go).
-	return &resultCache{m: map[string]*Result{}, max: l.CacheBytes - l.CacheBytes/4, maxRefused: l.MaxRefusedCached}
+	// A quarter of the budget is the shape cache's (rewrite/shapecache.go).
+	return &resultCache{m: map[string]*rewrite.Result{}, max: l.CacheBytes - l.CacheBytes/4, maxRefused: l.MaxRefusedCached}
 }
 
-func (c *resultCache) get(k string) *Result {
+func (c *resultCache) get(k string) *rewrite.Result {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.m[k]
 }
 
-func (c *resultCache) put(k string, r *Result) {
+func (c *resultCache) put(k string, r *rewrite.Result) {
 	size := resultSize(k, r)
 	if len(r.Refused) > 0 && len(k) > c.maxRefused || size > c.max/16 {
 		return
@@ -114,7 +115,7 @@ func (c *resultCache) put(k string, r *Result) {
 // resultSize estimates the memory a cached result holds: its key, its SQL,
 // its refusals and its descriptions (those are shared with the
 // description cache, but may outlive it).
-func resultSize(k string, r *Result) int64 {
+func resultSize(k string, r *rewrite.Result) int64 {
 	n := 256 + len(k) + len(r.SQL)
 	for _, f := range r.Refused {
 		n += 64 + len(f.Message) + len(f.Rule)

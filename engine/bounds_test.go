@@ -1,4 +1,4 @@
-package rewrite_test
+package engine_test
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 // boundedCloak is a pgcloak with its own engine and limits.
-func boundedCloak(t *testing.T, pol *rules.Policy, l rewrite.Limits) (*rewrite.Engine, func(login string) *pgx.Conn) {
+func boundedCloak(t *testing.T, pol *rules.Policy, l engine.Limits) (*engine.Engine, func(login string) *pgx.Conn) {
 	t.Helper()
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), slog.New(slog.DiscardHandler))
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), slog.New(slog.DiscardHandler))
 	eng.SetLimits(l)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -51,7 +51,7 @@ func boundedCloak(t *testing.T, pol *rules.Policy, l rewrite.Limits) (*rewrite.E
 // statements are not kept at all; meanwhile another session is answered.
 func TestRewriteCacheBytes(t *testing.T) {
 	const budget = 1 << 20
-	eng, as := boundedCloak(t, policy, rewrite.Limits{CacheBytes: budget})
+	eng, as := boundedCloak(t, policy, engine.Limits{CacheBytes: budget})
 	ctx := context.Background()
 	mallory, other := as("alice"), as("bob")
 	huge := strings.Repeat("x", 512<<10)
@@ -94,7 +94,7 @@ func TestUnknownRelationRefreshBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, as := boundedCloak(t, pol, rewrite.Limits{UnknownRefreshInterval: time.Hour})
+	eng, as := boundedCloak(t, pol, engine.Limits{UnknownRefreshInterval: time.Hour})
 	ctx := context.Background()
 	mallory, other := as("alice"), as("bob")
 	refused := 0

@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func (s *session) switchTo(value string) {
 		s.endUser = ""
 		s.openErr = s.resolve(ctx)
 	}
-	s.setContext()
+	s.setViewer()
 	s.gen++
 }
 

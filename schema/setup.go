@@ -1,27 +1,27 @@
-package rewrite
+package schema
 
 import (
 	"context"
 	"crypto/rand"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pgcloak/pgcloak/rules"
 )
 
 // Setup creates, idempotently, what pgcloak needs inside the database: the
 // pgcloak schema with the keyed pseudonym functions and a random key that
-// only their owner can read. Run it as the owner of the protected tables
-// (or a superuser). An existing key is kept, so pseudonyms stay stable.
-func Setup(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, rules.PseudonymSetupSQL); err != nil {
+// only their owner can read, the function rewritten writes call to fail,
+// the change requests and the opt-out history. Run it as the owner of the
+// protected tables (or a superuser). An existing key is kept, so
+// pseudonyms stay stable.
+//
+// exec is the Exec method of the connection (conn.Exec of a *pgx.Conn).
+func Setup[T any](ctx context.Context, exec Exec[T]) error {
+	if _, err := exec(ctx, pseudonymSQL); err != nil {
 		return fmt.Errorf("setup: pseudonym functions: %w", err)
 	}
-	if _, err := conn.Exec(ctx, checkViolationSQL); err != nil {
+	if _, err := exec(ctx, checkViolationSQL); err != nil {
 		return fmt.Errorf("setup: check function: %w", err)
 	}
-	if _, err := conn.Exec(ctx, optOutHistorySQL); err != nil {
+	if _, err := exec(ctx, optOutHistorySQL); err != nil {
 		return fmt.Errorf("setup: opt-out history: %w", err)
 	}
 	key := make([]byte, 32)
@@ -29,17 +29,11 @@ func Setup(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	// The key travels as a bind parameter: never in SQL text, never in logs.
-	if _, err := conn.Exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO NOTHING", key); err != nil {
+	if _, err := exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO NOTHING", key); err != nil {
 		return fmt.Errorf("setup: pseudonym key: %w", err)
 	}
 	return nil
 }
-
-// CheckViolation is the function a rewritten write calls to fail, as a
-// WITH CHECK policy would, when a row it writes is outside the principal's
-// row filter. It raises 42501 with the message it is given (which names the
-// rule, never a value).
-const CheckViolation = "pgcloak.check_violation"
 
 const checkViolationSQL = `
 CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
@@ -103,23 +97,19 @@ BEGIN
 END $$;
 `
 
-// SetupMissing says what of Setup's work the database lacks, for `pgcloak
-// check`; "" when nothing.
-func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
-	var fn, key bool
-	err := conn.QueryRow(ctx, `SELECT
-		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL
-		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL
-		AND pg_catalog.to_regclass('pgcloak.change_requests') IS NOT NULL,
-		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case !fn:
-		return "the pgcloak functions are missing: run pgcloak setup --database DSN", nil
-	case !key:
-		return "the pseudonym key table is missing: run pgcloak setup --database DSN", nil
-	}
-	return "", nil
+// Installed says which of Setup's functions the database has, for pgcloak
+// check: the pseudonym functions that masks call, and the function that
+// rewritten writes call to fail.
+type Installed struct {
+	Pseudonym, CheckViolation bool
+}
+
+// Inspect reads what Installed says; query is the Query method of a
+// connection or transaction.
+func Inspect[R Rows](ctx context.Context, query Query[R]) (Installed, error) {
+	var in Installed
+	err := queryRow(ctx, query, `SELECT
+		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL,
+		pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL`, nil, &in.Pseudonym, &in.CheckViolation)
+	return in, err
 }

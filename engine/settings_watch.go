@@ -1,4 +1,4 @@
-package rewrite
+package engine
 
 import (
 	"fmt"
@@ -8,8 +8,6 @@ import (
 
 	"github.com/pgcloak/pgcloak/proxy"
 )
-
-var _ proxy.SettingsWatcher = (*session)(nil)
 
 // ParameterStatus follows, for the whole of a restricted session, the
 // settings the session guards checked at start-up (Open): pgcloak parses

@@ -1,4 +1,4 @@
-package rewrite_test
+package engine_test
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 
 // Shape cache benchmarks (figures, not asserted; see docs/benchmarks.md):
 //
-//	go test -run XXX -bench Shape -benchmem -count 5 ./rewrite/
+//	go test -run XXX -bench Shape -benchmem -count 5 ./engine/
 //
 // The CRM point lookup with its constant inline, as psycopg2 or Django
 // send it: every statement a new text, so the result cache never answers.
