@@ -775,27 +775,29 @@ func (m *paramMatch) value(fd protoreflect.FieldDescriptor, x, y protoreflect.Va
 }
 
 // paramsPlain says whether every parameter stands where a literal is just
-// a value: not as an ORDER BY, GROUP BY or DISTINCT ON item (an integer
-// there is a position in the select list) nor in a type name (a type
-// modifier).
+// a value: not as an ORDER BY or DISTINCT ON item (an integer there is a
+// position in the select list), not anywhere inside a GROUP BY item (an
+// integer in a row there, GROUP BY (a, 1) or GROUPING SETS ((a, 1)), is a
+// position too), nor in a type name (a type modifier).
 func paramsPlain(tree *pg_query.ParseResult) bool {
 	param := func(n *pg_query.Node) bool { return n.GetParamRef() != nil }
+	hasParam := func(n *pg_query.Node) bool { return anyMessage(n.ProtoReflect(), isParamRef) }
 	return !anyMessage(tree.Stmts[0].Stmt.ProtoReflect(), func(msg protoreflect.Message) bool {
 		switch x := msg.Interface().(type) {
 		case *pg_query.SortBy:
 			return param(x.Node)
 		case *pg_query.SelectStmt:
-			return slices.ContainsFunc(x.GroupClause, param) || slices.ContainsFunc(x.DistinctClause, param)
-		case *pg_query.GroupingSet:
-			return slices.ContainsFunc(x.Content, param)
+			return slices.ContainsFunc(x.GroupClause, hasParam) || slices.ContainsFunc(x.DistinctClause, param)
 		case *pg_query.TypeName:
-			return anyMessage(msg, func(inner protoreflect.Message) bool {
-				_, isParam := inner.Interface().(*pg_query.ParamRef)
-				return isParam
-			})
+			return anyMessage(msg, isParamRef)
 		}
 		return false
 	})
+}
+
+func isParamRef(m protoreflect.Message) bool {
+	_, ok := m.Interface().(*pg_query.ParamRef)
+	return ok
 }
 
 // anyMessage says whether f holds for m or any message below it.

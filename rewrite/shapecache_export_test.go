@@ -1,6 +1,10 @@
 package rewrite
 
-import "strings"
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
 
 // Test-only hooks for the shape cache (shapecache_test.go).
 
@@ -47,4 +51,13 @@ func ShapeCanonical(sql string) (string, bool) {
 	}
 	b.WriteString(sql[prev:])
 	return b.String(), true
+}
+
+// ParamsPlain is paramsPlain on sql's parse tree.
+func ParamsPlain(sql string) (bool, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return false, err
+	}
+	return paramsPlain(tree), nil
 }

@@ -247,6 +247,10 @@ func TestShapeUnsharedNeverHits(t *testing.T) {
 			`SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY 2`},
 		{"GROUP BY key position", `SELECT customer_id, first_name, count(*) FROM customers GROUP BY 1`,
 			`SELECT customer_id, first_name, count(*) FROM customers GROUP BY 2`},
+		{"GROUP BY position in a row", `SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY (segment, 1)`,
+			`SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY (segment, 2)`},
+		{"GROUPING SETS position in a row", `SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY GROUPING SETS ((segment, 1))`,
+			`SELECT segment, count(*) FROM customers WHERE customer_id > 5 GROUP BY GROUPING SETS ((segment, 2))`},
 		{"ORDER BY position", `SELECT first_name, last_name FROM customers ORDER BY 1 LIMIT 5`,
 			`SELECT first_name, last_name FROM customers ORDER BY 2 LIMIT 5`},
 		{"DISTINCT ON position", `SELECT DISTINCT ON (1) segment, first_name FROM customers ORDER BY segment, first_name LIMIT 3`,
@@ -281,6 +285,37 @@ func TestShapeUnsharedNeverHits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A parameter is plain where a literal is just a value; not where
+// PostgreSQL may read an integer as a select-list position or a type
+// modifier. Inside a GROUP BY item, anywhere counts: GROUP BY (a, 1)
+// groups by the first select-list item.
+func TestShapeParamsPlain(t *testing.T) {
+	for _, c := range []struct {
+		sql   string
+		plain bool
+	}{
+		{`SELECT a FROM t WHERE b = $1`, true},
+		{`SELECT a, count(*) FROM t WHERE b = $1 GROUP BY a ORDER BY a LIMIT $2`, true},
+		{`SELECT a FROM t ORDER BY $1`, false},
+		{`SELECT DISTINCT ON ($1) a FROM t`, false},
+		{`SELECT a FROM t GROUP BY $1`, false},
+		{`SELECT a FROM t GROUP BY (a, $1)`, false},
+		{`SELECT a FROM t GROUP BY GROUPING SETS ((a, $1))`, false},
+		{`SELECT a FROM t GROUP BY ROLLUP (a, ($1, a))`, false},
+		{`SELECT a FROM t GROUP BY a + $1`, false},
+		{`SELECT a FROM t WHERE b IN (SELECT c FROM u GROUP BY (c, $1))`, false},
+		{`SELECT $1::varchar(3)`, true},
+	} {
+		got, err := rewrite.ParamsPlain(c.sql)
+		if err != nil {
+			t.Fatalf("%s: %v", c.sql, err)
+		}
+		if got != c.plain {
+			t.Errorf("%s: plain %v, want %v", c.sql, got, c.plain)
+		}
 	}
 }
 
