@@ -3,6 +3,7 @@ package pgtest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -32,5 +33,14 @@ func TestRolesAuthenticate(t *testing.T) {
 		if _, err := pgx.ConnectConfig(ctx, cfg); err == nil {
 			t.Fatalf("%s: wrong password accepted", role)
 		}
+	}
+}
+
+// Eventually returns once the condition holds.
+func TestEventually(t *testing.T) {
+	n := 0
+	Eventually(t, 10*time.Second, "third call", func() bool { n++; return n == 3 })
+	if n != 3 {
+		t.Fatalf("%d calls", n)
 	}
 }
