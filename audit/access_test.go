@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,13 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rewrite"
@@ -37,41 +36,19 @@ var (
 
 const testCustomers = 1000
 
-func TestMain(m *testing.M) { pgtest.Main(runner{m}, pgtest.Options{}, &pg) }
+func TestMain(m *testing.M) {
+	cloaktest.Main(m, cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 3}}, &pg, startEngine)
+}
 
-type runner struct{ m *testing.M }
-
-// Run loads the sample CRM and starts the rewrite engine.
-func (r runner) Run() int {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 3})
-	if err == nil {
-		err = rewrite.Setup(ctx, conn)
-	}
-	conn.Close(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loading the sample CRM:", err)
-		return 1
-	}
+// startEngine starts the rewrite engine with the sample's rules.
+func startEngine(ctx context.Context) error {
 	policy, err := rules.Parse("rules.yaml", crm.Rules)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	engine = rewrite.NewEngine(func() *rules.Policy { return policy }, pg.DSN(pgtest.SuperUser, pgtest.Database),
+	engine, err = cloaktest.StartEngine(ctx, pg, func() *rules.Policy { return policy },
 		slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := engine.Start(cctx, time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return r.m.Run()
+	return err
 }
 
 // syncBuffer is an operational log shared by goroutines.
@@ -94,13 +71,12 @@ func (s *syncBuffer) String() string {
 
 // cloak is a pgcloak in front of the test server with an access log.
 type cloak struct {
-	addr    string
+	*cloaktest.Cloak
 	file    string
 	log     *audit.Log
 	reg     *prometheus.Registry
 	ops     *syncBuffer // the operational log, JSON, at debug level
 	stopped bool
-	srv     *proxy.Server
 }
 
 func startCloak(t *testing.T, policy proxy.Policy, opts audit.Options) *cloak {
@@ -116,15 +92,9 @@ func startCloak(t *testing.T, policy proxy.Policy, opts audit.Options) *cloak {
 	if c.log, err = audit.Open(opts); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.srv = proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: policy, AccessLog: c.log,
-		Metrics: proxy.NewMetrics(c.reg), Logger: logger})
-	go c.srv.Serve(l)
-	c.addr = l.Addr().String()
 	t.Cleanup(func() { c.stop(t) })
+	c.Cloak = cloaktest.Serve(t, proxy.Config{Upstream: pg.Addr(), Policy: policy, AccessLog: c.log,
+		Metrics: proxy.NewMetrics(c.reg), Logger: logger})
 	return c
 }
 
@@ -134,9 +104,7 @@ func (c *cloak) stop(t *testing.T) {
 		return
 	}
 	c.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c.srv.Shutdown(ctx)
+	c.Stop()
 	if err := c.log.Close(); err != nil {
 		t.Errorf("closing the access log: %v", err)
 	}
@@ -144,9 +112,7 @@ func (c *cloak) stop(t *testing.T) {
 
 func (c *cloak) connect(t *testing.T, login string) *pgconn.PgConn {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(c.addr)
-	conn, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable application_name=audit_test",
-		host, port, login, crm.DemoPassword, pgtest.Database))
+	conn, err := pgconn.Connect(context.Background(), c.DSN(login, crm.DemoPassword)+" application_name=audit_test")
 	if err != nil {
 		t.Fatalf("connect as %s: %v", login, err)
 	}
@@ -534,7 +500,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 	t.Run("fail_closed", func(t *testing.T) {
 		path, heal := failingFile(t)
 		c := startCloak(t, engine, audit.Options{File: path})
-		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
+		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		_, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll()
 		if sqlstate(err) != "53000" || !strings.Contains(err.Error(), "access log cannot be written") {
@@ -545,7 +511,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 			t.Fatalf("extended protocol while the log fails: %v", res.Err)
 		}
 		heal()
-		waitFor(t, "the log to recover", func() bool { return c.log.Admit() == nil })
+		pgtest.Eventually(t, 10*time.Second, "the log to recover", func() bool { return c.log.Admit() == nil })
 		results, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll()
 		if err != nil || len(results[0].Rows) != 1 {
 			t.Fatalf("after recovery: %v", err)
@@ -578,7 +544,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 	t.Run("fail_open", func(t *testing.T) {
 		path, heal := failingFile(t)
 		c := startCloak(t, engine, audit.Options{File: path, OnFailure: audit.FailOpen})
-		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
+		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		for range 3 {
 			if _, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll(); err != nil {
@@ -586,9 +552,9 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 			}
 		}
 		// connect, auth, three statements.
-		waitFor(t, "5 lost records", func() bool { return c.log.Stats().Lost == 5 })
+		pgtest.Eventually(t, 10*time.Second, "5 lost records", func() bool { return c.log.Stats().Lost == 5 })
 		heal()
-		waitFor(t, "the log to recover", func() bool {
+		pgtest.Eventually(t, 10*time.Second, "the log to recover", func() bool {
 			conn.Exec(ctx, "SELECT 1").ReadAll()
 			return c.log.Healthy() == nil
 		})
@@ -663,8 +629,7 @@ func TestCanaries(t *testing.T) {
 
 	// Without rules: every session passes through, observed.
 	c = startCloak(t, rewrite.Observer{}, audit.Options{})
-	host, port, _ := net.SplitHostPort(c.addr)
-	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", host, port, pgtest.SuperUser, pgtest.Database))
+	conn, err := pgconn.Connect(ctx, c.DSN(pgtest.SuperUser, pgtest.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
