@@ -2,6 +2,8 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -42,5 +44,38 @@ func TestEventually(t *testing.T) {
 	Eventually(t, 10*time.Second, "third call", func() bool { n++; return n == 3 })
 	if n != 3 {
 		t.Fatalf("%d calls", n)
+	}
+	Eventually(t, 10*time.Second, "fifth call", func() (bool, string) { n++; return n == 5, "" })
+	if n != 5 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+// fatalRecorder keeps what Fatalf says and ends the goroutine, as
+// testing.T does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// A condition that never holds fails the test, naming what was awaited
+// and what was seen.
+func TestEventuallyFails(t *testing.T) {
+	f := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Eventually(f, 50*time.Millisecond, "the moon", func() (bool, string) { return false, "cheese" })
+	}()
+	<-done
+	if f.msg != "the moon: not after 50ms (cheese)" {
+		t.Fatalf("message %q", f.msg)
 	}
 }

@@ -5,19 +5,37 @@ import (
 	"time"
 )
 
-// Eventually waits for cond to hold, asking every 10ms, and fails the test
-// if it still does not after within. The deadline bounds correctness ("the
-// backend goes away"), not speed: a test waits for what it needs, never for
-// a fixed time. state, when given, describes what was seen instead, for
-// the failure message.
-func Eventually(t testing.TB, within time.Duration, what string, cond func() bool, state ...func() string) {
+// Condition is what Eventually waits for: a func() bool, or a
+// func() (bool, string) that also says what it saw instead, for the
+// failure message.
+type Condition interface {
+	func() bool | func() (bool, string)
+}
+
+// Eventually asks cond every 10ms until it holds, and fails the test if it
+// still does not after within. The deadline bounds correctness ("the
+// backend goes away"), not speed: a test waits for what it needs, never
+// for a fixed time.
+func Eventually[C Condition](t testing.TB, within time.Duration, what string, cond C) {
 	t.Helper()
+	check := func() (bool, string) {
+		switch c := any(cond).(type) {
+		case func() bool:
+			return c(), ""
+		case func() (bool, string):
+			return c()
+		}
+		panic("unreachable")
+	}
 	deadline := time.Now().Add(within)
-	for !cond() {
+	for {
+		ok, seen := check()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			seen := ""
-			for _, s := range state {
-				seen += " (" + s() + ")"
+			if seen != "" {
+				seen = " (" + seen + ")"
 			}
 			t.Fatalf("%s: not after %v%s", what, within, seen)
 		}
