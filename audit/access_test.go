@@ -498,7 +498,7 @@ func gatheredAll(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 func TestSinkFailureThroughProxy(t *testing.T) {
 	ctx := context.Background()
 	t.Run("fail_closed", func(t *testing.T) {
-		path, heal := failingFile(t)
+		path, heal := cloaktest.FailingFile(t)
 		c := startCloak(t, engine, audit.Options{File: path})
 		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
@@ -542,7 +542,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("fail_open", func(t *testing.T) {
-		path, heal := failingFile(t)
+		path, heal := cloaktest.FailingFile(t)
 		c := startCloak(t, engine, audit.Options{File: path, OnFailure: audit.FailOpen})
 		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")

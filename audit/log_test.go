@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
@@ -247,28 +248,8 @@ func TestUncleanStop(t *testing.T) {
 	}
 }
 
-// failingFile returns a path that is a symlink to /dev/full (every write
-// fails with ENOSPC, as on a full disk) and a function that points it at a
-// working file instead.
-func failingFile(t *testing.T) (path string, heal func()) {
-	dir := t.TempDir()
-	path = filepath.Join(dir, "audit.log")
-	if err := os.Symlink("/dev/full", path); err != nil {
-		t.Fatal(err)
-	}
-	return path, func() {
-		tmp := filepath.Join(dir, "new")
-		if err := os.Symlink(filepath.Join(dir, "real.log"), tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestFailClosed(t *testing.T) {
-	path, heal := failingFile(t)
+	path, heal := cloaktest.FailingFile(t)
 	reg := prometheus.NewRegistry()
 	l, err := audit.Open(audit.Options{File: path, Registerer: reg})
 	if err != nil {
@@ -306,7 +287,7 @@ func TestFailClosed(t *testing.T) {
 }
 
 func TestFailOpen(t *testing.T) {
-	path, heal := failingFile(t)
+	path, heal := cloaktest.FailingFile(t)
 	reg := prometheus.NewRegistry()
 	l, err := audit.Open(audit.Options{File: path, OnFailure: audit.FailOpen, Registerer: reg})
 	if err != nil {

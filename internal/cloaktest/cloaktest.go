@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -231,4 +232,25 @@ func (c *Cloak) DSN(user, password string) string {
 	host, port, _ := net.SplitHostPort(c.Addr)
 	return fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
 		host, port, user, password, pgtest.Database)
+}
+
+// FailingFile returns a path for an access log that is a symlink to
+// /dev/full (every write fails with ENOSPC, as on a full disk) and a
+// function that points it at a working file instead.
+func FailingFile(t testing.TB) (path string, heal func()) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "audit.log")
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() {
+		tmp := filepath.Join(dir, "new")
+		if err := os.Symlink(filepath.Join(dir, "real.log"), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
