@@ -30,6 +30,8 @@ func crmDB(t *testing.T) *pgtest.Server {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	crmServer.Stop()
+	stopAccess()
+	accessDB.Stop()
 	os.Exit(code)
 }
 

@@ -1,4 +1,4 @@
-package audit_test
+package main
 
 import (
 	"context"
@@ -34,6 +34,7 @@ func TestSignedDelegation(t *testing.T) {
 	if f := pol.CheckRules(); len(f) != 0 {
 		t.Fatalf("signed delegation still reported: %v", f)
 	}
+	pg, _ := accessFixture(t)
 	eng := cloaktest.Engine(t, pg, pol, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.log")

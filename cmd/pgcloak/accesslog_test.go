@@ -1,4 +1,4 @@
-package audit_test
+package main
 
 import (
 	"bufio"
@@ -28,27 +28,39 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
+// The access-log tests run pgcloak's parts in this process, wired as serve
+// wires them: proxy, engine and access log. They have a server of their
+// own (they change the CRM's data) and one engine on it, both started by
+// the first test that needs them and stopped by TestMain.
 var (
-	pg        *pgtest.Server
-	engine    *rewrite.Engine
-	engineLog = &syncBuffer{} // the engine's operational log
+	accessDB = cloaktest.NewShared(cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 3}})
+
+	accessCtx, stopAccess = context.WithCancel(context.Background())
+	accessOnce            sync.Once
+	accessEngine          *rewrite.Engine
+	accessErr             error
+	engineLog             = &syncBuffer{} // the engine's operational log
 )
 
 const testCustomers = 1000
 
-func TestMain(m *testing.M) {
-	cloaktest.Main(m, cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 3}}, &pg, startEngine)
-}
-
-// startEngine starts the rewrite engine with the sample's rules.
-func startEngine(ctx context.Context) error {
-	policy, err := rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		return err
+// accessFixture returns the access-log tests' server and engine.
+func accessFixture(t *testing.T) (*pgtest.Server, *rewrite.Engine) {
+	t.Helper()
+	pg := accessDB.Get(t)
+	accessOnce.Do(func() {
+		policy, err := rules.Parse("rules.yaml", crm.Rules)
+		if err != nil {
+			accessErr = err
+			return
+		}
+		accessEngine, accessErr = cloaktest.StartEngine(accessCtx, pg, func() *rules.Policy { return policy },
+			slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	})
+	if accessErr != nil {
+		t.Fatal(accessErr)
 	}
-	engine, err = cloaktest.StartEngine(ctx, pg, func() *rules.Policy { return policy },
-		slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	return err
+	return pg, accessEngine
 }
 
 // syncBuffer is an operational log shared by goroutines.
@@ -81,6 +93,7 @@ type cloak struct {
 
 func startCloak(t *testing.T, policy proxy.Policy, opts audit.Options) *cloak {
 	t.Helper()
+	pg, _ := accessFixture(t)
 	c := &cloak{reg: prometheus.NewRegistry(), ops: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(c.ops, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.File == "" && opts.Stream == nil {
@@ -242,6 +255,7 @@ func (s *script) check(recs []map[string]any, login string) {
 // decision and row count, that the metrics agree, and that the chain
 // verifies.
 func TestMixedWorkload(t *testing.T) {
+	pg, engine := accessFixture(t)
 	c := startCloak(t, engine, audit.Options{File: os.Getenv("AUDIT_DUMP")})
 	ctx := context.Background()
 
@@ -496,6 +510,7 @@ func gatheredAll(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // SQLSTATE 53000 and runs them again once the log can be written;
 // fail_open runs them and counts what it could not record.
 func TestSinkFailureThroughProxy(t *testing.T) {
+	_, engine := accessFixture(t)
 	ctx := context.Background()
 	t.Run("fail_closed", func(t *testing.T) {
 		path, heal := cloaktest.FailingFile(t)
@@ -581,6 +596,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 // the operational log, for restricted, unrestricted and rule-less
 // sessions.
 func TestCanaries(t *testing.T) {
+	pg, engine := accessFixture(t)
 	ctx := context.Background()
 	if err := pg.Exec(ctx,
 		"UPDATE customers SET first_name = 'CANARY_RESULT_a1' WHERE customer_id = (SELECT min(customer_id) FROM customers WHERE region = 'north')",
