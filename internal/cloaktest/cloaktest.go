@@ -5,11 +5,12 @@
 // throwaway server from internal/pgtest, starts the session engine with a
 // set of rules, and runs a pgcloak (proxy.Server) on a free loopback port in
 // front of a server. Each piece is separate so that a test takes only what
-// it needs: the proxy's tests run a pgcloak without the CRM, the rules'
-// tests load the CRM without pgcloak's schema.
+// it needs: the proxy's tests run a pgcloak without the CRM, the access
+// check's tests load the CRM without pgcloak's schema.
 //
 // It is not part of pgtest because it imports proxy, rewrite and rules,
-// whose own tests import pgtest.
+// whose own tests import pgtest; for the same reason a test inside one of
+// those packages (package rules, not rules_test) cannot use it.
 package cloaktest
 
 import (
