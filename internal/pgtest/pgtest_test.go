@@ -53,10 +53,7 @@ func TestEventually(t *testing.T) {
 
 // fatalRecorder keeps what Fatalf says and ends the goroutine, as
 // testing.T does.
-type fatalRecorder struct {
-	testing.TB
-	msg string
-}
+type fatalRecorder struct{ msg string }
 
 func (f *fatalRecorder) Helper() {}
 
@@ -68,7 +65,7 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 // A condition that never holds fails the test, naming what was awaited
 // and what was seen.
 func TestEventuallyFails(t *testing.T) {
-	f := &fatalRecorder{TB: t}
+	f := &fatalRecorder{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

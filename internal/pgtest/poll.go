@@ -1,9 +1,13 @@
 package pgtest
 
-import (
-	"testing"
-	"time"
-)
+import "time"
+
+// T is the part of testing.TB that Eventually uses; pgtest does not import
+// testing, because the demo links it into pgcloak.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
 
 // Condition is what Eventually waits for: a func() bool, or a
 // func() (bool, string) that also says what it saw instead, for the
@@ -16,7 +20,7 @@ type Condition interface {
 // still does not after within. The deadline bounds correctness ("the
 // backend goes away"), not speed: a test waits for what it needs, never
 // for a fixed time.
-func Eventually[C Condition](t testing.TB, within time.Duration, what string, cond C) {
+func Eventually[C Condition](t T, within time.Duration, what string, cond C) {
 	t.Helper()
 	check := func() (bool, string) {
 		switch c := any(cond).(type) {
