@@ -189,7 +189,7 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	w.changed = true
 	w.qual = true
 	w.messageExcept(s.ProtoReflect(), "with_clause", "relation", "select_stmt", "cols")
-	w.finishOnConflict(conflict, rel, tab)
+	w.finishOnConflict(conflict, rel, tab, s, cols)
 	if len(s.ReturningList) > 0 && w.err == nil {
 		s.ReturningList, _ = w.maskReturning(rel, tab, aliasOf(s.Relation), s.ReturningList)
 	}
