@@ -46,6 +46,14 @@ CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog
 	AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = message; END $$;
 
+-- row_check runs a row filter check pgcloak wrote on one new row ($1), for
+-- COPY … FROM, whose WHERE may not hold the check's sub-selects. It runs as
+-- the caller; the function allowlist keeps restricted sessions from calling
+-- it themselves.
+CREATE OR REPLACE FUNCTION pgcloak.row_check(query text, new_row anyelement) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$ DECLARE ok boolean; BEGIN EXECUTE query INTO ok USING new_row; RETURN ok; END $$;
+
 -- Change requests (design.md §2.5): held changes to personal data. Sessions
 -- cannot read or write the table; they reach it only through
 -- request_change, which pgcloak calls in the SQL it writes (and which the
@@ -110,6 +118,7 @@ func SetupMissing(ctx context.Context, conn *pgx.Conn) (string, error) {
 	err := conn.QueryRow(ctx, `SELECT
 		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL
 		AND pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL
+		AND pg_catalog.to_regprocedure('pgcloak.row_check(text, anyelement)') IS NOT NULL
 		AND pg_catalog.to_regclass('pgcloak.change_requests') IS NOT NULL,
 		pg_catalog.to_regclass('pgcloak.pseudonym_key') IS NOT NULL`).Scan(&fn, &key)
 	if err != nil {

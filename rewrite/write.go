@@ -342,8 +342,10 @@ func (w *walker) deleteStmt(s *pg_query.DeleteStmt) {
 }
 
 // copyFrom adds the row filter check to COPY … FROM into a protected
-// table. COPY's WHERE may not hold subqueries, so a table whose check needs
-// one (a linked table, opt-outs) is refused: INSERT does the same job.
+// table. COPY's WHERE may not hold subqueries: a table whose check needs
+// one (a linked table, opt-outs) gets it through pgcloak.row_check
+// (copyRowCheck). Either way every row is checked and one that fails
+// raises, which fails the whole COPY: all rows or none.
 func (w *walker) copyFrom(s *pg_query.CopyStmt) {
 	rel, tab, ok := w.writeTarget(s.Relation, "COPY FROM")
 	if !ok || tab == nil {
@@ -384,13 +386,41 @@ func (w *walker) copyFrom(s *pg_query.CopyStmt) {
 		return
 	}
 	if hasSubLink(node) {
-		w.fail(refuseUnsupported("COPY FROM into " + label + ", whose row filter check needs a subquery (use INSERT)"))
-		return
+		if node, err = w.copyRowCheck(rel, tab); err != nil {
+			w.fail(err)
+			return
+		}
 	}
 	w.qual = true
 	w.node(s.WhereClause)
 	s.WhereClause = andNodes(s.WhereClause, node)
 	w.changed = true
+}
+
+// RowCheck is the function that runs a check with sub-selects on one new
+// row of a COPY (setup.go).
+const RowCheck = "pgcloak.row_check"
+
+// copyRowCheck renders the check of COPY … FROM into a table whose check
+// needs a sub-select, for COPY's WHERE:
+//
+//	pgcloak.row_check('SELECT <check> FROM (SELECT ($1).*) AS pgcloak_row', t.*)
+//	  OR pgcloak.check_violation('…')
+//
+// The new row goes whole, with its own types (no text round trip), to a
+// query pgcloak wrote, in which it has the name and columns the check
+// expects. It is the same check as INSERT's.
+func (w *walker) copyRowCheck(rel *Relation, tab *rules.Table) (*pg_query.Node, error) {
+	const row = "pgcloak_row"
+	cond, _, err := w.rw.visibleSQL(tab, row)
+	if err != nil {
+		return nil, err
+	}
+	query := "SELECT " + cond + " FROM (SELECT ($1).*) AS " + row
+	msg := fmt.Sprintf("pgcloak: the row is outside the row filter of role %q on %s (rule: %s)",
+		w.rw.ctx.Principal.Role.Name, tab.Name, w.filterRule(tab))
+	return parseExpr(fmt.Sprintf("%s(%s, %s.*) OR %s(%s)", RowCheck, rules.QuoteLiteral(query), rules.QuoteIdent(rel.Name),
+		CheckViolation, rules.QuoteLiteral(msg)))
 }
 
 // targetRows builds `key IN (SELECT key FROM <policy subquery> AS alias,
