@@ -48,10 +48,11 @@ CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
 
 -- row_check runs a row filter check pgcloak wrote on one new row ($1), for
 -- COPY … FROM, whose WHERE may not hold the check's sub-selects. It runs as
--- the caller; the function allowlist keeps restricted sessions from calling
--- it themselves.
+-- the caller, with the session's search_path, as INSERT's check does (the
+-- relations pgcloak writes are schema-qualified); the function allowlist
+-- keeps restricted sessions from calling it themselves.
 CREATE OR REPLACE FUNCTION pgcloak.row_check(query text, new_row anyelement) RETURNS boolean
-	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql VOLATILE
 	AS $$ DECLARE ok boolean; BEGIN EXECUTE query INTO ok USING new_row; RETURN ok; END $$;
 
 -- Change requests (design.md §2.5): held changes to personal data. Sessions
