@@ -163,8 +163,13 @@ func (w *walker) finishOnConflict(p *onConflictPlan, rel *Relation, tab *rules.T
 	var rest *pg_query.Node
 	if oc.Action == pg_query.OnConflictAction_ONCONFLICT_NOTHING {
 		// Nothing to do for a visible row: SET the first key column to
-		// itself, never applied since the WHERE is false.
-		key := writeKeys(rel)[0]
+		// itself, never applied since the WHERE is false. (A column: the
+		// physical address writeKeys gives a table with children cannot
+		// be assigned.)
+		key := rel.Columns[0].Name
+		if len(rel.PrimaryKey) > 0 {
+			key = rel.PrimaryKey[0]
+		}
 		oc.Action = pg_query.OnConflictAction_ONCONFLICT_UPDATE
 		oc.TargetList = []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: key,
 			Val: pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(p.alias), pg_query.MakeStrNode(key)}, -1)}}}}

@@ -105,6 +105,12 @@ func (w *walker) reviewUpdate(s *pg_query.UpdateStmt, rel *Relation, tab *rules.
 	var writeBacks []string
 	for i, c := range reviewCols {
 		e, err := deparseExpr(reviewVals[i])
+		if err != nil && hasSubLink(reviewVals[i]) {
+			// Its policy subqueries are filled in after this, on the
+			// walked nodes: the request could not carry the value.
+			w.fail(refuseUnsupported("a sub-select that reads protected tables in SET of column " + c + ", whose changes are reviewed"))
+			return true
+		}
 		if err != nil {
 			w.fail(err)
 			return true
