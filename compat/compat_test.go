@@ -72,17 +72,10 @@ var ops = []string{"list", "get", "count", "join", "aggregate", "update", "creat
 // extraOps are operations only some clients run.
 var extraOps = map[string][]string{"pgjdbc": {"meta_primary_keys", "meta_index_info"}}
 
-// The features issue 10 asks for that the rewrite lacks today.
-const (
-	onConflictAny = "INSERT … ON CONFLICT DO NOTHING without a conflict target (a conflict with a hidden row cannot be told apart)"
-)
-
 // expectedFail lists what issue 10 requires of the sales rep that the
 // rewrite does not support yet, client/operation → the missing feature.
 // An entry that passes fails the suite: delete it when the feature lands.
-var expectedFail = map[string]string{
-	"activerecord/bulk": onConflictAny, // insert_all: ON CONFLICT DO NOTHING without a target
-}
+var expectedFail = map[string]string{}
 
 const (
 	base     = 9_000_000 // new customers get keys from base+1
