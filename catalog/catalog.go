@@ -42,6 +42,9 @@ type Relation struct {
 	Parents []*Relation
 	// PrimaryKey lists the primary key's columns, if there is one.
 	PrimaryKey []string
+	// Unique lists the table's unique indexes and exclusion constraints:
+	// what ON CONFLICT without a target checks (onconflict.go).
+	Unique []UniqueIndex
 	// HasChildren is set for a table that others inherit from or that is
 	// partitioned.
 	HasChildren bool
@@ -208,6 +211,7 @@ func Load[R Rows](ctx context.Context, query func(ctx context.Context, sql strin
 			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 			WHERE i.indisprimary
 			ORDER BY i.indrelid, pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum)`, c.scanPrimaryKey},
+		{"unique indexes", uniqueIndexesSQL, c.scanUniqueIndex},
 		{"view dependencies", `
 			SELECT DISTINCT r.ev_class, d.refobjid, d.refclassid = 'pg_catalog.pg_proc'::regclass
 			FROM pg_catalog.pg_rewrite r

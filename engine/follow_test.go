@@ -2,18 +2,13 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/pgcloak/pgcloak/examples/crm"
-	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 )
 
 const regionsSQL = "SELECT string_agg(DISTINCT region, ',' ORDER BY region) FROM customers"
@@ -113,12 +108,12 @@ func TestEndUserFollowsTransaction(t *testing.T) {
 		seesNothing(t, app)
 	})
 	t.Run("statements sent before its answer", func(t *testing.T) {
-		w := rawAs(t, "crm_app")
-		out := w.roundTrip(t, 2, &pgproto3.Query{String: "SET pgcloak.end_user = 'alice'"}, &pgproto3.Query{String: regionsSQL})
+		w := cloaktest.DialRaw(t, proxyAddr, "crm_app")
+		out := w.RoundTrip(t, 2, &pgproto3.Query{String: "SET pgcloak.end_user = 'alice'"}, &pgproto3.Query{String: regionsSQL})
 		if !strings.Contains(out, "CommandComplete SET") || strings.Contains(out, "north") || !strings.Contains(out, "42501") {
 			t.Fatalf("pipelined after the switch: %s", out)
 		}
-		out = w.roundTrip(t, 1, &pgproto3.Query{String: regionsSQL})
+		out = w.RoundTrip(t, 1, &pgproto3.Query{String: regionsSQL})
 		if !strings.Contains(out, "DataRow north") {
 			t.Fatalf("after the switch's answer: %s", out)
 		}
@@ -185,65 +180,4 @@ func TestIdentitySwitchClosesOld(t *testing.T) {
 			wantRefused(t, err, "42501", "other end users")
 		}
 	})
-}
-
-// rawConn is a raw protocol client through pgcloak.
-type rawConn struct {
-	conn net.Conn
-	fe   *pgproto3.Frontend
-}
-
-func rawAs(t *testing.T, login string) *rawConn {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(proxyAddr)
-	pc, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-		host, port, login, crm.DemoPassword, pgtest.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hc.Conn.Close() })
-	hc.Conn.SetDeadline(time.Now().Add(30 * time.Second))
-	return &rawConn{conn: hc.Conn, fe: hc.Frontend}
-}
-
-// roundTrip sends msgs in one write and reads until n ReadyForQuery; it
-// returns the answers, one a line: the message type, and the tag, row
-// values or SQLSTATE.
-func (w *rawConn) roundTrip(t *testing.T, n int, msgs ...pgproto3.FrontendMessage) string {
-	t.Helper()
-	for _, m := range msgs {
-		w.fe.Send(m)
-	}
-	if err := w.fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for n > 0 {
-		msg, err := w.fe.Receive()
-		if err != nil {
-			t.Fatalf("%v after %s", err, b.String())
-		}
-		switch m := msg.(type) {
-		case *pgproto3.CommandComplete:
-			fmt.Fprintf(&b, "CommandComplete %s\n", m.CommandTag)
-		case *pgproto3.DataRow:
-			fmt.Fprintf(&b, "DataRow")
-			for _, v := range m.Values {
-				fmt.Fprintf(&b, " %s", v)
-			}
-			b.WriteString("\n")
-		case *pgproto3.ErrorResponse:
-			fmt.Fprintf(&b, "ErrorResponse %s %s\n", m.Code, m.Message)
-		case *pgproto3.ReadyForQuery:
-			fmt.Fprintf(&b, "ReadyForQuery %c\n", m.TxStatus)
-			n--
-		default:
-			fmt.Fprintf(&b, "%T\n", msg)
-		}
-	}
-	return b.String()
 }

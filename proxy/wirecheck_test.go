@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -175,8 +176,7 @@ func TestWireCheckInAccessLog(t *testing.T) {
 	}
 	conn.Close(ctx)
 	want := []int{1, 0, 2, 1, 0, 2}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	pgtest.Eventually(t, 5*time.Second, fmt.Sprintf("wire_check of the executions %v", want), func() (bool, string) {
 		var got []int
 		log.mu.Lock()
 		for _, r := range log.recs {
@@ -185,12 +185,6 @@ func TestWireCheckInAccessLog(t *testing.T) {
 			}
 		}
 		log.mu.Unlock()
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wire_check of the executions: got %v, want %v", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Equal(got, want), fmt.Sprintf("got %v", got)
+	})
 }

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rewrite"
@@ -165,4 +167,20 @@ func (c *coldRewriter) Cold(sql string) *rewrite.Result {
 // refusalSQL renders a refusal as the proxy does.
 func refusalSQL(r *rewrite.Refusal) string {
 	return proxy.RefusalSQL(&proxy.Error{Code: r.Code, Message: r.Message})
+}
+
+// cloakWith is a pgcloak of its own with rules pol, for tests of a
+// variant of the sample's rules; it returns how to connect through it.
+func cloakWith(t *testing.T, pol *rules.Policy) func(login string) *pgx.Conn {
+	t.Helper()
+	eng := cloaktest.Engine(t, pg, pol, slog.New(slog.DiscardHandler))
+	c := cloaktest.Serve(t, proxy.Config{Upstream: pg.Addr(), Policy: eng})
+	return func(login string) *pgx.Conn {
+		conn, err := pgx.Connect(context.Background(), c.DSN(login, crm.DemoPassword))
+		if err != nil {
+			t.Fatalf("connect as %s: %v", login, err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return conn
+	}
 }

@@ -41,11 +41,14 @@ type Viewer struct {
 	Key        string
 }
 
-// NewViewer builds a viewer and its key.
+// NewViewer builds a viewer and its key. The key holds everything of the
+// principal a rewrite may read, the login included (a reviewed role's
+// change requests name their requester), so that a cached rewrite serves
+// only the principal it was made for.
 func NewViewer(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []string) *Viewer {
 	var b strings.Builder
 	b.WriteString(pol.Version())
-	b.WriteByte(0)
+	fmt.Fprintf(&b, "\x00%q\x00%t\x00", pr.Login, pr.Delegating)
 	b.WriteString(pr.Role.Name)
 	keys := make([]string, 0, len(pr.Attributes))
 	for k := range pr.Attributes {

@@ -6,7 +6,8 @@ import "github.com/pgcloak/pgcloak/catalog"
 // (package catalog, which the engine loads and refreshes); these are its
 // names for the snapshot's types.
 type (
-	Catalog  = catalog.Catalog
-	Relation = catalog.Relation
-	Column   = catalog.Column
+	Catalog     = catalog.Catalog
+	Relation    = catalog.Relation
+	Column      = catalog.Column
+	UniqueIndex = catalog.UniqueIndex
 )

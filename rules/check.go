@@ -136,7 +136,7 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 		return nil, err
 	}
 	havePseudonym := installed.Pseudonym
-	if !installed.Pseudonym || !installed.CheckViolation {
+	if !installed.Pseudonym || !installed.CheckViolation || !installed.RowCheck {
 		out = append(out, Finding{Severity: SevError, Code: "setup",
 			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}

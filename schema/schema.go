@@ -39,6 +39,9 @@ const (
 	CheckViolation = "pgcloak.check_violation"
 	// RequestChange is the function that records a change request.
 	RequestChange = "pgcloak.request_change"
+	// RowCheck runs a row filter check that needs sub-selects on one new
+	// row of a COPY … FROM (the rewriter writes it into COPY's WHERE).
+	RowCheck = "pgcloak.row_check"
 )
 
 // Rows is a query's result; pgx.Rows is one.

@@ -40,6 +40,15 @@ CREATE OR REPLACE FUNCTION pgcloak.check_violation(message text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog
 	AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = message; END $$;
 
+-- row_check runs a row filter check pgcloak wrote on one new row ($1), for
+-- COPY … FROM, whose WHERE may not hold the check's sub-selects. It runs as
+-- the caller, with the session's search_path, as INSERT's check does (the
+-- relations pgcloak writes are schema-qualified); the function allowlist
+-- keeps restricted sessions from calling it themselves.
+CREATE OR REPLACE FUNCTION pgcloak.row_check(query text, new_row anyelement) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE
+	AS $$ DECLARE ok boolean; BEGIN EXECUTE query INTO ok USING new_row; RETURN ok; END $$;
+
 -- Change requests (design.md §2.5): held changes to personal data. Sessions
 -- cannot read or write the table; they reach it only through
 -- request_change, which pgcloak calls in the SQL it writes (and which the
@@ -98,10 +107,10 @@ END $$;
 `
 
 // Installed says which of Setup's functions the database has, for pgcloak
-// check: the pseudonym functions that masks call, and the function that
-// rewritten writes call to fail.
+// check: the pseudonym functions that masks call, the function that
+// rewritten writes call to fail, and the one that checks COPY's rows.
 type Installed struct {
-	Pseudonym, CheckViolation bool
+	Pseudonym, CheckViolation, RowCheck bool
 }
 
 // Inspect reads what Installed says; query is the Query method of a
@@ -110,6 +119,7 @@ func Inspect[R Rows](ctx context.Context, query Query[R]) (Installed, error) {
 	var in Installed
 	err := queryRow(ctx, query, `SELECT
 		pg_catalog.to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL,
-		pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL`, nil, &in.Pseudonym, &in.CheckViolation)
+		pg_catalog.to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL,
+		pg_catalog.to_regprocedure('pgcloak.row_check(text, anyelement)') IS NOT NULL`, nil, &in.Pseudonym, &in.CheckViolation, &in.RowCheck)
 	return in, err
 }

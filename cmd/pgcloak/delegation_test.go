@@ -1,4 +1,4 @@
-package audit_test
+package main
 
 import (
 	"context"
@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/pgcloak/pgcloak/audit"
-	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
-	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -35,12 +34,9 @@ func TestSignedDelegation(t *testing.T) {
 	if f := pol.CheckRules(); len(f) != 0 {
 		t.Fatalf("signed delegation still reported: %v", f)
 	}
-	eng := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := eng.Start(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	pg, _ := accessFixture(t)
+	eng := cloaktest.Engine(t, pg, pol, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	c := startCloak(t, eng, audit.Options{File: path})
 	app := c.connect(t, "crm_app")

@@ -1,4 +1,4 @@
-package audit_test
+package main
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,55 +22,45 @@ import (
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
-	"github.com/pgcloak/pgcloak/schema"
 )
 
+// The access-log tests run pgcloak's parts in this process, wired as serve
+// wires them: proxy, engine and access log. They have a server of their
+// own (they change the CRM's data) and one engine on it, both started by
+// the first test that needs them and stopped by TestMain.
 var (
-	pg        *pgtest.Server
-	eng       *engine.Engine
-	engineLog = &syncBuffer{} // the engine's operational log
+	accessDB = cloaktest.NewShared(cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 3}})
+
+	accessCtx, stopAccess = context.WithCancel(context.Background())
+	accessOnce            sync.Once
+	accessEngine          *engine.Engine
+	accessErr             error
+	engineLog             = &syncBuffer{} // the engine's operational log
 )
 
 const testCustomers = 1000
 
-func TestMain(m *testing.M) { pgtest.Main(runner{m}, pgtest.Options{}, &pg) }
-
-type runner struct{ m *testing.M }
-
-// Run loads the sample CRM and starts the rewrite engine.
-func (r runner) Run() int {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+// accessFixture returns the access-log tests' server and engine.
+func accessFixture(t *testing.T) (*pgtest.Server, *engine.Engine) {
+	t.Helper()
+	pg := accessDB.Get(t)
+	accessOnce.Do(func() {
+		policy, err := rules.Parse("rules.yaml", crm.Rules)
+		if err != nil {
+			accessErr = err
+			return
+		}
+		accessEngine, accessErr = cloaktest.StartEngine(accessCtx, pg, func() *rules.Policy { return policy },
+			slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	})
+	if accessErr != nil {
+		t.Fatal(accessErr)
 	}
-	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 3})
-	if err == nil {
-		err = schema.Setup(ctx, conn.Exec)
-	}
-	conn.Close(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loading the sample CRM:", err)
-		return 1
-	}
-	policy, err := rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	eng = engine.NewEngine(func() *rules.Policy { return policy }, pg.DSN(pgtest.SuperUser, pgtest.Database),
-		slog.New(slog.NewJSONHandler(engineLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := eng.Start(cctx, time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return r.m.Run()
+	return pg, accessEngine
 }
 
 // syncBuffer is an operational log shared by goroutines.
@@ -95,17 +83,17 @@ func (s *syncBuffer) String() string {
 
 // cloak is a pgcloak in front of the test server with an access log.
 type cloak struct {
-	addr    string
+	*cloaktest.Cloak
 	file    string
 	log     *audit.Log
 	reg     *prometheus.Registry
 	ops     *syncBuffer // the operational log, JSON, at debug level
 	stopped bool
-	srv     *proxy.Server
 }
 
 func startCloak(t *testing.T, policy proxy.Policy, opts audit.Options) *cloak {
 	t.Helper()
+	pg, _ := accessFixture(t)
 	c := &cloak{reg: prometheus.NewRegistry(), ops: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(c.ops, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.File == "" && opts.Stream == nil {
@@ -117,15 +105,9 @@ func startCloak(t *testing.T, policy proxy.Policy, opts audit.Options) *cloak {
 	if c.log, err = audit.Open(opts); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.srv = proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: policy, AccessLog: c.log,
-		Metrics: proxy.NewMetrics(c.reg), Logger: logger})
-	go c.srv.Serve(l)
-	c.addr = l.Addr().String()
 	t.Cleanup(func() { c.stop(t) })
+	c.Cloak = cloaktest.Serve(t, proxy.Config{Upstream: pg.Addr(), Policy: policy, AccessLog: c.log,
+		Metrics: proxy.NewMetrics(c.reg), Logger: logger})
 	return c
 }
 
@@ -135,9 +117,7 @@ func (c *cloak) stop(t *testing.T) {
 		return
 	}
 	c.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c.srv.Shutdown(ctx)
+	c.Stop()
 	if err := c.log.Close(); err != nil {
 		t.Errorf("closing the access log: %v", err)
 	}
@@ -145,9 +125,7 @@ func (c *cloak) stop(t *testing.T) {
 
 func (c *cloak) connect(t *testing.T, login string) *pgconn.PgConn {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(c.addr)
-	conn, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable application_name=audit_test",
-		host, port, login, crm.DemoPassword, pgtest.Database))
+	conn, err := pgconn.Connect(context.Background(), c.DSN(login, crm.DemoPassword)+" application_name=audit_test")
 	if err != nil {
 		t.Fatalf("connect as %s: %v", login, err)
 	}
@@ -277,6 +255,7 @@ func (s *script) check(recs []map[string]any, login string) {
 // decision and row count, that the metrics agree, and that the chain
 // verifies.
 func TestMixedWorkload(t *testing.T) {
+	pg, eng := accessFixture(t)
 	c := startCloak(t, eng, audit.Options{File: os.Getenv("AUDIT_DUMP")})
 	ctx := context.Background()
 
@@ -531,11 +510,12 @@ func gatheredAll(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // SQLSTATE 53000 and runs them again once the log can be written;
 // fail_open runs them and counts what it could not record.
 func TestSinkFailureThroughProxy(t *testing.T) {
+	_, eng := accessFixture(t)
 	ctx := context.Background()
 	t.Run("fail_closed", func(t *testing.T) {
-		path, heal := failingFile(t)
+		path, heal := cloaktest.FailingFile(t)
 		c := startCloak(t, eng, audit.Options{File: path})
-		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
+		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		_, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll()
 		if sqlstate(err) != "53000" || !strings.Contains(err.Error(), "access log cannot be written") {
@@ -546,7 +526,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 			t.Fatalf("extended protocol while the log fails: %v", res.Err)
 		}
 		heal()
-		waitFor(t, "the log to recover", func() bool { return c.log.Admit() == nil })
+		pgtest.Eventually(t, 10*time.Second, "the log to recover", func() bool { return c.log.Admit() == nil })
 		results, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll()
 		if err != nil || len(results[0].Rows) != 1 {
 			t.Fatalf("after recovery: %v", err)
@@ -577,9 +557,9 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("fail_open", func(t *testing.T) {
-		path, heal := failingFile(t)
+		path, heal := cloaktest.FailingFile(t)
 		c := startCloak(t, eng, audit.Options{File: path, OnFailure: audit.FailOpen})
-		waitFor(t, "the sink to fail", func() bool { return c.log.Healthy() != nil })
+		pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return c.log.Healthy() != nil })
 		conn := c.connect(t, "alice")
 		for range 3 {
 			if _, err := conn.Exec(ctx, "SELECT count(*) FROM customers").ReadAll(); err != nil {
@@ -587,9 +567,9 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 			}
 		}
 		// connect, auth, three statements.
-		waitFor(t, "5 lost records", func() bool { return c.log.Stats().Lost == 5 })
+		pgtest.Eventually(t, 10*time.Second, "5 lost records", func() bool { return c.log.Stats().Lost == 5 })
 		heal()
-		waitFor(t, "the log to recover", func() bool {
+		pgtest.Eventually(t, 10*time.Second, "the log to recover", func() bool {
 			conn.Exec(ctx, "SELECT 1").ReadAll()
 			return c.log.Healthy() == nil
 		})
@@ -616,6 +596,7 @@ func TestSinkFailureThroughProxy(t *testing.T) {
 // the operational log, for restricted, unrestricted and rule-less
 // sessions.
 func TestCanaries(t *testing.T) {
+	pg, eng := accessFixture(t)
 	ctx := context.Background()
 	if err := pg.Exec(ctx,
 		"UPDATE customers SET first_name = 'CANARY_RESULT_a1' WHERE customer_id = (SELECT min(customer_id) FROM customers WHERE region = 'north')",
@@ -664,8 +645,7 @@ func TestCanaries(t *testing.T) {
 
 	// Without rules: every session passes through, observed.
 	c = startCloak(t, engine.Observer{}, audit.Options{})
-	host, port, _ := net.SplitHostPort(c.addr)
-	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", host, port, pgtest.SuperUser, pgtest.Database))
+	conn, err := pgconn.Connect(ctx, c.DSN(pgtest.SuperUser, pgtest.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
