@@ -20,6 +20,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/rules"
 )
@@ -94,7 +95,7 @@ func TestShapeInvalidation(t *testing.T) {
 
 	// A catalog change: a new column of customers must be in the policy
 	// subquery of the next statement of the shape.
-	su := direct(t)
+	su := cloaktest.Admin(t, pg)
 	if _, err := su.Exec(ctx, "ALTER TABLE customers ADD COLUMN shape_probe text"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestShapeInvalidation(t *testing.T) {
 // cache answers.
 func TestShapeEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	su := direct(t)
+	su := cloaktest.Admin(t, pg)
 	ids := func(q string) []int {
 		rows, err := su.Query(ctx, q)
 		if err != nil {
@@ -230,18 +231,7 @@ func TestShapeConcurrent(t *testing.T) {
 	}
 }
 
-// direct connects straight to the server as the superuser, for expected
-// answers computed from the raw data.
-func direct(t testing.TB) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
+// deref prints a nullable text, NULL for none.
 func deref(s *string) string {
 	if s == nil {
 		return "NULL"
