@@ -96,7 +96,7 @@ func applyChange(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, cat *re
 // applySQL renders the UPDATE that applies a request under the
 // requester's current principal.
 func applySQL(ctx context.Context, tx pgx.Tx, pol *rules.Policy, cat *rewrite.Catalog, c *schema.ChangeRequest) (string, error) {
-	pr, err := pol.Resolve(ctx, tx, c.Requester)
+	pr, err := rules.Resolve(ctx, pol, tx.QueryRow, c.Requester)
 	if err != nil {
 		return "", fmt.Errorf("requester: %w", err)
 	}

@@ -84,7 +84,7 @@ func (e *Engine) endUser(ctx context.Context, pol *rules.Policy, app *rules.Prin
 		return nil, err
 	}
 	if _, ok := pr.AttributeQuery(); ok {
-		return pol.Resolve(ctx, connQuerier{e}, pr.Login)
+		return rules.Resolve(ctx, pol, connQuerier{e}.QueryRow, pr.Login)
 	}
 	return pr, nil
 }

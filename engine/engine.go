@@ -405,7 +405,7 @@ func (s *session) resolve(ctx context.Context) error {
 	if pol == nil {
 		return &proxy.Error{Code: pgerrcode.CannotConnectNow, Message: "pgcloak is not ready: no rules loaded"}
 	}
-	pr, err := pol.Resolve(ctx, connQuerier{s.e}, s.login)
+	pr, err := rules.Resolve(ctx, pol, connQuerier{s.e}.QueryRow, s.login)
 	if err != nil {
 		var um *rules.UnmappedLoginError
 		if errors.As(err, &um) {

@@ -145,7 +145,7 @@ func newColdRewriter(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, log
 	if err != nil {
 		return nil, err
 	}
-	pr, err := pol.Resolve(ctx, conn, login)
+	pr, err := rules.Resolve(ctx, pol, conn.QueryRow, login)
 	if err != nil {
 		return nil, err
 	}

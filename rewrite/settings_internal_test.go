@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -17,11 +16,11 @@ func TestSettingAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, err := pol.Resolve(context.Background(), nil, "alice")
+	alice, err := pol.Principal("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dex, err := pol.Resolve(context.Background(), nil, "dex")
+	dex, err := pol.Principal("dex")
 	if err != nil {
 		t.Fatal(err)
 	}

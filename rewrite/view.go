@@ -1,33 +1,25 @@
 package rewrite
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 // NewRewriterAs returns a function that rewrites statements for principal
 // pr exactly as a session of pr would have them rewritten, against the
-// catalog of the database conn is connected to, read once (search path
-// public), for tools that must measure what a role can query (package
-// anonymity). A refused statement is an error naming the rule. The
+// catalog snapshot cat (search path public; the caller loads it with
+// catalog.Load), for tools that must measure what a role can query
+// (package anonymity). A refused statement is an error naming the rule. The
 // session's purposes are the role's: its fixed purpose, or all of its
 // purposes as before a session chooses one.
-func NewRewriterAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *rules.Principal) (func(sql string) (string, error), error) {
+func NewRewriterAs(cat *Catalog, pol *rules.Policy, pr *rules.Principal) (func(sql string) (string, error), error) {
 	if pr.Unrestricted() {
 		return func(sql string) (string, error) { return sql, nil }, nil
 	}
 	if !pr.Ready() {
-		return nil, errors.New("rewrite: the principal's attributes are not known yet (use Policy.Resolve)")
-	}
-	cat, err := catalog.Load(ctx, conn.Query)
-	if err != nil {
-		return nil, err
+		return nil, errors.New("rewrite: the principal's attributes are not known yet (use rules.Resolve)")
 	}
 	purposes := pr.Role.Purposes
 	if pr.Role.PurposeFixed && len(purposes) > 0 {

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/schema"
 )
@@ -95,16 +93,18 @@ func (c *dbCatalog) column(t TableName, col string) *catalog.Column {
 	return nil
 }
 
-func readCatalog(ctx context.Context, conn *pgx.Conn) (*dbCatalog, error) {
-	cat, err := catalog.Load(ctx, conn.Query)
-	if err != nil {
-		return nil, err
-	}
-	return newDBCatalog(cat), nil
-}
+// Describe prepares sql without running it and returns the type OIDs of
+// its parameters and of its result columns: what a driver's Prepare learns
+// from the protocol's Parse and Describe messages, and no SQL statement
+// tells before PostgreSQL 16.
+type Describe func(ctx context.Context, sql string) (params, fields []uint32, err error)
 
-// CheckDatabase checks the policy against the database conn is connected
-// to, which it only reads (inside a transaction it rolls back):
+// CheckDatabase checks policy p against the database, which it reads with
+// query and describe: the Query method of a read-only transaction (tx.Query
+// of a pgx.Tx) and a Describe in the same transaction, which the caller
+// rolls back afterwards. Taking the transaction's methods rather than the
+// transaction keeps this package, and the rewriter that imports it, free of
+// any database driver. It reports:
 //
 //   - every table and column the rules name exists, masks fit the column
 //     types (CheckCatalog);
@@ -116,22 +116,19 @@ func readCatalog(ctx context.Context, conn *pgx.Conn) (*dbCatalog, error) {
 //     but are not classed (errors when restricted roles could read them
 //     unmasked, warnings otherwise), and public columns whose values look
 //     personal.
-func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
-	cat, err := readCatalog(ctx, conn)
+func CheckDatabase[R schema.Rows](ctx context.Context, p *Policy, query schema.Query[R], describe Describe) ([]Finding, error) {
+	snap, err := catalog.Load(ctx, query)
 	if err != nil {
 		return nil, err
 	}
+	cat := newDBCatalog(snap)
 	var out []Finding
 	if err := p.CheckCatalog(cat); err != nil {
 		out = append(out, FindingsOf(err, "schema")...)
 	}
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(ctx)
-	pr := &prober{ctx: ctx, tx: tx, seen: map[string]error{}}
-	installed, err := schema.Inspect(ctx, tx.Query)
+	db := &database[R]{ctx: ctx, query: query}
+	pr := &prober[R]{db: db, describe: describe, seen: map[string]error{}}
+	installed, err := schema.Inspect(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -140,18 +137,18 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 		out = append(out, Finding{Severity: SevError, Code: "setup",
 			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}
-	out = append(out, p.probeMasks(pr, cat, havePseudonym)...)
-	out = append(out, p.probeFilters(pr, cat)...)
-	out = append(out, p.probeAttrQueries(pr)...)
+	out = append(out, probeMasks(p, pr, cat, havePseudonym)...)
+	out = append(out, probeFilters(p, pr, cat)...)
+	out = append(out, probeAttrQueries(p, pr)...)
 	if pr.err != nil {
 		return nil, pr.err
 	}
-	looks, err := p.personalLooking(ctx, tx, cat)
+	looks, err := personalLooking(p, db, cat)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, looks...)
-	triggers, err := settingsTriggers(ctx, tx)
+	triggers, err := settingsTriggers(db)
 	if err != nil {
 		return nil, err
 	}
@@ -159,42 +156,69 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	return out, nil
 }
 
+// database is CheckDatabase's transaction.
+type database[R schema.Rows] struct {
+	ctx   context.Context
+	query schema.Query[R]
+}
+
+// exec runs a statement that returns no rows.
+func (db *database[R]) exec(sql string) error {
+	rows, err := db.query(db.ctx, sql)
+	if err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// typeName is the name of type oid as format_type prints it, or "" if
+// the query fails.
+func (db *database[R]) typeName(oid uint32) string {
+	rows, err := db.query(db.ctx, "SELECT format_type($1, NULL)", oid)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	var name string
+	if rows.Next() {
+		rows.Scan(&name)
+	}
+	return name
+}
+
 // prober prepares statements without running them, each behind a
 // savepoint so that one failure does not abort the transaction.
-type prober struct {
-	ctx  context.Context
-	tx   pgx.Tx
-	seen map[string]error
-	err  error // a failure of the connection itself
+type prober[R schema.Rows] struct {
+	db       *database[R]
+	describe Describe
+	seen     map[string]error
+	err      error // a failure of the connection itself
 	// oids of the last probe's result columns
 	fields []uint32
 	params int
 }
 
-func (pr *prober) prepare(sql string) error {
+func (pr *prober[R]) prepare(sql string) error {
 	if err, ok := pr.seen[sql]; ok && err != nil {
 		return err
 	}
-	if _, err := pr.tx.Exec(pr.ctx, "SAVEPOINT pgcloak_probe"); err != nil {
+	if err := pr.db.exec("SAVEPOINT pgcloak_probe"); err != nil {
 		pr.err = err
 		return nil
 	}
-	sd, err := pr.tx.Conn().Prepare(pr.ctx, "", sql)
+	params, fields, err := pr.describe(pr.db.ctx, sql)
 	if err != nil {
-		if _, rerr := pr.tx.Exec(pr.ctx, "ROLLBACK TO SAVEPOINT pgcloak_probe"); rerr != nil {
+		if rerr := pr.db.exec("ROLLBACK TO SAVEPOINT pgcloak_probe"); rerr != nil {
 			pr.err = rerr
 		}
 		pr.seen[sql] = err
 		return err
 	}
-	pr.fields = pr.fields[:0]
-	for _, f := range sd.Fields {
-		pr.fields = append(pr.fields, f.DataTypeOID)
-	}
-	pr.params = len(sd.ParamOIDs)
+	pr.fields = append(pr.fields[:0], fields...)
+	pr.params = len(params)
 	pr.seen[sql] = nil
-	_, err = pr.tx.Exec(pr.ctx, "RELEASE SAVEPOINT pgcloak_probe")
-	if err != nil {
+	if err := pr.db.exec("RELEASE SAVEPOINT pgcloak_probe"); err != nil {
 		pr.err = err
 	}
 	return nil
@@ -205,7 +229,7 @@ func pgMessage(err error) string {
 	return strings.TrimPrefix(msg, "ERROR: ")
 }
 
-func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Finding {
+func probeMasks[R schema.Rows](p *Policy, pr *prober[R], cat *dbCatalog, havePseudonym bool) []Finding {
 	var out []Finding
 	reported := map[string]bool{}
 	for _, t := range p.tableList {
@@ -247,8 +271,7 @@ func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Fi
 				if err := pr.prepare("SELECT " + expr + " FROM " + t.Name.SQL()); err != nil {
 					msg = fmt.Sprintf("%smask %s of column %s.%s does not work on this database: %s", u.who, u.view.Mask.Name, t.Name, c.Name, pgMessage(err))
 				} else if len(pr.fields) == 1 && pr.fields[0] != dc.TypeOID {
-					var got string
-					pr.tx.QueryRow(pr.ctx, "SELECT format_type($1, NULL)", pr.fields[0]).Scan(&got)
+					got := pr.db.typeName(pr.fields[0])
 					msg = fmt.Sprintf("%smask %s of column %s.%s produces %s, but the column is %s", u.who, u.view.Mask.Name, t.Name, c.Name, got, dc.Type)
 				}
 				if msg != "" && !reported[msg] {
@@ -267,7 +290,7 @@ var sampleValues = map[AttrType]string{
 	"date": "2000-01-01", "uuid": "00000000-0000-0000-0000-000000000000",
 }
 
-func (p *Policy) probeFilters(pr *prober, cat *dbCatalog) []Finding {
+func probeFilters[R schema.Rows](p *Policy, pr *prober[R], cat *dbCatalog) []Finding {
 	var out []Finding
 	attrs := map[string]string{}
 	for a, t := range p.attrTypes {
@@ -297,7 +320,7 @@ func (p *Policy) probeFilters(pr *prober, cat *dbCatalog) []Finding {
 	return out
 }
 
-func (p *Policy) probeAttrQueries(pr *prober) []Finding {
+func probeAttrQueries[R schema.Rows](p *Policy, pr *prober[R]) []Finding {
 	var out []Finding
 	check := func(lr *loginRule, what string) {
 		if lr == nil || lr.query == nil {
@@ -416,12 +439,12 @@ const sampleSize = 200
 
 // sampleShape samples a text column's values and returns the shape most of
 // them have, or "".
-func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (string, error) {
+func sampleShape[R schema.Rows](db *database[R], t TableName, col string) (string, error) {
 	q := "SELECT " + QuoteIdent(col) + "::text FROM " + t.SQL() + " WHERE " + QuoteIdent(col) + " IS NOT NULL LIMIT " + fmt.Sprint(sampleSize)
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgcloak_sample"); err != nil {
+	if err := db.exec("SAVEPOINT pgcloak_sample"); err != nil {
 		return "", err
 	}
-	rows, err := tx.Query(ctx, q)
+	rows, err := db.query(db.ctx, q)
 	if err != nil {
 		return "", err
 	}
@@ -439,10 +462,9 @@ func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (strin
 	rows.Close()
 	if rows.Err() != nil {
 		// No privilege on the table, for example: sampling is best effort.
-		_, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgcloak_sample")
-		return "", err
+		return "", db.exec("ROLLBACK TO SAVEPOINT pgcloak_sample")
 	}
-	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT pgcloak_sample"); err != nil {
+	if err := db.exec("RELEASE SAVEPOINT pgcloak_sample"); err != nil {
 		return "", err
 	}
 	best, bestN := "", 0
@@ -457,7 +479,7 @@ func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (strin
 	return "", nil
 }
 
-func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog) ([]Finding, error) {
+func personalLooking[R schema.Rows](p *Policy, db *database[R], cat *dbCatalog) ([]Finding, error) {
 	var out []Finding
 	for _, rel := range cat.order {
 		tn := TableName{Schema: rel.Schema, Name: rel.Name}
@@ -481,7 +503,7 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 				}
 			}
 			if FamilyOf(dc.Type) == FamilyText {
-				shape, err := sampleShape(ctx, tx, tn, dc.Name)
+				shape, err := sampleShape(db, tn, dc.Name)
 				if err != nil {
 					return nil, err
 				}

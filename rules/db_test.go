@@ -19,6 +19,27 @@ var pg *pgtest.Server
 
 func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
 
+// checkDatabase runs CheckDatabase on conn as pgcloak check does: in a
+// read-only transaction, with pgx's Prepare as the Describe.
+func checkDatabase(ctx context.Context, p *Policy, conn *pgx.Conn) ([]Finding, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	return CheckDatabase(ctx, p, tx.Query, func(ctx context.Context, sql string) ([]uint32, []uint32, error) {
+		sd, err := tx.Conn().Prepare(ctx, "", sql)
+		if err != nil {
+			return nil, nil, err
+		}
+		fields := make([]uint32, len(sd.Fields))
+		for i, f := range sd.Fields {
+			fields[i] = f.DataTypeOID
+		}
+		return sd.ParamOIDs, fields, nil
+	})
+}
+
 var loadCRM = func() func(t *testing.T) *pgx.Conn {
 	loaded := false
 	return func(t *testing.T) *pgx.Conn {
@@ -45,7 +66,7 @@ func TestResolveWithAttributeQuery(t *testing.T) {
 	conn := loadCRM(t)
 	ctx := context.Background()
 	p := crmPolicy(t)
-	erin, err := p.Resolve(ctx, conn, "erin")
+	erin, err := Resolve(ctx, p, conn.QueryRow, "erin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +82,11 @@ func TestResolveWithAttributeQuery(t *testing.T) {
 	if n != east || n == 0 {
 		t.Fatalf("erin's filter selects %d customers, east has %d", n, east)
 	}
-	alice, err := p.Resolve(ctx, conn, "alice") // inline: no query
+	alice, err := Resolve(ctx, p, conn.QueryRow, "alice") // inline: no query
 	if err != nil || alice.Attributes["region"] != "north" {
 		t.Fatalf("alice %+v, %v", alice, err)
 	}
-	_, err = p.Resolve(ctx, conn, "mallory")
+	_, err = Resolve(ctx, p, conn.QueryRow, "mallory")
 	var ue *UnmappedLoginError
 	if !errors.As(err, &ue) {
 		t.Fatalf("mallory: %v", err)
@@ -84,13 +105,15 @@ func TestResolveNoOrManyRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr, err := p.Resolve(ctx, conn, "wade"); err != nil || pr.Attributes["region"] != "west" {
+	if pr, err := Resolve(ctx, p, conn.QueryRow, "wade"); err != nil || pr.Attributes["region"] != "west" {
 		t.Fatalf("wade (a rep without own mapping, through the default): %+v %v", pr, err)
 	}
-	if _, err := p.Resolve(ctx, conn, "nobody"); !errors.Is(err, ErrNoAttributes) {
+	// No row: pgx's ErrNoRows is sql.ErrNoRows to errors.Is, which is
+	// all Resolve knows of the driver.
+	if _, err := Resolve(ctx, p, conn.QueryRow, "nobody"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found no row") {
 		t.Fatalf("no row: %v", err)
 	}
-	if _, err := p.Resolve(ctx, conn, "twins"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found 2 rows") {
+	if _, err := Resolve(ctx, p, conn.QueryRow, "twins"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found 2 rows") {
 		t.Fatalf("two rows: %v", err)
 	}
 }
@@ -113,7 +136,7 @@ func TestInjectionThroughAttributeQueryStaysLiteral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := p.Resolve(ctx, conn, "mallory")
+	m, err := Resolve(ctx, p, conn.QueryRow, "mallory")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,10 +166,11 @@ func TestEveryViewRunsOnTheCRM(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := crmPolicy(t)
-	cat, err := readCatalog(ctx, conn)
+	snap, err := catalog.Load(ctx, conn.Query)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cat := newDBCatalog(snap)
 	for _, r := range p.Roles() {
 		for _, tab := range p.Tables() {
 			var sel []string
@@ -292,7 +316,7 @@ func TestCheckSaysWhenSetupIsMissing(t *testing.T) {
 	defer conn.Close(ctx)
 	setupFindings := func() int {
 		t.Helper()
-		fs, err := crmPolicy(t).CheckDatabase(ctx, conn)
+		fs, err := checkDatabase(ctx, crmPolicy(t), conn)
 		if err != nil {
 			t.Fatal(err)
 		}

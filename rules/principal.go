@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // loginRule is one entry of principals.logins (or principals.default).
@@ -177,24 +176,27 @@ func (p *Policy) BindAttributes(pr *Principal, row map[string]string) (*Principa
 	return &out, nil
 }
 
-// Querier runs one query and returns its row; *pgx.Conn, pgxpool.Pool and
-// pgx.Tx implement it.
-type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// Row is the row a query returned; pgx.Row is one.
+type Row interface {
+	Scan(dest ...any) error
 }
 
 // ErrNoAttributes is returned by Resolve when the attribute query finds no
 // row (or more than one) for the login.
 var ErrNoAttributes = errors.New("pgcloak: no attributes")
 
-// Resolve maps login to a ready principal, running its attribute query on q
-// if it has one.
-func (p *Policy) Resolve(ctx context.Context, q Querier, login string) (*Principal, error) {
+// Resolve maps login to a ready principal of policy p, running its
+// attribute query with queryRow if it has one: the QueryRow method of a
+// connection or transaction (conn.QueryRow of a *pgx.Conn, tx.QueryRow of
+// a pgx.Tx), so that this package knows no database driver. A row's Scan
+// must return an error that is sql.ErrNoRows (errors.Is) when there is no
+// row, as pgx's ErrNoRows is.
+func Resolve[R Row](ctx context.Context, p *Policy, queryRow func(ctx context.Context, sql string, args ...any) R, login string) (*Principal, error) {
 	pr, err := p.Principal(login)
 	if err != nil {
 		return nil, err
 	}
-	sql, ok := pr.AttributeQuery()
+	query, ok := pr.AttributeQuery()
 	if !ok {
 		return pr, nil
 	}
@@ -205,8 +207,8 @@ func (p *Policy) Resolve(ctx context.Context, q Querier, login string) (*Princip
 	}
 	var count int64
 	dst = append(dst, &count)
-	if err := q.QueryRow(ctx, sql, login).Scan(dst...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
+	if err := queryRow(ctx, query, login).Scan(dst...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("%w: the attribute query found no row for login %q", ErrNoAttributes, login)
 		}
 		return nil, fmt.Errorf("pgcloak: attribute query for login %q: %w", login, err)
