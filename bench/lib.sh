@@ -195,7 +195,9 @@ start_postgres() {
 
 # start_pgbouncer NAME MODE USER...: PgBouncer with pool_mode MODE in front
 # of the PostgreSQL above, trust auth, for these users (pool of 64 per
-# user and database, so 32 clients never queue).
+# user and database, so 32 clients never queue). BOUNCER_RESET_QUERY is its
+# server_reset_query (default none, as in the pass-through benchmark; a
+# deployment keeps PgBouncer's DISCARD ALL).
 start_pgbouncer() {
 	local name=$1 mode=$2 port u dir=$tmp/pgbouncer.$1
 	shift 2
@@ -216,7 +218,8 @@ pool_mode = $mode
 max_client_conn = 2000
 default_pool_size = 64
 max_db_connections = 0
-server_reset_query =
+ignore_startup_parameters = extra_float_digits
+server_reset_query = ${BOUNCER_RESET_QUERY:-}
 logfile = $dir/pgbouncer.log
 log_connections = 0
 log_disconnections = 0
