@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
+)
+
+// BenchmarkConnect measures where a connect-per-request client's time goes
+// (docs/benchmarks.md, "Per-connection cost"): one iteration opens a
+// session, runs one statement with a constant not seen before (as a
+// connect-per-request application does: a cold rewrite for a restricted
+// login) and the same statement again (a cache hit), and closes. Reported
+// per iteration: connect-µs (from dial to ReadyForQuery: PostgreSQL's
+// backend start, and through pgcloak with rules the mapping of the login
+// to its principal, its attribute query if any, and the session guards'
+// query of search_path), first-µs and again-µs (the two statements).
+//
+//	go test -run XXX -bench Connect -benchtime 200x ./cmd/pgcloak/
+//
+// Targets: PostgreSQL directly, pgcloak without rules, and pgcloak with
+// the CRM rules as dana (unrestricted: mapped, then relayed), alice (a
+// sales rep, inline attributes) and erin (a sales rep whose region comes
+// from an attribute query).
+func BenchmarkConnect(b *testing.B) {
+	pg, err := crmServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "pgcloak")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	pass := benchServe(b, bin, "--upstream", pg.Addr())
+	rules := benchServe(b, bin, "--upstream", pg.Addr(), "--rules", writeRulesTB(b),
+		"--catalog-dsn", pg.DSN(pgtest.SuperUser, pgtest.Database))
+	// Until the catalog is loaded, restricted logins are refused.
+	host, port, _ := net.SplitHostPort(rules)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=alice password=%s dbname=%s sslmode=disable",
+			host, port, crm.DemoPassword, pgtest.Database))
+		if err == nil {
+			c.Close(context.Background())
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("alice through pgcloak with rules: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, tc := range []struct{ name, addr, login string }{
+		{"direct/alice", pg.Addr(), "alice"},
+		{"pgcloak/alice", pass, "alice"},
+		{"rules/dana", rules, "dana"},
+		{"rules/alice", rules, "alice"},
+		{"rules/erin", rules, "erin"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			host, port, _ := net.SplitHostPort(tc.addr)
+			dsn := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
+				host, port, tc.login, crm.DemoPassword, pgtest.Database)
+			ctx := context.Background()
+			var connect, first, again time.Duration
+			for i := 0; b.Loop(); i++ {
+				t0 := time.Now()
+				c, err := pgconn.Connect(ctx, dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				sql := fmt.Sprintf("SELECT customer_id, first_name, last_name, email, phone, city FROM customers WHERE customer_id = %d", 1+i%1999)
+				if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
+					b.Fatal(err)
+				}
+				t3 := time.Now()
+				c.Close(ctx)
+				connect += t1.Sub(t0)
+				first += t2.Sub(t1)
+				again += t3.Sub(t2)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(connect.Microseconds())/n, "connect-µs")
+			b.ReportMetric(float64(first.Microseconds())/n, "first-µs")
+			b.ReportMetric(float64(again.Microseconds())/n, "again-µs")
+		})
+	}
+}
+
+// benchServe starts `pgcloak serve` and returns its address.
+func benchServe(b *testing.B, bin string, args ...string) string {
+	b.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return m[1]
+		}
+	}
+	b.Fatal("pgcloak serve exited before listening")
+	return ""
+}
+
+func writeRulesTB(b *testing.B) string {
+	path := filepath.Join(b.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, crm.Rules, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
