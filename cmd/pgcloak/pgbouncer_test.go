@@ -379,7 +379,7 @@ func TestPgBouncerSessionPooling(t *testing.T) {
 					{"SET pgcloak.end_user = 'bob'", "SELECT 1"},
 					{"BEGIN", "SET LOCAL search_path = public", "SELECT count(*) FROM customers", "COMMIT"},
 					{"PREPARE q AS SELECT count(*) FROM customers", "EXECUTE q", "DEALLOCATE q"},
-					{"CREATE TEMP TABLE customers (x int)", "SELECT * FROM customers"},
+					{"CREATE TEMP TABLE customers (x int)", "SELECT count(*) FROM customers"},
 				} {
 					var got, want []string
 					for _, side := range []struct {
