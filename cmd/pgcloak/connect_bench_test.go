@@ -41,10 +41,7 @@ import (
 // sales rep, inline attributes) and erin (a sales rep whose region comes
 // from an attribute query).
 func BenchmarkConnect(b *testing.B) {
-	pg, err := crmServer()
-	if err != nil {
-		b.Fatal(err)
-	}
+	pg := crmServer.Get(b)
 	bin := filepath.Join(b.TempDir(), "pgcloak")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)

@@ -31,33 +31,17 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 // bouncerDB is a PostgreSQL with the sample CRM whose demo logins
 // authenticate with SCRAM, so that PgBouncer must authenticate them too.
 func bouncerDB() (*pgtest.Server, error) {
-	s, err := pgtest.Start(pgtest.Options{HBA: []string{"host all alice,bob,dana 127.0.0.1/32 scram-sha-256"}})
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		s.Stop()
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 500}); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	return s, nil
+	return cloaktest.Start(cloaktest.Options{
+		PG:  pgtest.Options{HBA: []string{"host all alice,bob,dana 127.0.0.1/32 scram-sha-256"}},
+		CRM: crm.Options{Customers: 500},
+	})
 }
 
 // bouncer is a running PgBouncer.
@@ -480,8 +464,8 @@ func TestPgBouncerTransactionPoolingRefused(t *testing.T) {
 	// Without rules there is no restricted session: a pass-through pgcloak
 	// may sit in front of any pooler.
 	b := startBouncer(t, pg, "transaction", "scram-sha-256")
-	_, addr := startServe(t, bin, "--upstream", b.addr)
-	c, err := connectVia(t, addr, "alice", crm.DemoPassword)
+	pass := serveAdmin(t, bin, "--upstream", b.addr)
+	c, err := connectVia(t, pass.addr, "alice", crm.DemoPassword)
 	if err != nil {
 		t.Fatalf("alice through a pass-through pgcloak and PgBouncer in transaction pooling: %v", err)
 	}
