@@ -442,7 +442,7 @@ func TestBoundFiltersShared(t *testing.T) {
 	if fn != f1 || fe.SQL != "region = 'east'::pg_catalog.text" || fn.SQL != "region = 'north'::pg_catalog.text" {
 		t.Fatalf("north %q (shared with alice: %v), east %q", fn.SQL, fn == f1, fe.SQL)
 	}
-	if fn.Node() == fn.Node() {
+	if n1, n2 := fn.Node(), fn.Node(); n1 == n2 {
 		t.Error("Node must return a copy")
 	}
 	// Another policy (a reload) binds its own.
