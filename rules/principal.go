@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -226,17 +228,72 @@ func Resolve[R Row](ctx context.Context, p *Policy, queryRow func(ctx context.Co
 	return p.BindAttributes(pr, row)
 }
 
+// boundFilters keeps the row filters bound for each (role, attributes):
+// every session of a login maps it to its principal again, and binding
+// parses and walks each filter of the role (a tenth of the CPU of a
+// restricted connect). Filters are immutable (Filter.Node returns a
+// copy), so principals share them. A Policy is never changed once loaded,
+// so neither is what is kept here; at most maxBound entries, then binding
+// is done each time again.
+type boundFilters struct {
+	mu sync.Mutex
+	m  map[string]map[TableName]*Filter
+}
+
+const maxBound = 10000
+
+func boundKey(pr *Principal) string {
+	keys := make([]string, 0, len(pr.Attributes))
+	for k := range pr.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(pr.Role.Name)
+	for _, k := range keys {
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(pr.Attributes[k])
+	}
+	return b.String()
+}
+
 func (p *Policy) bindFilters(pr *Principal) error {
+	key := boundKey(pr)
+	p.bound.mu.Lock()
+	filters, ok := p.bound.m[key]
+	p.bound.mu.Unlock()
+	if ok {
+		pr.filters = filters
+		return nil
+	}
+	filters, err := p.bindFiltersOf(pr)
+	if err != nil {
+		return err
+	}
+	p.bound.mu.Lock()
+	if p.bound.m == nil {
+		p.bound.m = map[string]map[TableName]*Filter{}
+	}
+	if len(p.bound.m) < maxBound {
+		p.bound.m[key] = filters
+	}
+	p.bound.mu.Unlock()
+	pr.filters = filters
+	return nil
+}
+
+func (p *Policy) bindFiltersOf(pr *Principal) (map[TableName]*Filter, error) {
 	filters := make(map[TableName]*Filter, len(pr.Role.filters))
 	for t, ft := range pr.Role.filters {
 		f, err := ft.bind(p.attrTypes, pr.Attributes)
 		if err != nil {
-			return fmt.Errorf("pgcloak: login %q, row filter of table %s: %w", pr.Login, t, err)
+			return nil, fmt.Errorf("pgcloak: login %q, row filter of table %s: %w", pr.Login, t, err)
 		}
 		filters[t] = f
 	}
-	pr.filters = filters
-	return nil
+	return filters, nil
 }
 
 // EndUser maps the value a delegating application set (Delegation.Setting)

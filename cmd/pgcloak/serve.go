@@ -44,6 +44,9 @@ func runServe(args []string) int {
 	// From the start: SIGHUP's default action would end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	if code := checkPooling(ctx, cfg, log); code != 0 {
+		return code
+	}
 	pc, svc, err := setup(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
