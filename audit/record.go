@@ -1,6 +1,9 @@
 package audit
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Record types. Statement, connection and chain records share one shape;
 // the fields a type does not use are left out of its line.
@@ -111,8 +114,8 @@ type Statement struct {
 	// Reason is the rule behind a denial ("roles.sales_rep.statements").
 	Reason string `json:"reason,omitempty"`
 
-	// ReasonCode is Reason's family, one of ReasonCodes, for metrics.
-	ReasonCode string `json:"-"`
+	// ReasonCode is Reason's family, for metrics.
+	ReasonCode ReasonCode `json:"-"`
 	// Masked counts the masked columns of Objects, for metrics.
 	Masked int `json:"-"`
 }
@@ -131,27 +134,59 @@ type Object struct {
 	Filters []string `json:"filters,omitempty"`
 }
 
-// ReasonCodes are the families of denial reasons: the first segment of a
-// rule name, and the refusals pgcloak makes on its own. Metrics label
-// denials with these only.
-var ReasonCodes = []string{
-	"roles", "tables", "statements", "settings", "catalog", "function_allowlist", "fail_closed",
-	"login", "not_ready", "prepared_stale", "delegation", "audit_unavailable", "other",
+// A ReasonCode is the family of a refusal's rule: the first segment of a
+// rule name ("roles" of "roles.sales_rep.statements"), or a refusal
+// pgcloak makes on its own. The decision names its rule with these
+// constants (Rule), the access log carries the rule and metrics label
+// denials with its family only, so a misspelt family is a compile error,
+// not "other" in a dashboard.
+type ReasonCode string
+
+// The reason codes.
+const (
+	ReasonRoles            ReasonCode = "roles"              // a role's statements, tables, profile, write permissions
+	ReasonTables           ReasonCode = "tables"             // a table the rules protect or do not allow
+	ReasonStatements       ReasonCode = "statements"         // a statement no restricted role may run
+	ReasonSettings         ReasonCode = "settings"           // a session setting outside the allow-list
+	ReasonCatalog          ReasonCode = "catalog"            // a system catalog relation refused
+	ReasonFunctions        ReasonCode = "function_allowlist" // a function not judged safe
+	ReasonTypes            ReasonCode = "type_allowlist"     // a type whose input could read data
+	ReasonSubject          ReasonCode = "subject"            // the data subject's key and opt-outs
+	ReasonPrincipals       ReasonCode = "principals"         // a login's mapping
+	ReasonFailClosed       ReasonCode = "fail_closed"        // what pgcloak cannot prove safe
+	ReasonVerify           ReasonCode = "verify"             // the rewritten SQL did not parse back as checked
+	ReasonLogin            ReasonCode = "login"              // a login refused at start-up
+	ReasonNotReady         ReasonCode = "not_ready"          // no rules or catalog loaded yet
+	ReasonPreparedStale    ReasonCode = "prepared_stale"     // a statement prepared under older rules
+	ReasonDelegation       ReasonCode = "delegation"         // naming the end user
+	ReasonAuditUnavailable ReasonCode = "audit_unavailable"  // the access log cannot be written
+	ReasonOther            ReasonCode = "other"              // none of the above
+)
+
+// ReasonCodes are every ReasonCode, for metrics' label values.
+var ReasonCodes = []ReasonCode{
+	ReasonRoles, ReasonTables, ReasonStatements, ReasonSettings, ReasonCatalog, ReasonFunctions,
+	ReasonTypes, ReasonSubject, ReasonPrincipals, ReasonFailClosed, ReasonVerify, ReasonLogin,
+	ReasonNotReady, ReasonPreparedStale, ReasonDelegation, ReasonAuditUnavailable, ReasonOther,
 }
 
-// ReasonCode maps a rule name to its family in ReasonCodes.
-func ReasonCode(rule string) string {
-	head := rule
-	for i := 0; i < len(rule); i++ {
-		if rule[i] == '.' {
-			head = rule[:i]
-			break
-		}
+// Rule names a rule: its family, then the path to it under the family,
+// dot-separated ("roles", "sales_rep", "statements").
+func Rule(family ReasonCode, path ...string) string {
+	if len(path) == 0 {
+		return string(family)
 	}
+	return string(family) + "." + strings.Join(path, ".")
+}
+
+// ReasonOf maps a rule name to its family in ReasonCodes; ReasonOther
+// when the name is none of them.
+func ReasonOf(rule string) ReasonCode {
+	head, _, _ := strings.Cut(rule, ".")
 	for _, c := range ReasonCodes {
-		if c == head {
+		if string(c) == head {
 			return c
 		}
 	}
-	return "other"
+	return ReasonOther
 }

@@ -89,7 +89,7 @@ func denyAll(in []*audit.Statement, rule string) []*audit.Statement {
 	out := make([]*audit.Statement, len(in))
 	for i, st := range in {
 		c := *st
-		c.Decision, c.Reason, c.ReasonCode = audit.Denied, rule, audit.ReasonCode(rule)
+		c.Decision, c.Reason, c.ReasonCode = audit.Denied, rule, audit.ReasonOf(rule)
 		out[i] = &c
 	}
 	return out
@@ -116,7 +116,7 @@ func (s *session) functionCall(d proxy.Decision) proxy.Decision {
 		st.Role = s.pr.Role.Name
 	}
 	if d.Action == proxy.Refuse {
-		st.Decision, st.Reason, st.ReasonCode = audit.Denied, "fail_closed", "fail_closed"
+		st.Decision, st.Reason, st.ReasonCode = audit.Denied, audit.Rule(audit.ReasonFailClosed), audit.ReasonFailClosed
 	}
 	d.Audit = []*audit.Statement{st}
 	return d

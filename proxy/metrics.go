@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.authFailures.WithLabelValues(by)
 	}
 	for _, r := range audit.ReasonCodes {
-		m.denials.WithLabelValues(r)
+		m.denials.WithLabelValues(string(r))
 	}
 	for _, l := range []string{"statements", "statement_bytes"} {
 		m.overLimits.WithLabelValues(l)
@@ -103,18 +104,17 @@ func (m *Metrics) statement(st *audit.Statement, d time.Duration) {
 	c.Inc()
 	m.statementDuration.Observe(d.Seconds())
 	if st.Decision == audit.Denied {
-		m.denials.WithLabelValues(reasonLabel(st.ReasonCode)).Inc()
+		m.denials.WithLabelValues(string(reasonLabel(st.ReasonCode))).Inc()
 	}
 	if st.Masked > 0 {
 		m.maskedColumns.Add(float64(st.Masked))
 	}
 }
 
-func reasonLabel(code string) string {
-	for _, c := range audit.ReasonCodes {
-		if c == code {
-			return c
-		}
+// reasonLabel keeps the label values to the known codes.
+func reasonLabel(code audit.ReasonCode) audit.ReasonCode {
+	if slices.Contains(audit.ReasonCodes, code) {
+		return code
 	}
-	return "other"
+	return audit.ReasonOther
 }

@@ -175,7 +175,7 @@ func (a *activityReader) statement(r *audit.Record) {
 			reason = "(no reason recorded)"
 		}
 		a.refusals.add(reason, 1)
-		a.families.add(audit.ReasonCode(st.Reason), 1)
+		a.families.add(string(audit.ReasonOf(st.Reason)), 1)
 	} else if r.SQLState != "" {
 		a.act.ServerErrors++
 	}

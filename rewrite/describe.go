@@ -605,7 +605,7 @@ func visitMessages(m protoreflect.Message, f func(protoreflect.Message)) {
 func decided(base *audit.Statement, ctx *Viewer, changed bool, refusal *Refusal) *audit.Statement {
 	st := *base
 	if refusal != nil {
-		st.Decision, st.Reason, st.ReasonCode = audit.Denied, refusal.Rule, audit.ReasonCode(refusal.Rule)
+		st.Decision, st.Reason, st.ReasonCode = audit.Denied, refusal.Rule, audit.ReasonOf(refusal.Rule)
 		return &st
 	}
 	if changed {

@@ -2,6 +2,8 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // PostgreSQL reads a.name, where a's row has no column called name, as the
@@ -89,7 +91,7 @@ func knownColumns(rel *Relation) *Relation {
 // row type) would be what runs. Written as a call, pg_catalog.f(a), it is
 // judged and pinned like any other.
 func (w *walker) notationCall(qualifier, name string) {
-	w.fail(refuseRule("function_allowlist",
+	w.fail(refuseRule(rule(audit.ReasonFunctions),
 		"%s.%s is a call of %s in functional notation, which cannot name the function's schema; restricted roles write it as a call (pg_catalog.%s(%s))",
 		qualifier, name, name, name, qualifier))
 }

@@ -7,6 +7,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 	"github.com/pgcloak/pgcloak/schema"
 )
@@ -92,7 +93,7 @@ func (w *walker) onConflict(s *pg_query.InsertStmt, rel *Relation, tab *rules.Ta
 		return nil, false
 	}
 	if !pr.Allows(rules.StmtUpdate) {
-		w.fail(refuseRule("roles."+role+".statements", "role %q may not run UPDATE statements (kind update), which ON CONFLICT DO UPDATE is", role))
+		w.fail(refuseRule(rule(audit.ReasonRoles, role, "statements"), "role %q may not run UPDATE statements (kind update), which ON CONFLICT DO UPDATE is", role))
 		return nil, false
 	}
 	if pr.Role.ReviewChanges {
@@ -138,12 +139,12 @@ func (w *walker) readsSeenOrExcluded(rel *Relation, tab *rules.Table, alias stri
 		// alias.f where the row has no column f is f(alias), functional
 		// notation: it reads the whole row.
 		if col == "*" || len(f) == 1 && col == alias && rel.Column(col) == nil || len(f) >= 2 && rel.Column(col) == nil {
-			w.fail(refuseRule("roles."+role+".profile", "ON CONFLICT DO UPDATE may not read every column of the existing row of %s; name the columns", tab.Name))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "ON CONFLICT DO UPDATE may not read every column of the existing row of %s; name the columns", tab.Name))
 			ok = false
 			return
 		}
 		if rel.Column(col) != nil && !w.seenRaw(tab, col) {
-			w.fail(refuseRule("roles."+role+".profile", "ON CONFLICT DO UPDATE may not read column %s of the existing row of %s: role %q does not see it raw", col, tab.Name, role))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "ON CONFLICT DO UPDATE may not read column %s of the existing row of %s: role %q does not see it raw", col, tab.Name, role))
 			ok = false
 		}
 	})

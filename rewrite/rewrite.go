@@ -108,13 +108,24 @@ func ShowRefusal(r *Refusal) string {
 	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
 }
 
-func refuseRule(rule, format string, args ...any) *Refusal {
-	return &Refusal{Code: "42501", Rule: rule,
-		Message: "pgcloak: " + fmt.Sprintf(format, args...) + " (rule: " + rule + ")"}
+// A ruleName names the rule behind a refusal. Only rule makes one, so
+// every refusal's family is one of the access log's reason codes.
+type ruleName struct{ s string }
+
+// rule names the rule at path under family.
+func rule(family audit.ReasonCode, path ...string) ruleName {
+	return ruleName{audit.Rule(family, path...)}
+}
+
+func (r ruleName) String() string { return r.s }
+
+func refuseRule(r ruleName, format string, args ...any) *Refusal {
+	return &Refusal{Code: "42501", Rule: r.s,
+		Message: "pgcloak: " + fmt.Sprintf(format, args...) + " (rule: " + r.s + ")"}
 }
 
 func refuseUnsupported(what string) *Refusal {
-	return &Refusal{Code: "0A000", Rule: "fail_closed",
+	return &Refusal{Code: "0A000", Rule: audit.Rule(audit.ReasonFailClosed),
 		Message: "pgcloak: " + what + " is not supported for restricted roles (rule: fail_closed)"}
 }
 
@@ -141,7 +152,7 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 	res := &Result{}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
-		r := &Refusal{Code: "42601", Rule: "fail_closed",
+		r := &Refusal{Code: "42601", Rule: audit.Rule(audit.ReasonFailClosed),
 			Message: "pgcloak: the statement does not parse, so it cannot be checked: " + parseMessage(err) + " (rule: fail_closed)"}
 		res.Refused = append(res.Refused, r)
 		res.SQL = refusalSQL(r)
@@ -165,7 +176,7 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 		if w.err != nil {
 			r, ok := w.err.(*Refusal)
 			if !ok {
-				r = &Refusal{Code: "XX000", Rule: "fail_closed", Message: "pgcloak: " + w.err.Error()}
+				r = &Refusal{Code: "XX000", Rule: audit.Rule(audit.ReasonFailClosed), Message: "pgcloak: " + w.err.Error()}
 			}
 			res.Refused = append(res.Refused, r)
 			ref, perr := pg_query.Parse(refusalSQL(r))
@@ -197,7 +208,7 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 	}
 	out, err := printSpliced(tree, subs)
 	if err != nil {
-		r := &Refusal{Code: "0A000", Rule: "fail_closed", Message: "pgcloak: the rewritten statement cannot be printed: " + err.Error()}
+		r := &Refusal{Code: "0A000", Rule: audit.Rule(audit.ReasonFailClosed), Message: "pgcloak: the rewritten statement cannot be printed: " + err.Error()}
 		return &Result{SQL: refusalSQL(r), Refused: []*Refusal{r}}
 	}
 	if out == "" {
@@ -278,18 +289,18 @@ func (w *walker) checkDenied() {
 		}
 		last := f[len(f)-1]
 		if rel, ok := denied[last]; ok {
-			w.fail(refuseRule("roles."+role+".profile", "column %s of %s is denied to role %q", last, rel, role))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "column %s of %s is denied to role %q", last, rel, role))
 			return
 		}
 		if last == "*" || (len(f) == 1 && aliases[last]) {
-			w.fail(refuseRule("roles."+role+".profile", "a reference to every column of a table with denied columns is refused for role %q; name the columns", role))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "a reference to every column of a table with denied columns is refused for role %q; name the columns", role))
 			return
 		}
 	}
 	for _, fc := range w.funcRefs {
 		_, name := qualifiedName(fc.Funcname)
 		if rel, ok := denied[name]; ok && len(fc.Args) == 1 {
-			w.fail(refuseRule("roles."+role+".profile", "column %s of %s is denied to role %q", name, rel, role))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "column %s of %s is denied to role %q", name, rel, role))
 			return
 		}
 	}
@@ -400,14 +411,14 @@ func (w *walker) resolveChecked(rv *pg_query.RangeVar, from bool) (rel *Relation
 		}
 		for _, t := range w.rw.ctx.Policy.Tables() {
 			if t.Name.Name == rv.Relname {
-				w.fail(refuseRule("tables."+t.Name.String(), "relation %s is not in pgcloak's catalog yet; try again shortly", rv.Relname))
+				w.fail(refuseRule(rule(audit.ReasonTables, t.Name.String()), "relation %s is not in pgcloak's catalog yet; try again shortly", rv.Relname))
 				return nil, nil, false
 			}
 		}
 		w.unknown = append(w.unknown, rv.Relname)
 		if rv.Schemaname != "" || rv.Relpersistence != "t" {
 			if a := pr.Table(name); !a.Allowed && !w.rw.temporaryCandidate(rv) {
-				w.fail(refuseRule("tables", "%s", a.Reason))
+				w.fail(refuseRule(rule(audit.ReasonTables), "%s", a.Reason))
 				return nil, nil, false
 			}
 		}
@@ -415,7 +426,7 @@ func (w *walker) resolveChecked(rv *pg_query.RangeVar, from bool) (rel *Relation
 	}
 	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
 		if why, bad := deniedCatalog[rel.Name]; bad {
-			w.fail(refuseRule("catalog", "%s.%s is refused for restricted roles: %s", rel.Schema, rel.Name, why))
+			w.fail(refuseRule(rule(audit.ReasonCatalog), "%s.%s is refused for restricted roles: %s", rel.Schema, rel.Name, why))
 			return nil, nil, false
 		}
 		return rel, nil, true
@@ -426,11 +437,11 @@ func (w *walker) resolveChecked(rv *pg_query.RangeVar, from bool) (rel *Relation
 		name = tab.Name
 	}
 	if a := pr.Table(name); !a.Allowed {
-		w.fail(refuseRule("tables."+name.String(), "%s", a.Reason))
+		w.fail(refuseRule(rule(audit.ReasonTables, name.String()), "%s", a.Reason))
 		return nil, nil, false
 	}
 	if tab == nil && w.rw.readsProtected(rel) {
-		w.fail(refuseRule("tables."+name.String(), "view %s reads protected tables; name it in the rules to protect it", name))
+		w.fail(refuseRule(rule(audit.ReasonTables, name.String()), "view %s reads protected tables; name it in the rules to protect it", name))
 		return nil, nil, false
 	}
 	return rel, tab, true
@@ -477,7 +488,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		return nil
 	}
 	if !from {
-		w.fail(refuseRule("tables."+tab.Name.String(), "protected table %s cannot be used in this position by restricted roles", tab.Name))
+		w.fail(refuseRule(rule(audit.ReasonTables, tab.Name.String()), "protected table %s cannot be used in this position by restricted roles", tab.Name))
 		return nil
 	}
 	e, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
@@ -521,10 +532,10 @@ func (rw *rewrite) checkFunction(schema, name string) error {
 		if schema != "" {
 			name = schema + "." + name
 		}
-		return refuseRule("function_allowlist", "function %s is not a built-in function; restricted roles may call built-in functions only", name)
+		return refuseRule(rule(audit.ReasonFunctions), "function %s is not a built-in function; restricted roles may call built-in functions only", name)
 	}
 	if why, bad := deniedFunction(name); bad {
-		return refuseRule("function_allowlist", "function %s is refused for restricted roles: %s", name, why)
+		return refuseRule(rule(audit.ReasonFunctions), "function %s is refused for restricted roles: %s", name, why)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -127,16 +128,16 @@ func safeEncoding(values []string) bool {
 func SettingAllowed(pr *rules.Principal, name string, values ...string) *Refusal {
 	name = strings.ToLower(name)
 	if strings.HasPrefix(name, "pgcloak.") {
-		return refuseRule("settings", "setting %s is reserved for pgcloak", name)
+		return refuseRule(rule(audit.ReasonSettings), "setting %s is reserved for pgcloak", name)
 	}
 	if guardedPrefix(name) {
-		return refuseRule("settings", "restricted roles may not change %s: it sends the server's internal state to the client", name)
+		return refuseRule(rule(audit.ReasonSettings), "restricted roles may not change %s: it sends the server's internal state to the client", name)
 	}
 	if guard, ok := guardedSettings[name]; ok {
 		if len(values) == 0 || guard != nil && guard(values) {
 			return nil
 		}
-		return refuseRule("settings", "restricted roles may not change %s", name)
+		return refuseRule(rule(audit.ReasonSettings), "restricted roles may not change %s", name)
 	}
 	if check, ok := sessionSettings[name]; ok {
 		if check == nil || len(values) == 0 {
@@ -147,13 +148,13 @@ func SettingAllowed(pr *rules.Principal, name string, values ...string) *Refusal
 			return nil
 		}
 		if !pr.Allows(rules.StmtSet) {
-			return refuseRule("settings", "restricted roles may set %s to %s", name, why)
+			return refuseRule(rule(audit.ReasonSettings), "restricted roles may set %s to %s", name, why)
 		}
 		return nil
 	}
 	if !pr.Allows(rules.StmtSet) {
 		role := pr.Role.Name
-		return refuseRule("roles."+role+".statements",
+		return refuseRule(rule(audit.ReasonRoles, role, "statements"),
 			"role %q may not change setting %s: only the session settings of the rules documentation may be changed without the statement kind set", role, name)
 	}
 	return nil
@@ -224,23 +225,23 @@ func (w *walker) setConfig(f *pg_query.FuncCall) *Refusal {
 	w.constRead = true
 	const usage = "set_config is allowed to restricted roles only as set_config('setting', 'value', true|false) with constants, in a select list, for a session setting"
 	if w.qual || len(f.Args) != 3 || f.AggFilter != nil || f.Over != nil || f.AggStar || f.AggDistinct || f.FuncVariadic || len(f.AggOrder) > 0 {
-		return refuseRule("function_allowlist", "%s", usage)
+		return refuseRule(rule(audit.ReasonFunctions), "%s", usage)
 	}
 	var vals [3]string
 	for i, a := range f.Args {
 		c := a.GetAConst()
 		if c == nil || c.Isnull {
-			return refuseRule("function_allowlist", "%s", usage)
+			return refuseRule(rule(audit.ReasonFunctions), "%s", usage)
 		}
 		v, ok := settingValue(a)
 		if !ok {
-			return refuseRule("function_allowlist", "%s", usage)
+			return refuseRule(rule(audit.ReasonFunctions), "%s", usage)
 		}
 		vals[i] = v
 	}
 	name := strings.ToLower(vals[0])
 	if _, ok := sessionSettings[name]; !ok {
-		return refuseRule("function_allowlist", "set_config of %s is refused for restricted roles: only session settings may be changed by set_config", name)
+		return refuseRule(rule(audit.ReasonFunctions), "set_config of %s is refused for restricted roles: only session settings may be changed by set_config", name)
 	}
 	return SettingAllowed(w.rw.ctx.Principal, name, vals[1])
 }

@@ -5,6 +5,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -81,11 +82,11 @@ func (w *walker) statement(n *pg_query.Node) {
 	case *pg_query.Node_VariableSetStmt:
 		w.setStmt(x.VariableSetStmt)
 	case *pg_query.Node_DoStmt:
-		w.fail(refuseRule("statements", "DO runs code pgcloak cannot inspect; restricted roles may not run it"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "DO runs code pgcloak cannot inspect; restricted roles may not run it"))
 	case *pg_query.Node_CallStmt:
-		w.fail(refuseRule("statements", "CALL runs a procedure pgcloak cannot inspect; restricted roles may not run it"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "CALL runs a procedure pgcloak cannot inspect; restricted roles may not run it"))
 	case *pg_query.Node_LoadStmt, *pg_query.Node_AlterSystemStmt:
-		w.fail(refuseRule("statements", "restricted roles may not load libraries or change the server configuration"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "restricted roles may not load libraries or change the server configuration"))
 	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
 		w.kind(k, "LISTEN")
 	case *pg_query.Node_NotifyStmt:
@@ -124,7 +125,7 @@ func (w *walker) kind(k rules.StatementKind, what string) {
 	w.kinds = append(w.kinds, k)
 	if !w.rw.ctx.Principal.Allows(k) {
 		role := w.rw.ctx.Principal.Role.Name
-		w.fail(refuseRule("roles."+role+".statements", "role %q may not run %s statements (kind %s)", role, what, k))
+		w.fail(refuseRule(rule(audit.ReasonRoles, role, "statements"), "role %q may not run %s statements (kind %s)", role, what, k))
 	}
 }
 
@@ -134,7 +135,7 @@ func (w *walker) skipNewRelation(into *pg_query.IntoClause) {
 		return
 	}
 	if into.Rel.Relpersistence != "t" && !w.rw.ctx.Principal.Allows(rules.StmtDDL) {
-		w.fail(refuseRule("statements", "restricted roles may create only temporary relations"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "restricted roles may create only temporary relations"))
 	}
 }
 
@@ -143,7 +144,7 @@ func (w *walker) skipNewRelation(into *pg_query.IntoClause) {
 // protected table gets the row filter check (write.go).
 func (w *walker) copyStmt(s *pg_query.CopyStmt) {
 	if s.IsProgram || s.Filename != "" {
-		w.fail(refuseRule("statements", "COPY to or from a server file or program is not allowed for restricted roles"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "COPY to or from a server file or program is not allowed for restricted roles"))
 		return
 	}
 	if s.IsFrom {
@@ -205,7 +206,7 @@ func (w *walker) explainAnalyze(s *pg_query.ExplainStmt) {
 		return
 	}
 	if len(w.subs) > 0 || w.changed || s.Query.GetExecuteStmt() != nil {
-		w.fail(refuseRule("statements", "EXPLAIN ANALYZE of a statement that reads or writes protected relations is refused for restricted roles: its row counts show rows outside the row filter; use EXPLAIN without ANALYZE"))
+		w.fail(refuseRule(rule(audit.ReasonStatements), "EXPLAIN ANALYZE of a statement that reads or writes protected relations is refused for restricted roles: its row counts show rows outside the row filter; use EXPLAIN without ANALYZE"))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -106,7 +107,7 @@ func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh, write bool) (
 		} else {
 			e, err := v.SQL(c.Name, c.Type)
 			if err != nil {
-				return "", nil, refuseRule("tables."+tab.Name.String(), "column %s of %s cannot be masked: %v", c.Name, tab.Name, err)
+				return "", nil, refuseRule(rule(audit.ReasonTables, tab.Name.String()), "column %s of %s cannot be masked: %v", c.Name, tab.Name, err)
 			}
 			expr = e
 			if v.HideIfOptedOut && v.Action != rules.Hide {
@@ -184,11 +185,11 @@ func (rw *rewrite) chain(tab *rules.Table, outer string, depth int, filters bool
 		return "", nil
 	}
 	if depth > 16 {
-		return "", refuseRule("tables."+tab.Name.String(), "the subject link of %s is too deep", tab.Name)
+		return "", refuseRule(rule(audit.ReasonTables, tab.Name.String()), "the subject link of %s is too deep", tab.Name)
 	}
 	next := pol.Table(tab.Link.References)
 	if next == nil {
-		return "", refuseRule("tables."+tab.Name.String(), "the subject link of %s names an unknown table", tab.Name)
+		return "", refuseRule(rule(audit.ReasonTables, tab.Name.String()), "the subject link of %s names an unknown table", tab.Name)
 	}
 	alias := fmt.Sprintf("pgcloak_l%d", depth)
 	conds := []string{alias + "." + rules.QuoteIdent(tab.Link.ReferencesColumn) + " = " + outer + "." + rules.QuoteIdent(tab.Link.Column)}

@@ -6,6 +6,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgcloak/pgcloak/audit"
 )
 
 // What is sent is what was analysed. pgcloak decides on a parse tree and
@@ -24,7 +26,7 @@ var verifySent = true
 
 // verifyRefusal is the refusal of a rewrite whose text does not say what
 // its tree says.
-var verifyRefusal = &Refusal{Code: "42501", Rule: "verify",
+var verifyRefusal = &Refusal{Code: "42501", Rule: audit.Rule(audit.ReasonVerify),
 	Message: "pgcloak: the rewritten statement does not parse back to what pgcloak checked, so it is not sent (rule: verify)"}
 
 // parsedAsMeant parses sql again and reports whether it gives tree,

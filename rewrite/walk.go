@@ -6,6 +6,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -507,9 +508,9 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 	}
 	switch {
 	case !found:
-		w.fail(refuseRule("type_allowlist", "type %s is not in pgcloak's catalog; restricted roles may name only types it knows", name))
+		w.fail(refuseRule(rule(audit.ReasonTypes), "type %s is not in pgcloak's catalog; restricted roles may name only types it knows", name))
 	case !safe:
-		w.fail(refuseRule("type_allowlist", "type %s may run code pgcloak cannot inspect (a domain's constraints or a user-defined type's functions); restricted roles may name built-in types, enums and row types only", name))
+		w.fail(refuseRule(rule(audit.ReasonTypes), "type %s may run code pgcloak cannot inspect (a domain's constraints or a user-defined type's functions); restricted roles may name built-in types, enums and row types only", name))
 	}
 }
 
@@ -552,7 +553,7 @@ func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
 		return
 	}
 	if !w.rw.cat.OperatorBuiltin(schema, name) {
-		w.fail(refuseRule("function_allowlist", "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
+		w.fail(refuseRule(rule(audit.ReasonFunctions), "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
 		return
 	}
 	if !w.rw.cat.OperatorLeakproof(name, w.typeOf(left)) {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 	"github.com/pgcloak/pgcloak/schema"
 )
@@ -55,11 +56,11 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") {
 		// pg_settings' rules call set_config: a write to a catalog view
 		// changes how the server reads the SQL pgcloak checked.
-		w.fail(refuseRule("catalog", "%s into catalog relation %s.%s is refused for restricted roles", what, rel.Schema, rel.Name))
+		w.fail(refuseRule(rule(audit.ReasonCatalog), "%s into catalog relation %s.%s is refused for restricted roles", what, rel.Schema, rel.Name))
 		return nil, nil, false
 	}
 	if tab == nil && rel != nil && w.rw.readsProtected(rel) {
-		w.fail(refuseRule("tables."+tableLabel(rel, tab), "%s into view %s, which reads protected tables, is refused", what, tableLabel(rel, tab)))
+		w.fail(refuseRule(rule(audit.ReasonTables, tableLabel(rel, tab)), "%s into view %s, which reads protected tables, is refused", what, tableLabel(rel, tab)))
 		return nil, nil, false
 	}
 	if tab != nil {
@@ -96,7 +97,7 @@ func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	}
 	sel := s.SelectStmt.GetSelectStmt()
 	if sel == nil {
-		w.fail(refuseRule("tables."+label, "INSERT … DEFAULT VALUES into protected table %s cannot be checked against the row filter; name the columns", label))
+		w.fail(refuseRule(rule(audit.ReasonTables, label), "INSERT … DEFAULT VALUES into protected table %s cannot be checked against the row filter; name the columns", label))
 		return
 	}
 	var cols []string
@@ -472,7 +473,7 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 	role := pr.Role.Name
 	for _, c := range cols {
 		if strings.HasPrefix(c, "pgcloak_") {
-			w.fail(refuseRule("fail_closed", "column names starting with pgcloak_ are reserved"))
+			w.fail(refuseRule(rule(audit.ReasonFailClosed), "column names starting with pgcloak_ are reserved"))
 			return false
 		}
 		if rel.Column(c) == nil {
@@ -489,7 +490,7 @@ func (w *walker) writableColumns(rel *Relation, tab *rules.Table, cols []string,
 		if pr.Role.BlindWrite(tab.Name, c) {
 			continue
 		}
-		w.fail(refuseRule("roles."+role+".blind_writes",
+		w.fail(refuseRule(rule(audit.ReasonRoles, role, "blind_writes"),
 			"%s of column %s of %s is refused: role %q sees it %s (list it under blind_writes to allow writing it unseen)",
 			what, c, tab.Name, role, v.Action))
 		return false
@@ -549,7 +550,7 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 		if col == "*" {
 			for _, c := range rel.Columns {
 				if !check(c.Name) {
-					w.fail(refuseRule("roles."+role+".profile", "%s of every column of %s is refused: role %q does not see column %s raw", what, tab.Name, role, c.Name))
+					w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "%s of every column of %s is refused: role %q does not see column %s raw", what, tab.Name, role, c.Name))
 					ok = false
 					return
 				}
@@ -557,7 +558,7 @@ func (w *walker) readsOnlyVisible(rel *Relation, tab *rules.Table, alias string,
 			return
 		}
 		if rel.Column(col) != nil && !check(col) {
-			w.fail(refuseRule("roles."+role+".profile", "%s may not read column %s of %s: role %q does not see it raw", what, col, tab.Name, role))
+			w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "%s may not read column %s of %s: role %q does not see it raw", what, col, tab.Name, role))
 			ok = false
 		}
 	})
@@ -630,7 +631,7 @@ func (w *walker) typeValues(rel *Relation, cols []string, sel *pg_query.SelectSt
 		}
 		for i, it := range items {
 			if it.GetSetToDefault() != nil {
-				w.fail(refuseRule("tables", "DEFAULT in VALUES for protected table %s cannot be checked against the row filter; leave the column out instead", rel.Name))
+				w.fail(refuseRule(rule(audit.ReasonTables), "DEFAULT in VALUES for protected table %s cannot be checked against the row filter; leave the column out instead", rel.Name))
 				return false
 			}
 			items[i] = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
@@ -710,8 +711,8 @@ func (w *walker) checked(cond string, tab *rules.Table) string {
 	return "(" + cond + ") OR " + schema.CheckViolation + "(" + rules.QuoteLiteral(msg) + ")"
 }
 
-func (w *walker) filterRule(tab *rules.Table) string {
-	return "roles." + w.rw.ctx.Principal.Role.Name + ".filters." + tab.Name.Name
+func (w *walker) filterRule(tab *rules.Table) ruleName {
+	return rule(audit.ReasonRoles, w.rw.ctx.Principal.Role.Name, "filters", tab.Name.Name)
 }
 
 // updateCheck is the WITH CHECK of an UPDATE: for rows visible before the

@@ -8,6 +8,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/rules"
 	"github.com/pgcloak/pgcloak/schema"
 )
@@ -48,7 +49,7 @@ func (rw *rewrite) columnView(tab *rules.Table, c Column, alias string) (expr st
 	}
 	expr, err = v.SQL(c.Name, c.Type)
 	if err != nil {
-		return "", false, refuseRule("tables."+tab.Name.String(), "column %s of %s cannot be masked: %v", c.Name, tab.Name, err)
+		return "", false, refuseRule(rule(audit.ReasonTables, tab.Name.String()), "column %s of %s cannot be masked: %v", c.Name, tab.Name, err)
 	}
 	if v.HideIfOptedOut && v.Action != rules.Hide {
 		cond, err := rw.chain(tab, alias, 1, false, func(a string) string {
@@ -179,7 +180,7 @@ func (w *walker) returningChecked(rel *Relation, tab *rules.Table, alias string,
 			}
 			col := f[len(f)-1]
 			if len(f) == 1 && col == alias && rel.Column(col) == nil {
-				w.fail(refuseRule("roles."+role+".profile", "RETURNING of every column of %s as one row value is refused for role %q; name the columns or use *", tab.Name, role))
+				w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "RETURNING of every column of %s as one row value is refused for role %q; name the columns or use *", tab.Name, role))
 				ok = false
 				return
 			}
@@ -195,14 +196,14 @@ func (w *walker) returningChecked(rel *Relation, tab *rules.Table, alias string,
 				// (to_jsonb(t.*)) would read the real row.
 				for _, col := range rel.Columns {
 					if (c == nil || c != top) && !w.seenRaw(tab, col.Name) {
-						w.fail(refuseRule("roles."+role+".profile", "RETURNING of every column of %s inside an expression is refused: role %q does not see column %s raw; return * or name the columns", tab.Name, role, col.Name))
+						w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "RETURNING of every column of %s inside an expression is refused: role %q does not see column %s raw; return * or name the columns", tab.Name, role, col.Name))
 						ok = false
 						return
 					}
 				}
 				for _, c := range rel.Columns {
 					if pr.Column(tab.Name, c.Name).Action == rules.Deny {
-						w.fail(refuseRule("roles."+role+".profile", "RETURNING of every column of %s is refused: column %s is denied to role %q", tab.Name, c.Name, role))
+						w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "RETURNING of every column of %s is refused: column %s is denied to role %q", tab.Name, c.Name, role))
 						ok = false
 						return
 					}
@@ -210,7 +211,7 @@ func (w *walker) returningChecked(rel *Relation, tab *rules.Table, alias string,
 				return
 			}
 			if rel.Column(col) != nil && pr.Column(tab.Name, col).Action == rules.Deny {
-				w.fail(refuseRule("roles."+role+".profile", "RETURNING may not read column %s of %s: it is denied to role %q", col, tab.Name, role))
+				w.fail(refuseRule(rule(audit.ReasonRoles, role, "profile"), "RETURNING may not read column %s of %s: it is denied to role %q", col, tab.Name, role))
 				ok = false
 			}
 		})
