@@ -5,20 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/proxy"
 	"github.com/pgcloak/pgcloak/rules"
-	"github.com/pgcloak/pgcloak/schema"
 )
 
 var (
@@ -26,55 +23,16 @@ var (
 	proxyAddr string
 	policy    *rules.Policy
 	eng       *engine.Engine
-	stats     *crm.Stats
 )
 
 const testCustomers = 2000
 
+// TestMain loads the sample CRM and starts pgcloak with the shipped rules
+// before the tests run.
 func TestMain(m *testing.M) {
-	pgtest.Main(runner{m}, pgtest.Options{}, &pg)
-}
-
-// runner loads the sample CRM and starts pgcloak before the tests run.
-type runner struct{ m *testing.M }
-
-func (r runner) Run() int {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	stats, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 7})
-	if err == nil {
-		err = schema.Setup(ctx, conn.Exec)
-	}
-	conn.Close(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loading the sample CRM:", err)
-		return 1
-	}
-	policy, err = rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	eng = engine.NewEngine(func() *rules.Policy { return policy }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := eng.Start(cctx, time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 1
-	}
-	srv := proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: eng})
-	go srv.Serve(l)
-	defer srv.Shutdown(ctx)
-	proxyAddr = l.Addr().String()
-	return r.m.Run()
+	cloaktest.MainFront(m, testCustomers, func(f *cloaktest.Front) {
+		pg, policy, eng, proxyAddr = f.PG, f.Policy, f.Engine, f.Addr
+	})
 }
 
 // as connects through pgcloak as one of the sample logins.

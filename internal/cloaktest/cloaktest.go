@@ -256,3 +256,44 @@ func FailingFile(t testing.TB) (path string, heal func()) {
 		}
 	}
 }
+
+// Front is a package's server with the sample CRM, an engine on the
+// shipped rules and a pgcloak in front of it (MainFront).
+type Front struct {
+	PG     *pgtest.Server
+	Policy *rules.Policy
+	Engine *engine.Engine
+	Addr   string // the pgcloak's address, host:port
+}
+
+// MainFront is Main with customers sample customers (seed 7), an engine on
+// the shipped rules and a pgcloak serving until the tests are over; ready
+// gets them before the first test runs.
+//
+//	func TestMain(m *testing.M) { cloaktest.MainFront(m, 2000, func(f *cloaktest.Front) { … }) }
+func MainFront(m interface{ Run() int }, customers int, ready func(*Front)) {
+	f := &Front{}
+	Main(m, Options{CRM: crm.Options{Customers: customers, Seed: 7}}, &f.PG, func(ctx context.Context) error {
+		pol, err := rules.Parse("rules.yaml", crm.Rules)
+		if err != nil {
+			return err
+		}
+		f.Policy = pol
+		if f.Engine, err = StartEngine(ctx, f.PG, func() *rules.Policy { return pol }, nil); err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := proxy.New(proxy.Config{Upstream: f.PG.Addr(), Policy: f.Engine})
+		go srv.Serve(l)
+		go func() {
+			<-ctx.Done()
+			srv.Shutdown(context.Background())
+		}()
+		f.Addr = l.Addr().String()
+		ready(f)
+		return nil
+	})
+}
