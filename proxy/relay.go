@@ -12,20 +12,37 @@ import (
 	"github.com/pgcloak/pgcloak/audit"
 )
 
-// relay runs the message loop until either side ends: client-to-server in
-// this goroutine, server-to-client in another. Each direction reads as many
+// relay runs the message loop until either side ends. A session that is a
+// pure byte relay goes to an event loop (evloop_linux.go) for as long as
+// it stays one; the rest of the time, client-to-server runs in this
+// goroutine and server-to-client in another. Each direction reads as many
 // messages as one read brings and writes them with one write.
 func (s *session) relay() {
+	var up, down []byte
+	if s.onEventLoop() {
+		var ok bool
+		if up, down, ok = s.relayOnLoop(); !ok {
+			return
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.serverToClient()
+		s.serverToClient(down)
 		s.client.Close()
 	}()
-	s.clientToServer()
+	s.clientToServer(up)
 	s.upstream.Close()
 	wg.Wait()
+}
+
+// onEventLoop reports whether the session may be relayed by an event loop:
+// nothing of it is decoded but transaction status and errors, and both
+// connections are plain sockets with nothing buffered yet.
+func (s *session) onEventLoop() bool {
+	return !s.srv.cfg.GoroutineRelay && s.policy == nil && s.wire == nil && !s.tls &&
+		s.srv.cfg.UpstreamTLS == nil && s.cr.r == s.cr.w && s.ur.r == s.ur.w
 }
 
 // busy reports whether the backend may be working on something the client
@@ -55,15 +72,40 @@ func (s *session) terminate() {
 		s.raw.Close() // still starting up: nothing to tell
 		return
 	}
+	s.loopMu.Lock()
+	ls := s.onLoop
+	s.termOnEject = ls != nil
+	s.loopMu.Unlock()
+	if ls != nil {
+		// The session's goroutine ends it once the loop lets go.
+		ls.requestEject()
+		return
+	}
+	s.endFromOutside()
+}
+
+// endFromOutside is terminate's work on the session's connections: the
+// client gets the end reason when the upstream's end reaches the
+// server-to-client side.
+func (s *session) endFromOutside() {
 	s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	go s.endUpstream()
 }
 
 // clientToServer relays client messages, asking the policy about those that
-// carry SQL.
-func (s *session) clientToServer() {
-	for {
-		if err := s.cr.fill(); err != nil {
+// carry SQL. pending are messages already scanned (by the event loop) to
+// write first; messages already buffered are handled before reading more.
+func (s *session) clientToServer(pending []byte) {
+	if len(pending) > 0 {
+		if _, err := s.upstream.Write(pending); err != nil {
+			s.endUpstream()
+			return
+		}
+	}
+	for buffered := s.cr.r < s.cr.w; ; buffered = false {
+		if buffered {
+			// Left by the event loop: handled before reading more.
+		} else if err := s.cr.fill(); err != nil {
 			if !s.terminating.Load() {
 				s.clientDone.Store(true)
 				s.endUpstream()
@@ -161,7 +203,9 @@ func (s *session) clientToServer() {
 		}
 		var err error
 		if len(out) == 0 {
-			_, err = s.upstream.Write(s.cr.buf[start:s.cr.r])
+			if start < s.cr.r {
+				_, err = s.upstream.Write(s.cr.buf[start:s.cr.r])
+			}
 		} else {
 			out = append(out, s.cr.buf[start:s.cr.r]...)
 			_, err = s.upstream.Write(out)
@@ -251,10 +295,19 @@ func malformed(name string, err error) error {
 }
 
 // serverToClient relays server messages, tracking transaction state and
-// replacing the errors that stand for refusals.
-func (s *session) serverToClient() {
-	for {
-		if err := s.ur.fill(); err != nil {
+// replacing the errors that stand for refusals. pending and what is
+// buffered are as for clientToServer.
+func (s *session) serverToClient(pending []byte) {
+	if len(pending) > 0 {
+		if _, err := s.client.Write(pending); err != nil {
+			s.clientDone.Store(true)
+			return
+		}
+	}
+	for buffered := s.ur.r < s.ur.w; ; buffered = false {
+		if buffered {
+			// Left by the event loop: handled before reading more.
+		} else if err := s.ur.fill(); err != nil {
 			s.upstreamEnded()
 			return
 		}
@@ -354,7 +407,9 @@ func (s *session) serverToClient() {
 		}
 		var err error
 		if len(out) == 0 {
-			_, err = s.client.Write(s.ur.buf[start:s.ur.r])
+			if start < s.ur.r {
+				_, err = s.client.Write(s.ur.buf[start:s.ur.r])
+			}
 		} else {
 			out = append(out, s.ur.buf[start:s.ur.r]...)
 			_, err = s.client.Write(out)

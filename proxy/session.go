@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,13 @@ type session struct {
 	idle          bool // at the message being decided (SessionInfo.Idle)
 
 	cout []byte // owned by the client-to-server goroutine
+
+	// The event-loop relay (evloop_linux.go): the session while a loop
+	// relays it, and whether terminate() left ending it to the session's
+	// goroutine, which takes the connections back from the loop.
+	loopMu      sync.Mutex
+	onLoop      *loopSession
+	termOnEject bool
 }
 
 func newSession(srv *Server, c net.Conn) *session {
