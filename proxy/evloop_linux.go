@@ -217,11 +217,11 @@ func (ls *loopSession) scanClient() bool {
 		if !ok {
 			return true
 		}
-		switch msg[0] {
-		case 'Q', 'F', 'S':
+		switch clientMsg(msg[0]) {
+		case clientQuery, clientFunctionCall, clientSync:
 			s.dirty.Store(false)
 			s.sent.Add(1)
-		case 'X':
+		case clientTerminate:
 			fr.r = at
 			return false
 		default:
@@ -240,11 +240,11 @@ func (ls *loopSession) scanServer() bool {
 		if !ok {
 			break
 		}
-		switch msg[0] {
-		case 'Z':
+		switch serverMsg(msg[0]) {
+		case serverReadyForQuery:
 			s.txStatus.Store(uint32(msg[5]))
 			s.done.Add(1)
-		case 'E':
+		case serverErrorResponse:
 			if s.terminating.Load() || matchRefusal(msg) != nil {
 				fr.r = at
 				return false

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/audit"
@@ -130,14 +131,15 @@ func (s *session) clientToServer(pending []byte) {
 			if !ok {
 				break
 			}
+			typ := clientMsg(msg[0])
 			// Whether the server has answered everything and is outside a
 			// transaction block, for the policy (SessionInfo.Idle).
-			s.idle = s.txStatus.Load() == 'I' && !s.dirty.Load() && s.sent.Load() == s.done.Load()
-			switch msg[0] {
-			case 'Q', 'F', 'S':
+			s.idle = txState(s.txStatus.Load()) == txIdle && !s.dirty.Load() && s.sent.Load() == s.done.Load()
+			switch typ {
+			case clientQuery, clientFunctionCall, clientSync:
 				s.dirty.Store(false)
 				s.sent.Add(1)
-			case 'X':
+			case clientTerminate:
 				// Before the write: the server closes as soon as it reads
 				// Terminate, and that EOF must not read as a lost server.
 				terminate = true
@@ -155,13 +157,13 @@ func (s *session) clientToServer(pending []byte) {
 			var prep *preparedStmt
 			var ack func(string)
 			changed, refused := false, false
-			if log := s.srv.cfg.AccessLog; log != nil && (msg[0] == 'Q' || msg[0] == 'E' || msg[0] == 'F') {
+			if log := s.srv.cfg.AccessLog; log != nil && (typ == clientQuery || typ == clientExecute || typ == clientFunctionCall) {
 				if why := log.Admit(); why != nil {
 					repl, pre = s.refuseForAudit(msg, why)
 					changed, refused = repl != nil, true
 				}
 			}
-			if !refused && s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
+			if !refused && s.policy != nil && (typ == clientQuery || typ == clientParse || typ == clientFunctionCall) {
 				repl, changed, stmts, prep, ack, err = s.decide(msg)
 				if err != nil {
 					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
@@ -170,16 +172,16 @@ func (s *session) clientToServer(pending []byte) {
 				}
 			}
 			if s.wire != nil {
-				switch msg[0] {
-				case 'B':
+				switch typ {
+				case clientBind:
 					pre = s.reprepare(msg)
-				case 'E':
+				case clientExecute:
 					if !refused {
 						pre = s.checkPortal(msg)
 					}
-				case 'C':
+				case clientClose:
 					s.closed(msg)
-				case 'S':
+				case clientSync:
 					clear(s.batch)
 				}
 				post = s.wire.request(msg, stmts, now, refused, prep, ack)
@@ -232,27 +234,27 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	if m != nil {
 		t0 = time.Now()
 	}
-	switch msg[0] {
-	case 'Q':
+	switch clientMsg(msg[0]) {
+	case clientQuery:
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
-	case 'P':
+	case clientParse:
 		if err := parse.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
 		prep = s.remember(&parse)
-	case 'F':
+	case clientFunctionCall:
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
-			d = ErrRefused("0A000", "pgcloak cannot rewrite a FunctionCall message")
+			d = ErrRefused(pgerrcode.FeatureNotSupported, "pgcloak cannot rewrite a FunctionCall message")
 		}
 	}
 	if m != nil {
@@ -266,7 +268,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 		return nil, false, stmts, prep, ack, nil
 	}
 	sql := decidedSQL(d)
-	if msg[0] == 'P' {
+	if clientMsg(msg[0]) == clientParse {
 		parse.Query = sql
 		repl, err = parse.Encode(nil)
 	} else {
@@ -325,11 +327,11 @@ func (s *session) serverToClient(pending []byte) {
 			if !ok {
 				break
 			}
-			switch msg[0] {
-			case 'Z':
+			switch serverMsg(msg[0]) {
+			case serverReadyForQuery:
 				s.txStatus.Store(uint32(msg[5]))
 				s.done.Add(1)
-			case 'E':
+			case serverErrorResponse:
 				if s.terminating.Load() {
 					// Ended from outside (shutdown, an operator's kill):
 					// the error of the statement pgcloak cancelled for
@@ -365,7 +367,7 @@ func (s *session) serverToClient(pending []byte) {
 						s.wire.errCode = errorCode(msg)
 					}
 				}
-			case 'S':
+			case serverParameterStatus:
 				if s.settings != nil {
 					if e := s.watchSetting(msg); e != nil {
 						// Nothing more of this session reaches either
@@ -432,16 +434,17 @@ func (s *session) streamLarge() error {
 	if !ok || total <= len(s.ur.buf) {
 		return nil
 	}
-	switch typ {
-	case 'E', 'N', 'Z', 'T', 'S', 'A', 'K':
+	switch serverMsg(typ) {
+	case serverErrorResponse, serverNoticeResponse, serverReadyForQuery, serverRowDescription,
+		serverParameterStatus, serverNotificationResponse, serverBackendKeyData:
 		return nil // inspected (or may be): read whole
-	case 'D':
+	case serverDataRow:
 		if s.wire != nil && s.wire.checker != nil {
 			return nil // may need masking: read whole
 		}
 		if s.wire != nil {
 			s.wire.mu.Lock()
-			if h := s.wire.head(); h != nil && h.kind == 'E' {
+			if h := s.wire.head(); h != nil && h.kind == clientExecute {
 				s.wire.rows++
 			}
 			s.wire.mu.Unlock()

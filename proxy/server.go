@@ -259,7 +259,7 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	if resp[0] != 'S' {
+	if resp[0] != encryptionAccepted {
 		c.Close()
 		return nil, fmt.Errorf("upstream %s does not accept TLS", s.cfg.Upstream)
 	}
