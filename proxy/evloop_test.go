@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 )
@@ -120,5 +121,36 @@ func TestEventLoop(t *testing.T) {
 	}
 	if k := gsrv.OnEventLoop(); k != 0 {
 		t.Fatalf("GoroutineRelay: %d session(s) on the event loop", k)
+	}
+}
+
+// BenchmarkRoundTrip is one simple-protocol "select 1" and its answer,
+// directly and through a pass-through pgcloak on each relay, from
+// GOMAXPROCS clients at once (go test -run - -bench RoundTrip -cpu 1,8).
+// The clients run in the same process as the relays: compare the relays
+// with each other, interleaved (-count), more than with direct.
+func BenchmarkRoundTrip(b *testing.B) {
+	_, loop := startProxy(b, proxy.Config{})
+	_, goroutines := startProxy(b, proxy.Config{GoroutineRelay: true})
+	for _, target := range []struct{ name, addr string }{
+		{"direct", pg.Addr()}, {"event-loop", loop}, {"goroutines", goroutines},
+	} {
+		b.Run(target.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := pgconn.Connect(ctx, dsn(target.addr, pgtest.TrustUser))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close(ctx)
+				for pb.Next() {
+					if _, err := c.Exec(ctx, "select 1").ReadAll(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
