@@ -42,16 +42,17 @@ import (
 // session, so the loop never works on a session being handed over.
 //
 // A loop blocks in epoll_wait, which keeps its P until sysmon takes it
-// back (20 µs to 10 ms later). With one loop per two Ps that costs the
-// other goroutines nothing; with GOMAXPROCS=1 it would hold them all up
-// (an in-process round trip took 690 µs instead of 56), so there the loop
-// waits in Go's netpoller instead (an epoll descriptor is readable when
-// its set has events), at about twice the system calls per round trip.
+// back (20 µs to 10 ms later, when other goroutines wait for one). With
+// one loop per two Ps the other Ps serve the other goroutines; with
+// GOMAXPROCS=1 the loop would hold them all up (an in-process round trip
+// took 690 µs instead of 56), so there it waits in Go's netpoller
+// instead (an epoll descriptor is readable when its set has events), at
+// about twice the system calls per round trip.
 type eventLoop struct {
-	epfd int
-	ep   *os.File // epfd, in the netpoller
-	mu   sync.Mutex
-	fds  map[int32]*loopSession
+	epfd   int
+	noPoll bool // the netpoller cannot wait for epfd
+	mu     sync.Mutex
+	fds    map[int32]*loopSession
 }
 
 var loops struct {
@@ -71,7 +72,7 @@ func pickLoop() *eventLoop {
 				break
 			}
 			syscall.SetNonblock(epfd, true) // so that os.NewFile puts it in the netpoller
-			l := &eventLoop{epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), fds: map[int32]*loopSession{}}
+			l := &eventLoop{epfd: epfd, fds: map[int32]*loopSession{}}
 			loops.all = append(loops.all, l)
 			go l.run()
 		}
@@ -84,32 +85,50 @@ func pickLoop() *eventLoop {
 
 func (l *eventLoop) run() {
 	events := make([]syscall.EpollEvent, 256)
-	rc, err := l.ep.SyscallConn()
 	for {
-		if err != nil || runtime.GOMAXPROCS(0) > 1 {
-			// Block in epoll_wait: the cheapest wait, and with one loop
-			// per two Ps another P is free for the other goroutines.
-			n, err := syscall.EpollWait(l.epfd, events, -1)
-			if err == nil { // else EINTR, from the runtime's signals
-				l.handle(events[:n])
-			}
+		if runtime.GOMAXPROCS(0) == 1 && !l.noPoll && l.waitInNetpoller(events) {
 			continue
 		}
-		// A single P: wait in the netpoller, which lets go of it. Handle
-		// events until there are none, then park until the set has some.
-		rc.Read(func(uintptr) bool {
+		n, err := syscall.EpollWait(l.epfd, events, -1)
+		if err == nil { // else EINTR, from the runtime's signals
+			l.handle(events[:n])
+		}
+	}
+}
+
+// waitInNetpoller relays with the epoll set in Go's netpoller (a
+// duplicate of its descriptor, so that the netpoller forgets it when the
+// loop goes back to epoll_wait: in the netpoller, every event would also
+// wake the runtime's own epoll_wait). It handles events until there are
+// none, then parks until the set has some, and returns when GOMAXPROCS
+// is more than 1 again; false if the netpoller cannot take the set.
+func (l *eventLoop) waitInNetpoller(events []syscall.EpollEvent) bool {
+	fd, err := dupCloexec(uintptr(l.epfd))
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), "epoll")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(uintptr) bool {
 			for {
 				n, err := syscall.EpollWait(l.epfd, events, 0)
 				if err == syscall.EINTR {
 					continue
 				}
 				if err != nil || n == 0 {
-					return runtime.GOMAXPROCS(0) > 1 // back to blocking
+					return runtime.GOMAXPROCS(0) > 1
 				}
 				l.handle(events[:n])
 			}
 		})
 	}
+	if err != nil {
+		l.noPoll = true
+		return false
+	}
+	return true
 }
 
 func (l *eventLoop) handle(events []syscall.EpollEvent) {
@@ -456,15 +475,17 @@ func dupConn(c net.Conn) (int, error) {
 	}
 	fd := -1
 	var derr error
-	err = rc.Control(func(f uintptr) {
-		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, f, syscall.F_DUPFD_CLOEXEC, 0)
-		if e != 0 {
-			derr = e
-			return
-		}
-		fd = int(r)
-	})
+	err = rc.Control(func(f uintptr) { fd, derr = dupCloexec(f) })
 	return fd, errors.Join(err, derr)
+}
+
+// dupCloexec duplicates a descriptor, close-on-exec.
+func dupCloexec(fd uintptr) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
 }
 
 // fileConn makes a net.Conn of a socket again, taking ownership of fd.
