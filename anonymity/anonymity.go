@@ -31,6 +31,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
@@ -111,7 +112,7 @@ func Measure(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, role string
 	if len(logins) == 0 {
 		return nil, fmt.Errorf("anonymity: role %q has no login in the rules to measure it as", role)
 	}
-	pr, err := pol.Resolve(ctx, conn, logins[0])
+	pr, err := rules.Resolve(ctx, pol, conn.QueryRow, logins[0])
 	if err != nil {
 		return nil, fmt.Errorf("anonymity: role %q: %w", role, err)
 	}
@@ -162,7 +163,11 @@ func MeasureAs(ctx context.Context, conn *pgx.Conn, pol *rules.Policy, pr *rules
 		}
 		res.QuasiIdentifiers = append(res.QuasiIdentifiers, Column{Name: c, View: view})
 	}
-	rw, err := rewrite.NewRewriterAs(ctx, conn, pol, pr)
+	cat, err := catalog.Load(ctx, conn.Query)
+	if err != nil {
+		return nil, err
+	}
+	rw, err := rewrite.NewRewriterAs(cat, pol, pr)
 	if err != nil {
 		return nil, err
 	}

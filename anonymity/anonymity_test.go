@@ -6,57 +6,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
-	"github.com/pgcloak/pgcloak/rules"
 )
 
 var pg *pgtest.Server
 
-func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
-
 const testCustomers = 2000
 
-var loaded bool
-
-func crmConn(t *testing.T) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	if !loaded {
-		if _, err := crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 5}); err != nil {
-			t.Fatal(err)
-		}
-		if err := rewrite.Setup(ctx, conn); err != nil {
-			t.Fatal(err)
-		}
-		loaded = true
-	}
-	return conn
-}
-
-func crmPolicy(t *testing.T) *rules.Policy {
-	t.Helper()
-	p, err := rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+func TestMain(m *testing.M) {
+	cloaktest.Main(m, cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 5}}, &pg)
 }
 
 // The sample's anonymizing roles meet anonymity.min_k; their only key is
 // pseudonymized and left out.
 func TestMeasureSample(t *testing.T) {
-	conn := crmConn(t)
-	pol := crmPolicy(t)
+	conn := cloaktest.Admin(t, pg)
+	pol := cloaktest.Rules(t)
 	if got := anonymity.Roles(pol); len(got) != 2 || got[0] != "analyst" || got[1] != "disclosure_export" {
 		t.Fatalf("roles %v", got)
 	}
@@ -82,14 +50,11 @@ func TestMeasureSample(t *testing.T) {
 // A view that shows the raw key, a birth date to the day or the creation
 // time is k = 1, and Measure says which columns drive it.
 func TestMeasureReidentifyingView(t *testing.T) {
-	conn := crmConn(t)
+	conn := cloaktest.Admin(t, pg)
 	src := strings.Replace(string(crm.Rules), "        created_at: hide\n      orders: {shipping_street: hide, shipping_city: hide}\n\n  disclosure_export:",
 		"        created_at: show\n      orders: {shipping_street: hide, shipping_city: hide}\n\n  disclosure_export:", 1)
 	src = strings.Replace(src, "  analyst:                      # anonymized view, automated decisions\n    profile: anonymized\n", "  analyst:                      # anonymized view, automated decisions\n    profile: anonymized\n", 1)
-	pol, err := rules.Parse("rules.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := cloaktest.Rules(t, []byte(src))
 	r, err := anonymity.Measure(context.Background(), conn, pol, "analyst")
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +65,7 @@ func TestMeasureReidentifyingView(t *testing.T) {
 	// A raw key counts, and is reported.
 	src = strings.Replace(string(crm.Rules), "    columns:                    # the model's features, generalized; nothing finer\n      customers:\n",
 		"    columns:                    # the model's features, generalized; nothing finer\n      customers:\n        customer_id: show\n", 1)
-	if pol, err = rules.Parse("rules.yaml", []byte(src)); err != nil {
-		t.Fatal(err)
-	}
+	pol = cloaktest.Rules(t, []byte(src))
 	if r, err = anonymity.Measure(context.Background(), conn, pol, "analyst"); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 )
 
 // TestInstances: every record names its replica; the files of several
@@ -101,7 +102,7 @@ func TestWritten(t *testing.T) {
 	}
 	l.Close()
 
-	failing, heal := failingFile(t)
+	failing, heal := cloaktest.FailingFile(t)
 	l, err = audit.Open(audit.Options{File: failing, WaitForWrite: true})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
 func stmt(i int) *audit.Record {
@@ -246,43 +248,14 @@ func TestUncleanStop(t *testing.T) {
 	}
 }
 
-// failingFile returns a path that is a symlink to /dev/full (every write
-// fails with ENOSPC, as on a full disk) and a function that points it at a
-// working file instead.
-func failingFile(t *testing.T) (path string, heal func()) {
-	dir := t.TempDir()
-	path = filepath.Join(dir, "audit.log")
-	if err := os.Symlink("/dev/full", path); err != nil {
-		t.Fatal(err)
-	}
-	return path, func() {
-		tmp := filepath.Join(dir, "new")
-		if err := os.Symlink(filepath.Join(dir, "real.log"), tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestFailClosed(t *testing.T) {
-	path, heal := failingFile(t)
+	path, heal := cloaktest.FailingFile(t)
 	reg := prometheus.NewRegistry()
 	l, err := audit.Open(audit.Options{File: path, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the sink to fail", func() bool { return l.Healthy() != nil })
+	pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return l.Healthy() != nil })
 	if err := l.Admit(); err == nil {
 		t.Fatal("fail_closed admits statements while the sink fails")
 	}
@@ -293,7 +266,7 @@ func TestFailClosed(t *testing.T) {
 		l.Emit(stmt(i))
 	}
 	heal()
-	waitFor(t, "the sink to recover", func() bool { return l.Admit() == nil })
+	pgtest.Eventually(t, 10*time.Second, "the sink to recover", func() bool { return l.Admit() == nil })
 	l.Emit(stmt(3))
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -314,24 +287,24 @@ func TestFailClosed(t *testing.T) {
 }
 
 func TestFailOpen(t *testing.T) {
-	path, heal := failingFile(t)
+	path, heal := cloaktest.FailingFile(t)
 	reg := prometheus.NewRegistry()
 	l, err := audit.Open(audit.Options{File: path, OnFailure: audit.FailOpen, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the sink to fail", func() bool { return l.Healthy() != nil })
+	pgtest.Eventually(t, 10*time.Second, "the sink to fail", func() bool { return l.Healthy() != nil })
 	if err := l.Admit(); err != nil {
 		t.Fatalf("fail_open refuses: %v", err)
 	}
 	for i := range 7 {
 		l.Emit(stmt(i))
 	}
-	waitFor(t, "7 lost records", func() bool { return l.Stats().Lost == 7 })
+	pgtest.Eventually(t, 10*time.Second, "7 lost records", func() bool { return l.Stats().Lost == 7 })
 	heal()
 	// The start record is retried with the next write; what was lost is
 	// said in a lost record.
-	waitFor(t, "the sink to recover", func() bool {
+	pgtest.Eventually(t, 10*time.Second, "the sink to recover", func() bool {
 		l.Emit(stmt(100))
 		return l.Healthy() == nil
 	})

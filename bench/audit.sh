@@ -44,139 +44,27 @@ MODES=${MODES:-"simple prepared"}
 WORKLOADS=${WORKLOADS:-"pass crm"}
 SCALE=${SCALE:-10}
 CUSTOMERS=${CUSTOMERS:-25000}
-RUN_USER=${RUN_USER:-nobody}
-KEEP=${KEEP:-0}
 RESULTS=${RESULTS:-}
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-if [[ -z ${PGBIN:-} ]]; then
-	if command -v pg_config >/dev/null && [[ -x $(pg_config --bindir)/postgres ]]; then
-		PGBIN=$(pg_config --bindir)
-	else
-		PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-	fi
-fi
-for b in initdb postgres pgbench psql pg_isready; do
-	[[ -x $PGBIN/$b ]] || die "no $b in PGBIN=${PGBIN:-?}: install PostgreSQL server binaries (Debian: apt-get install postgresql)"
-done
-command -v ss >/dev/null || die "no ss (iproute2)"
-
-as_server=()
-if [[ $EUID -eq 0 ]]; then
-	as_server=(setpriv --reuid="$RUN_USER" --regid="$(id -g "$RUN_USER")" --clear-groups --)
-fi
-
-tmp=$(mktemp -d /tmp/pgcloak-audit-bench.XXXXXX)
-chmod 755 "$tmp"
-pg_pid= bench_pid=
-declare -A cloak_pid=()
-
-stop() { # stop PID SIGNAL: signal, wait up to 10 s, then SIGKILL
-	local pid=$1 sig=$2 i
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	kill "-$sig" "$pid" 2>/dev/null || true
-	for i in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? p
-	trap - EXIT INT TERM HUP
-	stop "$bench_pid" TERM
-	for p in "${cloak_pid[@]}"; do stop "$p" TERM; done
-	stop "$pg_pid" INT
-	wait 2>/dev/null || true
-	if [[ $KEEP == 1 ]]; then
-		log "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-used_ports=" "
-free_port() {
-	local p
-	while :; do
-		p=$(((RANDOM * 32768 + RANDOM) % 25000 + 30000))
-		[[ $used_ports == *" $p "* ]] && continue
-		if [[ -z $(ss -Htan "( sport = :$p )") ]]; then
-			used_ports+="$p "
-			echo "$p"
-			return
-		fi
-	done
-}
-pg_port=$(free_port)
-dsn() { echo "host=127.0.0.1 port=$pg_port user=bench dbname=$1 sslmode=disable"; }
-sql() { "$PGBIN/psql" -h 127.0.0.1 -p "$pg_port" -U bench -d "$1" -XAtq -v ON_ERROR_STOP=1 -c "$2"; }
-
-# --- PostgreSQL and data ------------------------------------------------------
-
-log "temp dir $tmp"
-mkdir -p "$tmp/pgdata" "$tmp/sock" "$tmp/audit"
-[[ $EUID -eq 0 ]] && chown "$RUN_USER:$(id -gn "$RUN_USER")" "$tmp/pgdata" "$tmp/sock"
-"${as_server[@]}" "$PGBIN/initdb" -D "$tmp/pgdata" -U bench --auth=trust --no-locale -E UTF8 \
-	>"$tmp/initdb.log" 2>&1 || die "initdb failed: $(tail -n5 "$tmp/initdb.log")"
-printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' >"$tmp/pgdata/pg_hba.conf"
-[[ $EUID -eq 0 ]] && chown "$RUN_USER" "$tmp/pgdata/pg_hba.conf"
-"${as_server[@]}" "$PGBIN/postgres" -D "$tmp/pgdata" \
-	-c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$tmp/sock" \
-	-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-	-c max_connections=200 -c shared_buffers=256MB >"$tmp/postgres.log" 2>&1 &
-pg_pid=$!
-
-log "building pgcloak${PGCLOAK_BIN:+ (using $PGCLOAK_BIN)} and crmgen from $repo"
-(cd "$repo" && go build -o "$tmp/crmgen" ./examples/crm/crmgen)
-if [[ -z ${PGCLOAK_BIN:-} ]]; then
-	(cd "$repo" && go build -o "$tmp/pgcloak" ./cmd/pgcloak)
-	PGCLOAK_BIN=$tmp/pgcloak
-fi
-for i in $(seq 300); do
-	"$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
-	kill -0 "$pg_pid" 2>/dev/null || die "postgres exited: $(tail -n5 "$tmp/postgres.log")"
-	sleep 0.1
-done
-
-if [[ " $WORKLOADS " == *" pass "* ]]; then
-	sql postgres "create database bench" >/dev/null
-	log "pgbench -i -s $SCALE"
-	"$PGBIN/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p "$pg_port" -U bench bench >"$tmp/init.log" 2>&1 ||
-		die "pgbench -i failed: $(tail -n5 "$tmp/init.log")"
-	sql bench 'vacuum analyze' >/dev/null
-fi
-if [[ " $WORKLOADS " == *" crm "* ]]; then
-	sql postgres "create database crm" >/dev/null
-	log "crmgen --customers $CUSTOMERS"
-	"$tmp/crmgen" --database "$(dsn crm)" --customers "$CUSTOMERS" >"$tmp/crmgen.log" 2>&1 ||
-		die "crmgen failed: $(tail -n5 "$tmp/crmgen.log")"
-	"$PGCLOAK_BIN" setup --database "$(dsn crm)" >"$tmp/setup.log" 2>&1 || die "pgcloak setup failed: $(tail -n5 "$tmp/setup.log")"
-	sql crm 'vacuum analyze' >/dev/null
-fi
+bench_init audit-bench
+mkdir -p "$tmp/audit"
+start_postgres
+build_pgcloak
+build_crmgen
+if [[ " $WORKLOADS " == *" pass "* ]]; then load_pgbench bench "$SCALE"; fi
+if [[ " $WORKLOADS " == *" crm "* ]]; then load_crm crm; fi
 
 # --- one pgcloak per (workload, access log) --------------------------------------
 
-declare -A cloak_port=()
 start_cloak() { # start_cloak WORKLOAD off|on
-	local w=$1 a=$2 port args
-	port=$(free_port)
-	args=(serve --listen "127.0.0.1:$port" --upstream "127.0.0.1:$pg_port" --shutdown-grace 1s --log-level warn)
+	local w=$1 a=$2 args
+	args=(--upstream "127.0.0.1:$pg_port")
 	[[ $w == crm ]] && args+=(--rules "$repo/examples/crm/rules.yaml" --catalog-dsn "$(dsn crm)")
 	[[ $a == on ]] && args+=(--audit-file "$tmp/audit/$w.log")
-	"$PGCLOAK_BIN" "${args[@]}" >"$tmp/pgcloak.$w.$a.log" 2>&1 &
-	cloak_pid[$w.$a]=$!
-	cloak_port[$w.$a]=$port
+	start_pgcloak "$w.$a" "${args[@]}"
 }
 user_of() { [[ $1 == crm ]] && echo alice || echo bench; }
 db_of() { [[ $1 == crm ]] && echo crm || echo bench; }
@@ -186,58 +74,26 @@ for w in "${workloads[@]}"; do
 done
 for k in "${!cloak_port[@]}"; do
 	w=${k%.*}
-	for i in $(seq 300); do
-		"$PGBIN/psql" -h 127.0.0.1 -p "${cloak_port[$k]}" -U "$(user_of "$w")" -d "$(db_of "$w")" -XAtqc 'select 1' >/dev/null 2>&1 && break
-		kill -0 "${cloak_pid[$k]}" 2>/dev/null || die "pgcloak $k exited: $(tail -n5 "$tmp/pgcloak.$k.log")"
-		sleep 0.1
-	done
+	wait_sql "pgcloak.$k" "${cloak_port[$k]}" "$(user_of "$w")" "$(db_of "$w")" "${cloak_pid[$k]}"
 done
 
 # --- runs --------------------------------------------------------------------------
 
-machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
-proc_ticks() {
-	local pid sum=0 f
-	for pid; do
-		f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-		set -- $f
-		sum=$((sum + ${12} + ${13} + ${14} + ${15}))
-	done
-	echo "$sum"
-}
-ours() { proc_ticks "$pg_pid" "${cloak_pid[@]}" $$; }
-hz=$(getconf CLK_TCK)
-cores=$(nproc)
-
-# run_pgbench sets TPS, FOREIGN (% of the machine's CPU other processes
+# run_target sets TPS, FOREIGN (% of the machine's CPU other processes
 # took) and CLOAK_US (pgcloak's CPU time per transaction, in µs: unlike
 # TPS, it hardly depends on what else runs on the machine).
-TPS= FOREIGN= CLOAK_US=
-run_pgbench() { # run_pgbench WORKLOAD off|on MODE CLIENTS SECONDS
-	local w=$1 a=$2 mode=$3 c=$4 secs=$5 j=1 out busy0 ours0 t0 busy1 ours1 t1 failed cloak0 cloak1 txs
+CLOAK_US=
+run_target() { # run_target WORKLOAD off|on MODE CLIENTS SECONDS
+	local w=$1 a=$2 mode=$3 c=$4 secs=$5 j=1
 	((c > 1)) && j=2
-	out=$tmp/run.out
 	local args=(-n -M "$mode" -c "$c" -j "$j" -T "$secs" -h 127.0.0.1 -p "${cloak_port[$w.$a]}" -U "$(user_of "$w")")
 	if [[ $w == crm ]]; then
 		args+=(-f "$repo/bench/crm_select.sql" -D "customers=$CUSTOMERS")
 	else
 		args+=(-S)
 	fi
-	busy0=$(machine_busy) ours0=$(ours) t0=$(date +%s%N) cloak0=$(proc_ticks "${cloak_pid[$w.$a]}")
-	"$PGBIN/pgbench" "${args[@]}" "$(db_of "$w")" >"$out" 2>&1 &
-	bench_pid=$!
-	wait "$bench_pid" || die "pgbench $w/$a -M $mode -c $c failed: $(tail -n5 "$out")"
-	bench_pid=
-	sleep 0.3
-	busy1=$(machine_busy) ours1=$(ours) t1=$(date +%s%N) cloak1=$(proc_ticks "${cloak_pid[$w.$a]}")
-	FOREIGN=$(awk -v b=$((busy1 - busy0)) -v o=$((ours1 - ours0)) -v ns=$((t1 - t0)) -v hz="$hz" -v n="$cores" \
-		'BEGIN {f = 100 * (b - o) / (ns / 1e9 * hz * n); if (f < 0) f = 0; printf "%.1f", f}')
-	failed=$(awk '/number of failed transactions/ {print $5}' "$out")
-	[[ -z $failed || $failed == 0 ]] || die "pgbench $w/$a -M $mode -c $c: $failed failed transactions"
-	TPS=$(awk '/^tps = / {print $3; exit}' "$out")
-	[[ -n $TPS ]] || die "no tps in pgbench output: $(cat "$out")"
-	txs=$(awk '/number of transactions actually processed/ {split($0, f, ": "); split(f[2], g, "/"); print g[1]; exit}' "$out")
-	CLOAK_US=$(awk -v t=$((cloak1 - cloak0)) -v hz="$hz" -v n="$txs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+	WATCH_PID=${cloak_pid[$w.$a]} run_pgbench "${args[@]}" "$(db_of "$w")"
+	CLOAK_US=$(awk -v t="$WATCHED" -v hz="$hz" -v n="$TXNS" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
 }
 
 read -r -a modes <<<"$MODES"
@@ -247,7 +103,7 @@ log "$total runs of ${DURATION}s, about $(((total * (DURATION + 1) + 59) / 60)) 
 if ((WARMUP > 0)); then
 	for w in "${workloads[@]}"; do
 		for m in "${modes[@]}"; do
-			for a in off on; do run_pgbench "$w" "$a" "$m" 8 "$WARMUP"; done
+			for a in off on; do run_target "$w" "$a" "$m" 8 "$WARMUP"; done
 		done
 	done
 fi
@@ -262,7 +118,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				((r % 2 == 0)) && order=(on off) # neither always runs first
 				for a in "${order[@]}"; do
 					n=$((n + 1))
-					run_pgbench "$w" "$a" "$m" "$c" "$DURATION"
+					run_target "$w" "$a" "$m" "$c" "$DURATION"
 					printf '%s %s %s %s %s %s %s %s\n' "$w" "$a" "$m" "$c" "$r" "$TPS" "$FOREIGN" "$CLOAK_US" >>"$results"
 					log "[$n/$total] round $r  $w  access log $a  -M $m  -c $c  tps $TPS  pgcloak $CLOAK_US µs/tx  (others: $FOREIGN% CPU)"
 				done
@@ -277,10 +133,6 @@ for w in "${workloads[@]}"; do
 		die "the $w access log does not verify: $(cat "$tmp/verify.$w")"
 done
 
-median() {
-	sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit}
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
 med() { # med WORKLOAD off|on MODE CLIENTS [FIELD]: median of a field (TPS by default)
 	awk -v w="$1" -v a="$2" -v m="$3" -v c="$4" -v f="${5:-6}" '$1 == w && $2 == a && $3 == m && $4 == c {print $f}' "$results" | median
 }

@@ -20,9 +20,10 @@ import (
 
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // The portal tests share one PostgreSQL with the sample CRM; the portal
@@ -35,56 +36,32 @@ const portalLogin = "pgcloak_portal"
 var testKey = []byte("0123456789abcdef0123456789abcdef-test-key")
 
 func TestMain(m *testing.M) {
-	pgtest.Main(setupMain{m}, pgtest.Options{}, &pg)
+	cloaktest.Main(m, cloaktest.Options{CRM: crm.Options{Customers: 300}}, &pg, setupAgain, grant)
 }
 
-type setupMain struct{ m *testing.M }
-
-func (s setupMain) Run() int {
-	ctx := context.Background()
+// setupAgain: Setup is idempotent, the second run keeps the history table.
+func setupAgain(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, ownerDSN())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
+		return err
 	}
 	defer conn.Close(ctx)
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 300}); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: loading the sample CRM:", err)
-		return 1
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
+		return fmt.Errorf("setup again: %w", err)
 	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	// Setup is idempotent: the second run keeps the history table.
-	if err := rewrite.Setup(ctx, conn); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: setup again:", err)
-		return 1
-	}
-	pol, err := rules.Parse("rules.yaml", crm.Rules)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	for _, g := range Grants(pol, portalLogin) {
-		if _, err := conn.Exec(ctx, g); err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: %s: %v\n", g, err)
-			return 1
-		}
-	}
-	return s.m.Run()
+	return nil
 }
 
-func ownerDSN() string { return pg.DSN(pgtest.SuperUser, pgtest.Database) }
-
-func policy(t testing.TB) *rules.Policy {
-	t.Helper()
+// grant gives the portal's login what Grants says.
+func grant(ctx context.Context) error {
 	pol, err := rules.Parse("rules.yaml", crm.Rules)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	return pol
+	return pg.Exec(ctx, Grants(pol, portalLogin)...)
 }
+
+func ownerDSN() string { return cloaktest.AdminDSN(pg) }
 
 // env is one portal under test.
 type env struct {
@@ -105,7 +82,7 @@ func newEnv(t testing.TB, tlsOn bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	e := &env{t: t, pol: policy(t), log: filepath.Join(t.TempDir(), "portal-access.log")}
+	e := &env{t: t, pol: cloaktest.Rules(t), log: filepath.Join(t.TempDir(), "portal-access.log")}
 	e.audit, err = audit.Open(audit.Options{File: e.log, OnFailure: audit.FailClosed})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -147,7 +147,7 @@ func TestPortalWalk(t *testing.T) {
 	if !strings.Contains(page, `class="status-pending"`) || !strings.Contains(page, myEmail) {
 		t.Fatal("the page does not show the pending correction and the old value")
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return e.pol }, ownerDSN(), nil)
+	eng := engine.NewEngine(func() *rules.Policy { return e.pol }, ownerDSN(), nil)
 	if err := eng.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,22 @@ type AccessLog interface {
 	Admit() error
 }
 
+// WaitingLog is implemented by an AccessLog that can make the answers of a
+// batch wait for their records: Written returns once the records emitted
+// before it are written (audit.Options.WaitForWrite).
+type WaitingLog interface {
+	Written()
+}
+
+// The access logs pgcloak ships, with the optional interface the relay
+// finds by type assertion.
+var (
+	_ AccessLog  = (*audit.Log)(nil)
+	_ WaitingLog = (*audit.Log)(nil)
+	_ AccessLog  = audit.Logs(nil)
+	_ WaitingLog = audit.Logs(nil)
+)
+
 // Access records follow the wire. The policy describes each statement when
 // it decides on it (Decision.Audit); the client-to-server side attaches the
 // description to the request it forwards: a simple Query carries its
@@ -208,7 +224,7 @@ func (s *session) emitCompletions() {
 	}
 	clear(w.done)
 	w.done = w.done[:0]
-	if wl, ok := log.(interface{ Written() }); ok {
+	if wl, ok := log.(WaitingLog); ok {
 		wl.Written() // the answers wait for their records (audit.Options.WaitForWrite)
 	}
 }

@@ -247,31 +247,23 @@ func TestCancel(t *testing.T) {
 	}
 	// pgx closes a connection whose query was interrupted by its context;
 	// the server side must be gone or idle, not still sleeping.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	su := superuser(t, pg)
+	sleeping := func() int {
 		var n int
-		dconn, err := pgx.Connect(context.Background(), pg.DSN(pgtest.SuperUser, pgtest.Database))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dconn.QueryRow(context.Background(), "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'").Scan(&n)
-		dconn.Close(context.Background())
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pg_sleep(30) still running on the server after the cancel")
-		}
-		time.Sleep(50 * time.Millisecond)
+		su.QueryRow(context.Background(), "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'").Scan(&n)
+		return n
 	}
-	// A cancel via the protocol, with the connection kept: CancelRequest.
+	pgtest.Eventually(t, 5*time.Second, "pg_sleep(30) no longer running on the server after the cancel",
+		func() bool { return sleeping() == 0 })
+	// A cancel via the protocol, with the connection kept: CancelRequest,
+	// once the query runs on the server.
 	conn2 := connect(t, addr, pgtest.MD5User)
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn2.PgConn().Exec(context.Background(), "select pg_sleep(30)").ReadAll()
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	pgtest.Eventually(t, 5*time.Second, "pg_sleep(30) running on the server", func() bool { return sleeping() == 1 })
 	if err := conn2.PgConn().CancelRequest(context.Background()); err != nil {
 		t.Fatal(err)
 	}

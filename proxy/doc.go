@@ -2,7 +2,10 @@
 // client connections, relays each to a connection of its own to the
 // upstream server, and asks a Policy what to do with every message that
 // carries SQL. It knows messages and sockets; it knows nothing of the
-// privacy rules beyond the Policy interface (policy.go).
+// privacy rules beyond the Policy interface (policy.go), whose types are
+// its own (Decision, Error, Column, ServerError): a policy needs no wire
+// type, and package engine, which implements it, sits on the other side
+// of that seam.
 //
 // # Layers
 //

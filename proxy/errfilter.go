@@ -8,7 +8,7 @@ import "github.com/jackc/pgx/v5/pgproto3"
 // ("Failing row contains (…)"), hidden columns included. The filter may
 // change the fields of e and reports whether it did.
 type ErrorFilter interface {
-	FilterError(e *pgproto3.ErrorResponse) bool
+	FilterError(e *ServerError) bool
 }
 
 // filterError runs the filter on an ErrorResponse message and returns the
@@ -18,9 +18,11 @@ func filterError(f ErrorFilter, msg []byte) ([]byte, bool) {
 	if e.Decode(msg[5:]) != nil {
 		return nil, false
 	}
-	if !f.FilterError(&e) {
+	se := ServerError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
+	if !f.FilterError(&se) {
 		return nil, false
 	}
+	e.Code, e.Message, e.Detail, e.Hint = se.Code, se.Message, se.Detail, se.Hint
 	out, err := e.Encode(nil)
 	if err != nil {
 		return nil, false

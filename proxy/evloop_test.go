@@ -25,7 +25,7 @@ func TestEventLoop(t *testing.T) {
 	conn := connect(t, addr, pgtest.TrustUser)
 	onLoop := func(want int64) {
 		t.Helper()
-		eventually(t, 10*time.Second, fmt.Sprintf("%d session(s) on the event loop", want), func() (bool, string) {
+		pgtest.Eventually(t, 10*time.Second, fmt.Sprintf("%d session(s) on the event loop", want), func() (bool, string) {
 			n := srv.OnEventLoop()
 			return n == want, fmt.Sprint(n)
 		})

@@ -24,23 +24,6 @@ import (
 	"github.com/pgcloak/pgcloak/proxy"
 )
 
-// eventually polls cond until it holds or the deadline passes. The deadline
-// bounds correctness ("the backend goes away"), not speed.
-func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v (%s)", what, within, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // superuser is a direct connection to a server, to watch pg_stat_activity.
 func superuser(t testing.TB, s *pgtest.Server) *pgx.Conn {
 	t.Helper()
@@ -59,7 +42,7 @@ func superuser(t testing.TB, s *pgtest.Server) *pgx.Conn {
 func activeBackend(t testing.TB, su *pgx.Conn, appName string) int {
 	t.Helper()
 	var pid int
-	eventually(t, 10*time.Second, "backend of "+appName+" active", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "backend of "+appName+" active", func() (bool, string) {
 		err := su.QueryRow(context.Background(),
 			"select pid from pg_stat_activity where application_name = $1 and state = 'active'", appName).Scan(&pid)
 		return err == nil, fmt.Sprint(err)
@@ -70,7 +53,7 @@ func activeBackend(t testing.TB, su *pgx.Conn, appName string) int {
 // backendGone waits until no backend has this pid.
 func backendGone(t testing.TB, su *pgx.Conn, pid int) {
 	t.Helper()
-	eventually(t, 10*time.Second, fmt.Sprintf("backend %d gone", pid), func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, fmt.Sprintf("backend %d gone", pid), func() (bool, string) {
 		var state string
 		err := su.QueryRow(context.Background(),
 			"select coalesce(state, '') || ': ' || query from pg_stat_activity where pid = $1", pid).Scan(&state)
@@ -157,7 +140,7 @@ func TestUpstreamRestart(t *testing.T) {
 	if pe := wantCodeClass(t, <-victimErr, pgerrcode.ConnectionFailure); pe.Severity != "FATAL" {
 		t.Fatalf("severity %q", pe.Severity)
 	}
-	eventually(t, 30*time.Second, "a new session after crash recovery", func() (bool, string) {
+	pgtest.Eventually(t, 30*time.Second, "a new session after crash recovery", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		c, err := pgx.Connect(ctx, dsn(addr, pgtest.TrustUser))
@@ -197,7 +180,7 @@ func TestNoLeaks(t *testing.T) {
 	}
 	warm := connect(t, addr, pgtest.TrustUser) // let lazily started machinery start
 	warm.Close(ctx)
-	eventually(t, 10*time.Second, "warm-up session ended", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "warm-up session ended", func() (bool, string) {
 		return srv.ActiveSessions() == 0, fmt.Sprint(srv.ActiveSessions())
 	})
 	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
@@ -246,7 +229,7 @@ func TestNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 10*time.Second, "sessions, goroutines and descriptors back to the baseline", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "sessions, goroutines and descriptors back to the baseline", func() (bool, string) {
 		g, fd, a := runtime.NumGoroutine(), openFDs(t), srv.ActiveSessions()
 		return g <= baseG && fd <= baseFD && a == 0,
 			fmt.Sprintf("goroutines %d (baseline %d), fds %d (baseline %d), sessions %d", g, baseG, fd, baseFD, a)
@@ -256,7 +239,7 @@ func TestNoLeaks(t *testing.T) {
 		pprof.Lookup("goroutine").WriteTo(&b, 1)
 		t.Log(b.String())
 	}
-	eventually(t, 10*time.Second, "server backends gone", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "server backends gone", func() (bool, string) {
 		n := backends()
 		return n == 0, fmt.Sprint(n)
 	})
@@ -435,7 +418,7 @@ func TestMaxClientConns(t *testing.T) {
 		t.Fatalf("severity %q", pe.Severity)
 	}
 	first.Close(ctx)
-	eventually(t, 10*time.Second, "first session ended", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "first session ended", func() (bool, string) {
 		return srv.ActiveSessions() == 1, fmt.Sprint(srv.ActiveSessions())
 	})
 	connect(t, addr, pgtest.MD5User)
@@ -466,7 +449,7 @@ func TestShutdownGrace(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(grace) }()
 
-	eventually(t, 10*time.Second, "listener closed", func() (bool, string) {
+	pgtest.Eventually(t, 10*time.Second, "listener closed", func() (bool, string) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()

@@ -84,7 +84,7 @@ func (s *followSession) Parse(_, sql string, _ []uint32) proxy.Decision {
 }
 func (s *followSession) FunctionCall(uint32) proxy.Decision { return s.decide("function call") }
 func (s *followSession) Close()                             {}
-func (s *followSession) MaskColumns([]pgproto3.FieldDescription) []bool {
+func (s *followSession) MaskColumns([]proxy.Column) []bool {
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgcloak/pgcloak/audit"
 )
 
@@ -97,4 +99,40 @@ func ErrRefused(code, message string) Decision {
 // AllowAll is the default Policy: every session passes through untouched.
 type AllowAll struct{}
 
+var _ Policy = AllowAll{}
+
 func (AllowAll) Open(context.Context, SessionInfo) (SessionPolicy, error) { return nil, nil }
+
+// The types below cross the seam to a policy's optional interfaces
+// (ErrorFilter, WireChecker): pgcloak's own, so that a policy knows
+// nothing of the wire's message types. The proxy converts to and from the
+// messages itself.
+
+// Column describes one column of a result as the server's RowDescription
+// names it: the table and column it comes straight from, if any.
+type Column struct {
+	Name     string
+	TableOID uint32 // 0: not a plain column of a table
+	// Attribute is the column's number in its table (pg_attribute.attnum).
+	Attribute uint16
+}
+
+// columns converts a RowDescription's fields.
+func columns(fields []pgproto3.FieldDescription) []Column {
+	out := make([]Column, len(fields))
+	for i, f := range fields {
+		out[i] = Column{Name: string(f.Name), TableOID: f.TableOID, Attribute: f.TableAttributeNumber}
+	}
+	return out
+}
+
+// ServerError holds the fields of an error from the server that an
+// ErrorFilter sees and may change; the proxy keeps the others as they
+// came.
+type ServerError struct {
+	Severity string // read only: ERROR, FATAL, PANIC
+	Code     string // SQLSTATE
+	Message  string
+	Detail   string
+	Hint     string
+}

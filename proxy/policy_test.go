@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,12 +124,7 @@ func TestPolicySeam(t *testing.T) {
 
 	// Session close reaches the policy.
 	conn.Close(ctx)
-	for i := 0; pol.closed.Load() != pol.opened.Load(); i++ {
-		if i > 500 {
-			t.Fatalf("opened %d sessions, closed %d", pol.opened.Load(), pol.closed.Load())
-		}
-		waitBriefly()
-	}
+	pgtest.Eventually(t, 5*time.Second, "every session closed", func() (bool, string) {
+		return pol.closed.Load() == pol.opened.Load(), fmt.Sprintf("opened %d sessions, closed %d", pol.opened.Load(), pol.closed.Load())
+	})
 }
-
-func waitBriefly() { time.Sleep(10 * time.Millisecond) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
 )
@@ -27,20 +28,8 @@ func startProxy(t testing.TB, cfg proxy.Config) (*proxy.Server, string) {
 	if cfg.Upstream == "" {
 		cfg.Upstream = pg.Addr()
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := proxy.New(cfg)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return srv, l.Addr().String()
+	c := cloaktest.Serve(t, cfg)
+	return c.Server, c.Addr
 }
 
 func dsn(addr, user string) string {

@@ -21,7 +21,7 @@ import (
 type WireChecker interface {
 	// MaskColumns says which columns of a result must not reach the client
 	// raw; nil when none. It reports each incident itself.
-	MaskColumns(fields []pgproto3.FieldDescription) []bool
+	MaskColumns(cols []Column) []bool
 }
 
 // wireState follows requests and responses closely enough to know which
@@ -314,7 +314,7 @@ func (w *wireState) description(h *wireReq, typ serverMsg, msg []byte) []byte {
 func (w *wireState) columnMask(msg []byte) []bool {
 	var rd pgproto3.RowDescription
 	if rd.Decode(msg[5:]) == nil {
-		return w.checker.MaskColumns(rd.Fields)
+		return w.checker.MaskColumns(columns(rd.Fields))
 	}
 	return maskAll
 }

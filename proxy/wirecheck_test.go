@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/audit"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -35,10 +35,10 @@ func (s *wireSession) Parse(_, _ string, _ []uint32) proxy.Decision { return pro
 func (s *wireSession) FunctionCall(uint32) proxy.Decision           { return proxy.Decision{} }
 func (s *wireSession) Close()                                       {}
 
-func (s *wireSession) MaskColumns(fields []pgproto3.FieldDescription) []bool {
+func (s *wireSession) MaskColumns(fields []proxy.Column) []bool {
 	var mask []bool
 	for i, f := range fields {
-		if f.TableOID == s.p.table && f.TableAttributeNumber == 2 {
+		if f.TableOID == s.p.table && f.Attribute == 2 {
 			if mask == nil {
 				mask = make([]bool, len(fields))
 			}
@@ -176,8 +176,7 @@ func TestWireCheckInAccessLog(t *testing.T) {
 	}
 	conn.Close(ctx)
 	want := []int{1, 0, 2, 1, 0, 2}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	pgtest.Eventually(t, 5*time.Second, fmt.Sprintf("wire_check of the executions %v", want), func() (bool, string) {
 		var got []int
 		log.mu.Lock()
 		for _, r := range log.recs {
@@ -186,12 +185,6 @@ func TestWireCheckInAccessLog(t *testing.T) {
 			}
 		}
 		log.mu.Unlock()
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wire_check of the executions: got %v, want %v", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Equal(got, want), fmt.Sprintf("got %v", got)
+	})
 }

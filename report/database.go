@@ -8,8 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // The parts of the report that come from the database: its tables and
@@ -25,35 +26,22 @@ type dbTable struct {
 }
 
 func readTables(ctx context.Context, tx pgx.Tx) ([]*dbTable, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT n.nspname, c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod)
-		FROM pg_catalog.pg_class c
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-		  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgcloak')
-		  AND n.nspname !~ '^pg_(toast|temp)'
-		  AND NOT c.relispartition
-		ORDER BY n.nspname, c.relname, a.attnum`)
+	cat, err := catalog.Load(ctx, tx.Query)
 	if err != nil {
-		return nil, fmt.Errorf("reading the catalog: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	var out []*dbTable
-	var last *dbTable
-	for rows.Next() {
-		var t rules.TableName
-		var kind, col, typ string
-		if err := rows.Scan(&t.Schema, &t.Name, &kind, &col, &typ); err != nil {
-			return nil, err
+	for _, r := range cat.UserRelations() {
+		if r.Partition || len(r.Columns) == 0 {
+			continue // a partition's rows are its parent's
 		}
-		if last == nil || last.name != t {
-			last = &dbTable{name: t, kind: kind[0], columns: map[string]string{}}
-			out = append(out, last)
+		t := &dbTable{name: rules.TableName{Schema: r.Schema, Name: r.Name}, kind: r.Kind, columns: map[string]string{}}
+		for _, c := range r.Columns {
+			t.columns[c.Name] = c.Type
 		}
-		last.columns[col] = typ
+		out = append(out, t)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // databaseFacts reads the overview, the column types for the data model
@@ -127,7 +115,7 @@ func changeFacts(ctx context.Context, tx pgx.Tx, period Period) (Changes, error)
 		return ch, nil
 	}
 	ch.Available = true
-	list, err := rewrite.ListChanges(ctx, tx.Conn(), "")
+	list, err := schema.ListChanges(ctx, tx.Query, "")
 	if err != nil {
 		return ch, fmt.Errorf("reading the change requests: %w", err)
 	}

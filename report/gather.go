@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/internal/dbcheck"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -55,7 +56,7 @@ func Gather(ctx context.Context, o Options) (*Facts, error) {
 		var err error
 		// pgcloak check's own findings: unclassed and personal-looking
 		// columns, and anything else wrong with the rules here.
-		if findings, err = p.CheckDatabase(ctx, o.Conn); err != nil {
+		if findings, err = dbcheck.Check(ctx, p, o.Conn); err != nil {
 			return nil, fmt.Errorf("checking the rules against the database: %w", err)
 		}
 		if f.Database, types, f.Changes, err = databaseFacts(ctx, o.Conn, p, f.Period); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,73 +12,42 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 var (
 	pg        *pgtest.Server
-	engine    *rewrite.Engine
+	eng       *engine.Engine
 	policy    *rules.Policy
 	rulesFile string
 )
 
 const testCustomers = 600
 
-func TestMain(m *testing.M) { pgtest.Main(runner{m}, pgtest.Options{}, &pg) }
+func TestMain(m *testing.M) {
+	cloaktest.Main(m, cloaktest.Options{CRM: crm.Options{Customers: testCustomers, Seed: 5}}, &pg, startEngine)
+}
 
-type runner struct{ m *testing.M }
-
-// Run loads the sample CRM, writes its rules and starts the rewrite
-// engine.
-func (r runner) Run() int {
-	ctx := context.Background()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "report tests:", err)
-		return 1
-	}
-	conn, err := pgx.Connect(ctx, adminDSN())
-	if err != nil {
-		return fail(err)
-	}
-	_, err = crm.Load(ctx, conn, crm.Options{Customers: testCustomers, Seed: 5})
-	if err == nil {
-		err = rewrite.Setup(ctx, conn)
-	}
-	conn.Close(ctx)
-	if err != nil {
-		return fail(err)
-	}
+// startEngine writes the sample's rules and starts the rewrite engine.
+func startEngine(ctx context.Context) error {
 	rulesFile = filepath.Join(pg.Dir, "rules.yaml")
 	if err := os.WriteFile(rulesFile, crm.Rules, 0o644); err != nil {
-		return fail(err)
+		return err
 	}
+	var err error
 	if policy, err = rules.Load(rulesFile); err != nil {
-		return fail(err)
+		return err
 	}
-	engine = rewrite.NewEngine(func() *rules.Policy { return policy }, adminDSN(), slog.New(slog.DiscardHandler))
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := engine.Start(cctx, time.Minute); err != nil {
-		return fail(err)
-	}
-	return r.m.Run()
+	eng, err = cloaktest.StartEngine(ctx, pg, func() *rules.Policy { return policy }, slog.New(slog.DiscardHandler))
+	return err
 }
 
-func adminDSN() string { return pg.DSN(pgtest.SuperUser, pgtest.Database) }
-
-func adminConn(t testing.TB) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), adminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func adminConn(t testing.TB) *pgx.Conn { return cloaktest.Admin(t, pg) }
 
 // runWorkload drives a fixed mix of statements through a real pgcloak
 // with the access log on, into dir/audit.log: reads that are rewritten,
@@ -97,16 +65,9 @@ func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := proxy.New(proxy.Config{Upstream: pg.Addr(), Policy: engine, AccessLog: log, Logger: slog.New(slog.DiscardHandler)})
-	go srv.Serve(l)
-	host, port, _ := net.SplitHostPort(l.Addr().String())
+	srv := cloaktest.Serve(t, proxy.Config{Upstream: pg.Addr(), Policy: eng, AccessLog: log, Logger: slog.New(slog.DiscardHandler)})
 	connect := func(login string) *pgx.Conn {
-		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-			host, port, login, crm.DemoPassword, pgtest.Database))
+		cfg, err := pgx.ParseConfig(srv.DSN(login, crm.DemoPassword))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,9 +158,7 @@ func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	}
 	app.Close(ctx)
 
-	shutdown, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
+	srv.Stop()
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +168,7 @@ func runWorkload(t testing.TB, dir string) (string, time.Time) {
 	if err := admin.QueryRow(ctx, "SELECT min(id) FROM pgcloak.change_requests WHERE status = 'pending' AND id > $1", lastID).Scan(&id); err != nil || id == 0 {
 		t.Fatalf("no pending change request: %v", err)
 	}
-	if err := engine.ApplyChange(ctx, admin, id, "petra"); err != nil {
+	if err := eng.ApplyChange(ctx, admin, id, "petra"); err != nil {
 		t.Fatal(err)
 	}
 	return file, start

@@ -30,7 +30,7 @@ func TestAllowLists(t *testing.T) {
 			t.Fatalf("%s: %v", ddl, err)
 		}
 	}
-	if err := engine.Refresh(ctx); err != nil {
+	if err := eng.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -52,7 +52,7 @@ func TestAllowLists(t *testing.T) {
 		{`SELECT o.status, o.customer_id FROM orders o`, ""},
 	}
 	for _, c := range cases {
-		res, _, err := engine.Explain(ctx, "alice", []string{"public"}, c.sql)
+		res, _, err := eng.Explain(ctx, "alice", []string{"public"}, c.sql)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,7 @@ func TestOneAnalysis(t *testing.T) {
 		{`DELETE FROM orders WHERE order_id = 1`, `[public.orders write [order_id]]`},
 	}
 	for _, c := range cases {
-		res, _, err := engine.Explain(ctx, "alice", []string{"public"}, c.sql)
+		res, _, err := eng.Explain(ctx, "alice", []string{"public"}, c.sql)
 		if err != nil {
 			t.Fatal(err)
 		}

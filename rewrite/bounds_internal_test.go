@@ -25,7 +25,7 @@ func describeSteps(t *testing.T, pol *rules.Policy, n int) int64 {
 		}
 		fmt.Fprintf(&b, "customers a%d", i)
 	}
-	d := &describer{pol: pol}
+	d := &Describer{Policy: pol}
 	before := describeWork.Load()
 	st := d.describe(b.String(), "bounds", nil)
 	if len(st) != 1 || len(st[0].Objects) != 1 || st[0].Objects[0].Columns["email"] == "" {

@@ -1,58 +1,6 @@
 package rewrite
 
-import (
-	"context"
-	"errors"
-
-	"github.com/pgcloak/pgcloak/proxy"
-)
-
-// Test-only hooks for the benchmarks (bench_test.go): a restricted session
-// as the proxy opens it, without a connection, and the three paths a
-// statement can take through the engine.
-
-// BenchSession is a restricted session of one login.
-type BenchSession struct {
-	s  *session
-	st *engineState
-}
-
-// NewBenchSession opens a session of login with the given search_path, as
-// Open does after the server told it the session's search_path.
-func (e *Engine) NewBenchSession(ctx context.Context, login string, searchPath []string) (*BenchSession, error) {
-	s := &session{e: e, login: login, searchPath: searchPath}
-	if err := s.resolve(ctx); err != nil {
-		return nil, err
-	}
-	s.setContext()
-	if s.ctx == nil {
-		return nil, errors.New("unrestricted login: nothing to rewrite")
-	}
-	st := e.state.Load()
-	if st == nil {
-		return nil, errors.New("catalog not loaded")
-	}
-	return &BenchSession{s: s, st: st}, nil
-}
-
-// Decide is what the proxy asks for every Query and Parse message: the
-// session's decision, through the result cache.
-func (b *BenchSession) Decide(sql string) proxy.Decision { return b.s.decide(sql) }
-
-// Cached is the result cache alone (engineState.rewrite).
-func (b *BenchSession) Cached(sql string) *Result { return b.st.rewrite(b.s.ctx, sql) }
-
-// Cold rewrites without the result cache; the policy subqueries come from
-// the catalog snapshot's cache, as for any statement text not seen before.
-func (b *BenchSession) Cold(sql string) *Result {
-	return Rewrite(b.st.cat, b.s.ctx, b.st.subq, sql, refusalSQL)
-}
-
-// Coldest also builds the policy subqueries anew, as after a catalog
-// refresh or for the first session of a role.
-func (b *BenchSession) Coldest(sql string) *Result {
-	return Rewrite(b.st.cat, b.s.ctx, newSubqueryCache(), sql, refusalSQL)
-}
+// Test-only hooks.
 
 // SetVerify switches the verify-before-send check (verify.go) on or off,
 // for the tests that show it carries weight; it returns the previous

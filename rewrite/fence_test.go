@@ -11,10 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -47,7 +47,7 @@ func TestFenceRewrite(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range fenceCases {
 		sql := "SELECT * FROM customers WHERE " + c.where
-		res, _, err := engine.Explain(ctx, "alice", []string{"public"}, sql)
+		res, _, err := eng.Explain(ctx, "alice", []string{"public"}, sql)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func explainEngine(t *testing.T) string {
 		t.Fatal("rules.yaml changed: cannot let sales_rep run EXPLAIN")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := rewrite.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
+	e := engine.NewEngine(func() *rules.Policy { return pol }, pg.DSN(pgtest.SuperUser, pgtest.Database), nil)
 	if err := e.Start(ctx, time.Minute); err != nil {
 		cancel()
 		t.Fatal(err)

@@ -67,9 +67,10 @@ func FuzzRewrite(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
-	var sessions []*rewrite.BenchSession
+	var sessions []*coldRewriter
+	conn := direct(f)
 	for _, login := range fuzzLogins {
-		s, err := engine.NewBenchSession(context.Background(), login, []string{"public"})
+		s, err := newColdRewriter(context.Background(), conn, policy, login)
 		if err != nil {
 			f.Fatalf("session of %s: %v", login, err)
 		}
@@ -138,13 +139,14 @@ func isRefusalTemplate(sql string) bool {
 // soundness suite; with it on, every rewrite of them passes.
 func TestFuzzOracle(t *testing.T) {
 	p := buildPlanting(map[string]string{"north": "1", "south": "2", "east": "3", "west": "4"})
-	sessions := map[string]*rewrite.BenchSession{}
-	session := func(login string) *rewrite.BenchSession {
+	sessions := map[string]*coldRewriter{}
+	conn := direct(t)
+	session := func(login string) *coldRewriter {
 		if login == "" {
 			login = "alice"
 		}
 		if sessions[login] == nil {
-			s, err := engine.NewBenchSession(context.Background(), login, []string{"public"})
+			s, err := newColdRewriter(context.Background(), conn, policy, login)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -348,7 +348,7 @@ func redact(v any) any {
 	panic(fmt.Sprintf("redact of %T", v))
 }
 
-// pseudonym is the keyed pseudonym of rules.PseudonymSetupSQL's formula:
+// pseudonym is the keyed pseudonym of schema.Setup's formula:
 // 'ps_' and the first 20 hex digits of sha256(key || sha256(key || value)).
 func pseudonym(key []byte, v string) string {
 	inner := sha256.Sum256(append(slices.Clone(key), v...))
@@ -1302,7 +1302,7 @@ func TestUnrestrictedDBA(t *testing.T) {
 	if got := run(ctx, dana, goldenQuery{sql: "SELECT religion FROM customers WHERE religion IS NOT NULL"}, nil, pgx.QueryExecModeSimpleProtocol); len(got.rows) == 0 {
 		t.Errorf("dana sees no religion: %v", got.err)
 	}
-	res, _, err := engine.Explain(ctx, "dana", []string{"public"}, "SELECT religion FROM customers")
+	res, _, err := eng.Explain(ctx, "dana", []string{"public"}, "SELECT religion FROM customers")
 	if err != nil || !res.Unchanged {
 		t.Errorf("dana's statement is not forwarded unchanged: %+v, %v", res, err)
 	}
@@ -1438,7 +1438,7 @@ func TestRoundTrip(t *testing.T) {
 				continue // same rewrite but for the attributes' values
 			}
 			roles[glogins[login].role] = true
-			res, _, err := engine.Explain(ctx, login, []string{"public"}, q.sql)
+			res, _, err := eng.Explain(ctx, login, []string{"public"}, q.sql)
 			if err != nil {
 				t.Fatalf("%s, %s: %v", q.name, login, err)
 			}
@@ -1460,7 +1460,7 @@ func TestExplainRefused(t *testing.T) {
 		"SELECT 1; SELECT religion FROM customers; SELECT count(*) FROM customers",
 		"SELECT pg_read_file('/etc/passwd')",
 	} {
-		res, _, err := engine.Explain(ctx, "dex", []string{"public"}, sql)
+		res, _, err := eng.Explain(ctx, "dex", []string{"public"}, sql)
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}

@@ -33,6 +33,9 @@ func (w *walker) groupByKeys(s *pg_query.SelectStmt) {
 	var have [][]string
 	for _, g := range s.GroupClause {
 		c := g.GetColumnRef()
+		if g.GetAConst() != nil {
+			w.constRead = true
+		}
 		if k := g.GetAConst().GetIval(); k != nil && k.Ival >= 1 && int(k.Ival) <= len(s.TargetList) {
 			// GROUP BY 1: the select list's first item.
 			c = s.TargetList[k.Ival-1].GetResTarget().GetVal().GetColumnRef()

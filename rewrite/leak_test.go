@@ -31,11 +31,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 const (
@@ -112,7 +113,7 @@ func setupLeak(t *testing.T) *leakEnv {
 	if _, err := crm.Load(ctx, super, crm.Options{Customers: 40, Seed: 11}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite.Setup(ctx, super); err != nil {
+	if err := schema.Setup(ctx, super.Exec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := super.Exec(ctx, hostileObjects); err != nil {
@@ -129,7 +130,7 @@ func setupLeak(t *testing.T) *leakEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := rewrite.NewEngine(func() *rules.Policy { return pol }, dsn, nil)
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, dsn, nil)
 	ectx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	if err := eng.Start(ectx, time.Minute); err != nil {

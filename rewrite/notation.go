@@ -99,14 +99,14 @@ func (w *walker) notationCall(qualifier, name string) {
 // with one row argument when a function of that name exists; otherwise it
 // is a column.
 func (w *walker) maybeCall(name string) {
-	if _, ok := w.rw.cat.funcs[name]; !ok {
+	if !w.rw.cat.FunctionExists(name) {
 		return
 	}
 	if err := w.rw.checkFunction("", name); err != nil {
 		w.fail(err)
 		return
 	}
-	if !w.rw.cat.funcLeakproof(name) {
+	if !w.rw.cat.FunctionLeakproof(name) {
 		w.leaky = true
 	}
 }

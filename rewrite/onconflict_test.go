@@ -50,8 +50,12 @@ func TestOnConflict(t *testing.T) {
 		wantRefused(t, err, "42501", "outside the row filter")
 		_, err = alice.Exec(ctx, ins+"ON CONFLICT (customer_id) DO NOTHING", m.mode, south, "+1 555 0004", "north")
 		wantRefused(t, err, "42501", "outside the row filter")
-		_, err = alice.Exec(ctx, ins+"ON CONFLICT DO NOTHING", m.mode, south, "+1 555 0004", "north")
-		wantRefused(t, err, "0A000", "conflict target")
+		// Without a target the proposal also conflicts with the visible
+		// row on customer_number, which alone decides: skipped
+		// (onconflict_any_test.go has the conflicts with hidden rows).
+		if tag, err := alice.Exec(ctx, ins+"ON CONFLICT DO NOTHING", m.mode, south, "+1 555 0004", "north"); err != nil || tag.RowsAffected() != 0 {
+			t.Fatalf("[%s] DO NOTHING without a target on a visible customer_number: %v %v", m.name, tag, err)
+		}
 		if after := rowJSON(t, db, "customers", "customer_id", south); after != before {
 			t.Fatalf("[%s] a refused upsert changed a hidden row:\n%s\n%s", m.name, before, after)
 		}

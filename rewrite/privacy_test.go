@@ -19,7 +19,7 @@ import (
 	"github.com/pgcloak/pgcloak/anonymity"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func sqlstate(err error) string {
@@ -328,7 +328,7 @@ func TestReviewCoversTheRecord(t *testing.T) {
 		}
 	}
 	petra := petraLogin(t)
-	if err := engine.ApplyChange(ctx, db, req, petra); err == nil {
+	if err := eng.ApplyChange(ctx, db, req, petra); err == nil {
 		t.Fatal("a request for customer 990001 applied to the customer renumbered to 990001")
 	}
 	var email string
@@ -345,7 +345,7 @@ func TestReviewCoversTheRecord(t *testing.T) {
 	if _, err := db.Exec(ctx, "UPDATE customers SET segment = 'premium' WHERE customer_id = $1", a); err != nil {
 		t.Fatal(err)
 	}
-	if err := engine.ApplyChange(ctx, db, stale, petra); err == nil {
+	if err := eng.ApplyChange(ctx, db, stale, petra); err == nil {
 		t.Fatal("a stale request was applied")
 	}
 	// Approvers: the requester, a role without approve_changes and a
@@ -357,11 +357,11 @@ func TestReviewCoversTheRecord(t *testing.T) {
 	}
 	good := requestFrom(t, *notices)
 	for _, who := range []string{"sam", "alice", "ana", "crm_app", "nobody"} {
-		if err := engine.ApplyChange(ctx, db, good, who); err == nil {
+		if err := eng.ApplyChange(ctx, db, good, who); err == nil {
 			t.Fatalf("%s approved a change", who)
 		}
 	}
-	if err := engine.ApplyChange(ctx, db, good, petra); err != nil {
+	if err := eng.ApplyChange(ctx, db, good, petra); err != nil {
 		t.Fatal(err)
 	}
 	db.QueryRow(ctx, "SELECT email FROM customers WHERE customer_id = $1", a).Scan(&email)
@@ -380,7 +380,7 @@ func TestReviewCoversTheRecord(t *testing.T) {
 		VALUES (990009, 'R-990009', 'G', 'Host', 'west', 'consumer', now())`); err != nil {
 		t.Fatal(err)
 	}
-	if err := engine.ApplyChange(ctx, db, ghost, petra); err == nil {
+	if err := eng.ApplyChange(ctx, db, ghost, petra); err == nil {
 		t.Fatal("a request recorded for a missing row applied to the row created later")
 	}
 	db.Exec(ctx, "DELETE FROM customers WHERE customer_id IN (990001, 990002, 990003, 990009)")
@@ -410,7 +410,7 @@ func petraLogin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	login, err := rewrite.Approver(ctx, conn)
+	login, err := schema.Approver(ctx, conn.Query)
 	if err != nil || login != "petra" {
 		t.Fatalf("approver %q, %v", login, err)
 	}

@@ -24,11 +24,10 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
-	"github.com/pgcloak/pgcloak/rules"
 )
 
 // reviewObjects are what a careless superuser may leave behind, as
@@ -201,13 +200,12 @@ func TestReviewAttacks(t *testing.T) {
 func (env *leakEnv) logRewrites(t *testing.T, classes []soundClass) {
 	t.Helper()
 	ctx := context.Background()
-	eng := rewrite.NewEngine(func() *rules.Policy { return env.policy }, pg.DSN(pgtest.SuperUser, leakDB), nil)
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := eng.Start(ectx, time.Minute); err != nil {
+	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, leakDB))
+	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := map[string]*rewrite.BenchSession{}
+	defer conn.Close(ctx)
+	sessions := map[string]*coldRewriter{}
 	for _, c := range classes {
 		for _, v := range c.variants {
 			login := v.login
@@ -217,7 +215,7 @@ func (env *leakEnv) logRewrites(t *testing.T, classes []soundClass) {
 			s := sessions[login]
 			if s == nil {
 				var err error
-				if s, err = eng.NewBenchSession(ctx, login, []string{"public"}); err != nil {
+				if s, err = newColdRewriter(ctx, conn, env.policy, login); err != nil {
 					t.Fatal(err)
 				}
 				sessions[login] = s

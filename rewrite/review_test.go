@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var requestNotice = regexp.MustCompile(`change request (\d+) recorded`)
@@ -71,24 +71,24 @@ func TestReviewOfPersonalChanges(t *testing.T) {
 		if p, _ := current(); p != phone {
 			t.Fatalf("%s: the held change was applied: %q", mode, p)
 		}
-		c, err := rewrite.GetChange(ctx, db, req)
+		c, err := schema.GetChange(ctx, db.Query, req)
 		if err != nil || c.Requester != "sam" || c.Status != "pending" || c.NewValues["phone"] != "+1 555 0199" ||
 			strings.Contains(c.Statement, "555") {
 			t.Fatalf("%s: request %+v, %v", mode, c, err)
 		}
 		// The requester may not approve their own request.
-		if err := engine.ApplyChange(ctx, db, req, "sam"); err == nil {
+		if err := eng.ApplyChange(ctx, db, req, "sam"); err == nil {
 			t.Fatal("the requester approved their own request")
 		}
 		if mode == pgx.QueryExecModeSimpleProtocol {
-			if err := engine.RejectChange(ctx, db, req, "petra", "wrong number"); err != nil {
+			if err := eng.RejectChange(ctx, db, req, "petra", "wrong number"); err != nil {
 				t.Fatal(err)
 			}
 			if p, _ := current(); p != phone {
 				t.Fatalf("rejected change applied: %q", p)
 			}
 		} else {
-			if err := engine.ApplyChange(ctx, db, req, "petra"); err != nil {
+			if err := eng.ApplyChange(ctx, db, req, "petra"); err != nil {
 				t.Fatal(err)
 			}
 			if p, _ := current(); p != "+1 555 0199" {
@@ -126,7 +126,7 @@ func TestReviewOfPersonalChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Exec(ctx, "UPDATE customers SET region = 'north' WHERE customer_id = $1", north)
-	if err := engine.ApplyChange(ctx, db, req, "petra"); err == nil || !strings.Contains(err.Error(), "no longer within the row filter") {
+	if err := eng.ApplyChange(ctx, db, req, "petra"); err == nil || !strings.Contains(err.Error(), "no longer within the row filter") {
 		t.Fatalf("apply after the row left the region: %v", err)
 	}
 	var first, status string

@@ -7,8 +7,15 @@
 // fences those subqueries when a leaky function could run on their rows
 // first, refuses what it cannot make safe, and deparses.
 //
-// It knows SQL and the rules, and nothing about sockets: the proxy asks it
-// through the Engine, which implements proxy.Policy.
+// It is SQL in, SQL out: it knows SQL, the rules and the catalog, and
+// nothing of sessions, messages or sockets; it imports neither package
+// proxy nor pgproto3 (nocut_test.go). A session's policy — who the login
+// is, its end user, which statements still hold, what the access log
+// records — is package engine's, which calls Rewrite for each statement
+// and turns the Result into the proxy's Decision. The cut lets the
+// rewriter be tested, fuzzed and reused (pgcloak explain, the anonymity
+// report, change requests) without a wire, and keeps the wire layer free
+// of the rules.
 package rewrite
 
 import (
@@ -22,9 +29,11 @@ import (
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// Context is what a rewrite depends on besides the SQL text. Two sessions
-// with equal contexts get equal rewrites, so Key is part of the cache key.
-type Context struct {
+// Viewer is whom a rewrite is for, and all it depends on besides the SQL
+// text and the catalog: the principal under the rules, the purposes whose
+// opt-outs apply and the session's search_path. Sessions with equal
+// viewers get equal rewrites, so Key is part of the cache key.
+type Viewer struct {
 	Policy     *rules.Policy
 	Principal  *rules.Principal
 	Purposes   []string // the opt-outs to apply
@@ -32,11 +41,14 @@ type Context struct {
 	Key        string
 }
 
-// NewContext builds a context and its key.
-func NewContext(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []string) *Context {
+// NewViewer builds a viewer and its key. The key holds everything of the
+// principal a rewrite may read, the login included (a reviewed role's
+// change requests name their requester), so that a cached rewrite serves
+// only the principal it was made for.
+func NewViewer(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []string) *Viewer {
 	var b strings.Builder
 	b.WriteString(pol.Version())
-	b.WriteByte(0)
+	fmt.Fprintf(&b, "\x00%q\x00%t\x00", pr.Login, pr.Delegating)
 	b.WriteString(pr.Role.Name)
 	keys := make([]string, 0, len(pr.Attributes))
 	for k := range pr.Attributes {
@@ -47,7 +59,7 @@ func NewContext(pol *rules.Policy, pr *rules.Principal, purposes, searchPath []s
 		fmt.Fprintf(&b, "\x00%s=%s", k, pr.Attributes[k])
 	}
 	fmt.Fprintf(&b, "\x00%q\x00%q", purposes, searchPath)
-	return &Context{Policy: pol, Principal: pr, Purposes: purposes, SearchPath: searchPath, Key: b.String()}
+	return &Viewer{Policy: pol, Principal: pr, Purposes: purposes, SearchPath: searchPath, Key: b.String()}
 }
 
 // Result is the outcome of rewriting one SQL string.
@@ -73,8 +85,11 @@ type Result struct {
 	// names ("" for DEALLOCATE ALL).
 	Prepares, Executes, Deallocates []string
 	// Statements describe each statement for the access log, with its
-	// decision (audit.go).
+	// decision (describe.go).
 	Statements []*audit.Statement
+	// ConstantsRead is set when a decision depended on a constant's value
+	// (walker.constRead): the statement's shape is not shared.
+	ConstantsRead bool
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -85,6 +100,13 @@ type Refusal struct {
 }
 
 func (r *Refusal) Error() string { return r.Message }
+
+// ShowRefusal renders a refusal as a statement that names it, for callers
+// that show a rewrite or read only Result.Refused. A session renders
+// refusals as statements the server fails on instead (package engine).
+func ShowRefusal(r *Refusal) string {
+	return "SELECT " + rules.QuoteLiteral(r.Message) + " AS refused"
+}
 
 func refuseRule(rule, format string, args ...any) *Refusal {
 	return &Refusal{Code: "42501", Rule: rule,
@@ -99,14 +121,23 @@ func refuseUnsupported(what string) *Refusal {
 // rewrite holds what one Rewrite call shares across its statements.
 type rewrite struct {
 	cat  *Catalog
-	ctx  *Context
-	subq *subqueryCache
+	ctx  *Viewer
+	subq *SubqueryCache
+	// stringParams are the parameters that stand for string literals,
+	// when the shape cache rewrites a statement's template.
+	stringParams map[int32]bool
 }
 
-// Rewrite rewrites sql for ctx against cat. It never returns an error for
+// Rewrite rewrites sql for v against cat. It never returns an error for
 // SQL it refuses: refusals are in the Result. refusalSQL renders a
-// refusal as a statement (the proxy's RefusalSQL).
-func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
+// refusal as a statement (the engine renders statements the server fails
+// on; ShowRefusal shows the refusal).
+func Rewrite(cat *Catalog, v *Viewer, subq *SubqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
+	return (&rewrite{cat: cat, ctx: v, subq: subq}).run(sql, refusalSQL)
+}
+
+func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
+	v := rw.ctx
 	res := &Result{}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
@@ -116,7 +147,6 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.SQL = refusalSQL(r)
 		return res
 	}
-	rw := &rewrite{cat: cat, ctx: ctx, subq: subq}
 	described := rw.describeTree(sql, tree)
 	changed := false
 	var subs []*policySub
@@ -144,7 +174,7 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 			}
 			raw.Stmt = ref.Stmts[0].Stmt
 			changed = true
-			res.addStatement(described, ctx, w, r, nil)
+			res.addStatement(described, v, w, r, nil)
 			continue
 		}
 		res.Kinds = append(res.Kinds, w.kinds...)
@@ -157,8 +187,9 @@ func Rewrite(cat *Catalog, ctx *Context, subq *subqueryCache, sql string, refusa
 		res.Executes = append(res.Executes, w.executes...)
 		res.Deallocates = append(res.Deallocates, w.deallocates...)
 		changed = changed || w.changed || len(w.subs) > 0
+		res.ConstantsRead = res.ConstantsRead || w.constRead
 		subs = append(subs, w.subs...)
-		res.addStatement(described, ctx, w, nil, w.objects(raw.Stmt))
+		res.addStatement(described, v, w, nil, w.objects(raw.Stmt))
 	}
 	if !changed {
 		res.SQL, res.Unchanged = sql, true
@@ -273,10 +304,13 @@ func (rw *rewrite) resolve(rv *pg_query.RangeVar) *Relation {
 	return rw.cat.Resolve(rv.Relname, rw.ctx.SearchPath)
 }
 
-// protecting returns the rules table that protects rel: its own entry, or
-// that of the nearest ancestor it inherits from or is a partition of.
-func (rw *rewrite) protecting(rel *Relation) *rules.Table {
-	pol := rw.ctx.Policy
+// protecting returns the rules table that protects rel (Protecting).
+func (rw *rewrite) protecting(rel *Relation) *rules.Table { return Protecting(rw.ctx.Policy, rel) }
+
+// Protecting returns the rules table of pol that protects rel: its own
+// entry, or that of the nearest ancestor it inherits from or is a
+// partition of; nil when none does.
+func Protecting(pol *rules.Policy, rel *Relation) *rules.Table {
 	if t := pol.Table(rules.TableName{Schema: rel.Schema, Name: rel.Name}); t != nil {
 		return t
 	}
@@ -467,7 +501,7 @@ func (w *walker) qualify(rv *pg_query.RangeVar, rel *Relation) {
 	if rv.Schemaname != "" {
 		return
 	}
-	for _, other := range w.rw.cat.relnames[rv.Relname] {
+	for _, other := range w.rw.cat.Named(rv.Relname) {
 		if other != rel && w.rw.protecting(other) != nil {
 			rv.Schemaname = rel.Schema
 			w.changed = true
@@ -483,7 +517,7 @@ func (rw *rewrite) checkFunction(schema, name string) error {
 	if schema == "" && name == "" {
 		return nil
 	}
-	if !rw.cat.funcBuiltin(schema, name) {
+	if !rw.cat.FunctionBuiltin(schema, name) {
 		if schema != "" {
 			name = schema + "." + name
 		}

@@ -120,11 +120,11 @@ func safeEncoding(values []string) bool {
 	return false
 }
 
-// settingAllowed decides whether principal pr may change setting name (as
+// SettingAllowed decides whether principal pr may change setting name (as
 // PostgreSQL spells it; case does not matter) to values, by SET, set_config
 // or a start-up option. No values means RESET or SET … TO DEFAULT. It
 // returns nil when the change is allowed, else the refusal.
-func settingAllowed(pr *rules.Principal, name string, values ...string) *Refusal {
+func SettingAllowed(pr *rules.Principal, name string, values ...string) *Refusal {
 	name = strings.ToLower(name)
 	if strings.HasPrefix(name, "pgcloak.") {
 		return refuseRule("settings", "setting %s is reserved for pgcloak", name)
@@ -185,7 +185,7 @@ func (w *walker) setStmt(s *pg_query.VariableSetStmt) {
 			values = append(values, v)
 		}
 	}
-	if r := settingAllowed(w.rw.ctx.Principal, s.Name, values...); r != nil {
+	if r := SettingAllowed(w.rw.ctx.Principal, s.Name, values...); r != nil {
 		w.fail(r)
 		return
 	}
@@ -221,6 +221,7 @@ func settingValue(n *pg_query.Node) (string, bool) {
 // outside any qual, for a session setting (not a guarded one: those change
 // only by SET, so that every way to change them is the statement).
 func (w *walker) setConfig(f *pg_query.FuncCall) *Refusal {
+	w.constRead = true
 	const usage = "set_config is allowed to restricted roles only as set_config('setting', 'value', true|false) with constants, in a select list, for a session setting"
 	if w.qual || len(f.Args) != 3 || f.AggFilter != nil || f.Over != nil || f.AggStar || f.AggDistinct || f.FuncVariadic || len(f.AggOrder) > 0 {
 		return refuseRule("function_allowlist", "%s", usage)
@@ -241,14 +242,14 @@ func (w *walker) setConfig(f *pg_query.FuncCall) *Refusal {
 	if _, ok := sessionSettings[name]; !ok {
 		return refuseRule("function_allowlist", "set_config of %s is refused for restricted roles: only session settings may be changed by set_config", name)
 	}
-	return settingAllowed(w.rw.ctx.Principal, name, vals[1])
+	return SettingAllowed(w.rw.ctx.Principal, name, vals[1])
 }
 
 // checkCall checks a function call against the allowlist; set_config, which
 // the allowlist refuses, is let through in the form setConfig accepts.
 func (w *walker) checkCall(schema, name string, f *pg_query.FuncCall) error {
 	err := w.rw.checkFunction(schema, name)
-	if err == nil || name != "set_config" || !w.rw.cat.funcBuiltin(schema, name) {
+	if err == nil || name != "set_config" || !w.rw.cat.FunctionBuiltin(schema, name) {
 		return err
 	}
 	if r := w.setConfig(f); r != nil {

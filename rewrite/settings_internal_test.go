@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -17,11 +16,11 @@ func TestSettingAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, err := pol.Resolve(context.Background(), nil, "alice")
+	alice, err := pol.Principal("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dex, err := pol.Resolve(context.Background(), nil, "dex")
+	dex, err := pol.Principal("dex")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +61,10 @@ func TestSettingAllowed(t *testing.T) {
 		{"PGCLOAK.purpose", nil, false, false},
 	}
 	for _, c := range cases {
-		if got := settingAllowed(alice, c.name, c.values...) == nil; got != c.alice {
+		if got := SettingAllowed(alice, c.name, c.values...) == nil; got != c.alice {
 			t.Errorf("alice: %s = %q: allowed %v, want %v", c.name, c.values, got, c.alice)
 		}
-		if got := settingAllowed(dex, c.name, c.values...) == nil; got != c.dex {
+		if got := SettingAllowed(dex, c.name, c.values...) == nil; got != c.dex {
 			t.Errorf("dex (with set): %s = %q: allowed %v, want %v", c.name, c.values, got, c.dex)
 		}
 	}

@@ -24,10 +24,10 @@ import (
 // OFFSET 0 fences it: PostgreSQL neither pulls it up nor pushes quals into
 // it, so no outer function runs on a row before the filter has passed it.
 
-// subqueryCache keeps the parsed policy subqueries of one catalog snapshot,
+// SubqueryCache keeps the parsed policy subqueries of one catalog snapshot,
 // per context, relation and inheritance flag. Parsed trees are shared and
 // never mutated.
-type subqueryCache struct {
+type SubqueryCache struct {
 	mu sync.RWMutex
 	m  map[subqueryKey]*subqueryEntry
 }
@@ -49,11 +49,12 @@ type subqueryEntry struct {
 
 const maxSubqueries = 20000
 
-func newSubqueryCache() *subqueryCache {
-	return &subqueryCache{m: map[subqueryKey]*subqueryEntry{}}
+// NewSubqueryCache returns an empty cache, for a new catalog snapshot.
+func NewSubqueryCache() *SubqueryCache {
+	return &SubqueryCache{m: map[subqueryKey]*subqueryEntry{}}
 }
 
-func (c *subqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (*subqueryEntry, error) {
+func (c *SubqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (*subqueryEntry, error) {
 	k := subqueryKey{rw.ctx.Key, rel.OID, inh, write}
 	c.mu.RLock()
 	e := c.m[k]

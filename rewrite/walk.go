@@ -51,7 +51,12 @@ type walker struct {
 	// also returns the raw keys of the rows.
 	writeRef *pg_query.RangeVar
 	changed  bool // something other than a substitution changed the text
-	err      error
+	// constRead is set when a decision looked at a constant's value (a
+	// GROUP BY position, a LIMIT's sign, a set_config argument): a
+	// statement of the same shape with other constants may be decided
+	// differently, so its shape is never shared (shapecache.go).
+	constRead bool
+	err       error
 }
 
 // policySub is one protected relation reference replaced by its policy
@@ -76,7 +81,7 @@ func (w *walker) node(n *pg_query.Node) {
 	if n == nil || w.err != nil {
 		return
 	}
-	if w.qual && !qualSafe(n) {
+	if w.qual && !qualSafe(n) && !w.rw.literalCast(n) {
 		w.leaky = true
 	}
 	switch x := n.Node.(type) {
@@ -373,6 +378,9 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 	}
 	q := w.qual
 	w.qual = q || !top
+	if w.qual && (s.LimitCount.GetAConst() != nil || s.LimitOffset.GetAConst() != nil) {
+		w.constRead = true
+	}
 	if w.qual && (!countConstant(s.LimitCount) || !countConstant(s.LimitOffset)) {
 		// "LIMIT must not be negative", raised for the rows that reach a
 		// sub-select in a qual.
@@ -488,6 +496,11 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 	if name == "" {
 		return
 	}
+	if regType[name] && (schema == "" || schema == "pg_catalog") {
+		// A constant of an OID alias type names a catalog object, looked
+		// up by the server: its value is never shared (shapecache.go).
+		w.constRead = true
+	}
 	safe, found := w.rw.cat.TypeSafe(schema, name, w.rw.ctx.SearchPath)
 	if schema != "" {
 		name = schema + "." + name
@@ -500,6 +513,11 @@ func (w *walker) typeName(t *pg_query.TypeName) {
 	}
 }
 
+// regType are the OID alias types, whose input functions look names up.
+var regType = map[string]bool{"regclass": true, "regcollation": true, "regconfig": true, "regdictionary": true,
+	"regnamespace": true, "regoper": true, "regoperator": true, "regproc": true, "regprocedure": true,
+	"regrole": true, "regtype": true}
+
 // funcCall checks a function against the allowlist.
 func (w *walker) funcCall(f *pg_query.FuncCall) {
 	schema, name := qualifiedName(f.Funcname)
@@ -507,7 +525,7 @@ func (w *walker) funcCall(f *pg_query.FuncCall) {
 		w.fail(err)
 		return
 	}
-	if !w.rw.cat.funcLeakproof(name) {
+	if !w.rw.cat.FunctionLeakproof(name) {
 		w.leakIfQual()
 	}
 	if schema == "" && len(f.Funcname) == 1 {
@@ -533,11 +551,11 @@ func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
 		}
 		return
 	}
-	if !w.rw.cat.opBuiltin(schema, name) {
+	if !w.rw.cat.OperatorBuiltin(schema, name) {
 		w.fail(refuseRule("function_allowlist", "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
 		return
 	}
-	if !w.rw.cat.opLeakproof(name, w.typeOf(left)) {
+	if !w.rw.cat.OperatorLeakproof(name, w.typeOf(left)) {
 		w.leakIfQual()
 	}
 }

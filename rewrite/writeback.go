@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Writing back what was read, and RETURNING what a read would show.
@@ -135,7 +136,7 @@ func (w *walker) writeBack(rel *Relation, tab *rules.Table, alias, col string, v
 	} else {
 		msg := fmt.Sprintf("pgcloak: UPDATE of column %s of %s may only write back the value role %q is shown (list it under blind_writes to allow writing it unseen) (rule: roles.%s.blind_writes)",
 			col, tab.Name, pr.Role.Name, pr.Role.Name)
-		sql = fmt.Sprintf("CASE WHEN %s IS NOT DISTINCT FROM %s OR %s(%s) THEN %s END", ph, shownPh, CheckViolation, rules.QuoteLiteral(msg), target)
+		sql = fmt.Sprintf("CASE WHEN %s IS NOT DISTINCT FROM %s OR %s(%s) THEN %s END", ph, shownPh, schema.CheckViolation, rules.QuoteLiteral(msg), target)
 	}
 	n, err := parseExpr(sql)
 	if err != nil {
@@ -385,7 +386,7 @@ func (w *walker) runtimeDefaults(rel *Relation, tab *rules.Table, alias string, 
 		}
 		msg := fmt.Sprintf("pgcloak: INSERT into column %s of %s may only give NULL or the column's default: role %q sees it %s (list it under blind_writes to allow writing it unseen) (rule: roles.%s.blind_writes)",
 			c, tab.Name, pr.Role.Name, pr.Column(tab.Name, c).Action, pr.Role.Name)
-		parts = append(parts, "("+cond+" OR "+CheckViolation+"("+rules.QuoteLiteral(msg)+"))")
+		parts = append(parts, "("+cond+" OR "+schema.CheckViolation+"("+rules.QuoteLiteral(msg)+"))")
 	}
 	return strings.Join(parts, " AND "), nil
 }

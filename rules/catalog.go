@@ -1,7 +1,8 @@
 package rules
 
 // Catalog is what the rules need to know about the database's schema.
-// pgcloak check and serve build one from pg_catalog; tests use a map.
+// CheckDatabase builds one from a snapshot of package catalog (the user's
+// relations); tests use a map.
 type Catalog interface {
 	// ColumnType returns the type of column col of table t as format_type
 	// prints it; ok is false when the table or column does not exist.

@@ -8,7 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgcloak/pgcloak/catalog"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // Severity of a finding: errors make pgcloak check fail, warnings only with
@@ -61,75 +62,49 @@ func FindingsOf(err error, code string) []Finding {
 	return out
 }
 
-// dbColumn is a column as the catalog describes it.
-type dbColumn struct {
-	name, typ string
-	typOID    uint32
+// dbCatalog is the Catalog of a database: its user relations
+// (catalog.Catalog.UserRelations), in order.
+type dbCatalog struct {
+	tables map[TableName]*catalog.Relation
+	order  []*catalog.Relation
 }
 
-// dbCatalog is the user tables of a database.
-type dbCatalog struct {
-	tables map[TableName][]dbColumn
-	order  []TableName
+func newDBCatalog(cat *catalog.Catalog) *dbCatalog {
+	c := &dbCatalog{tables: map[TableName]*catalog.Relation{}, order: cat.UserRelations()}
+	for _, r := range c.order {
+		c.tables[TableName{Schema: r.Schema, Name: r.Name}] = r
+	}
+	return c
 }
 
 func (c *dbCatalog) ColumnType(t TableName, col string) (string, bool) {
-	for _, dc := range c.tables[t] {
-		if dc.name == col {
-			return dc.typ, true
-		}
+	if dc := c.column(t, col); dc != nil {
+		return dc.Type, true
 	}
 	return "", false
 }
 
-func (c *dbCatalog) TableExists(t TableName) bool { _, ok := c.tables[t]; return ok }
+func (c *dbCatalog) TableExists(t TableName) bool { return c.tables[t] != nil }
 
-func (c *dbCatalog) column(t TableName, col string) (dbColumn, bool) {
-	for _, dc := range c.tables[t] {
-		if dc.name == col {
-			return dc, true
-		}
+func (c *dbCatalog) column(t TableName, col string) *catalog.Column {
+	if r := c.tables[t]; r != nil {
+		return r.Column(col)
 	}
-	return dbColumn{}, false
+	return nil
 }
 
-// ReadCatalog reads the tables, views and their columns of every schema
-// but the system ones and pgcloak's own.
-func ReadCatalog(ctx context.Context, conn *pgx.Conn) (Catalog, error) {
-	return readCatalog(ctx, conn)
-}
+// Describe prepares sql without running it and returns the type OIDs of
+// its parameters and of its result columns: what a driver's Prepare learns
+// from the protocol's Parse and Describe messages, and no SQL statement
+// tells before PostgreSQL 16.
+type Describe func(ctx context.Context, sql string) (params, fields []uint32, err error)
 
-func readCatalog(ctx context.Context, conn *pgx.Conn) (*dbCatalog, error) {
-	rows, err := conn.Query(ctx, `
-		SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
-		FROM pg_catalog.pg_attribute a
-		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-		  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgcloak')
-		  AND n.nspname !~ '^pg_(toast|temp)'
-		ORDER BY n.nspname, c.relname, a.attnum`)
-	if err != nil {
-		return nil, fmt.Errorf("reading the catalog: %w", err)
-	}
-	defer rows.Close()
-	cat := &dbCatalog{tables: map[TableName][]dbColumn{}}
-	for rows.Next() {
-		var t TableName
-		var c dbColumn
-		if err := rows.Scan(&t.Schema, &t.Name, &c.name, &c.typ, &c.typOID); err != nil {
-			return nil, err
-		}
-		if _, ok := cat.tables[t]; !ok {
-			cat.order = append(cat.order, t)
-		}
-		cat.tables[t] = append(cat.tables[t], c)
-	}
-	return cat, rows.Err()
-}
-
-// CheckDatabase checks the policy against the database conn is connected
-// to, which it only reads (inside a transaction it rolls back):
+// CheckDatabase checks policy p against the database, which it reads with
+// query and describe: the Query method of a read-only transaction (tx.Query
+// of a pgx.Tx) and a Describe in the same transaction, which the caller
+// rolls back afterwards. Taking the transaction's methods rather than the
+// transaction keeps this package, and the rewriter that imports it, free of
+// any database driver. It reports:
 //
 //   - every table and column the rules name exists, masks fit the column
 //     types (CheckCatalog);
@@ -141,45 +116,39 @@ func readCatalog(ctx context.Context, conn *pgx.Conn) (*dbCatalog, error) {
 //     but are not classed (errors when restricted roles could read them
 //     unmasked, warnings otherwise), and public columns whose values look
 //     personal.
-func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
-	cat, err := readCatalog(ctx, conn)
+func CheckDatabase[R schema.Rows](ctx context.Context, p *Policy, query schema.Query[R], describe Describe) ([]Finding, error) {
+	snap, err := catalog.Load(ctx, query)
 	if err != nil {
 		return nil, err
 	}
+	cat := newDBCatalog(snap)
 	var out []Finding
 	if err := p.CheckCatalog(cat); err != nil {
 		out = append(out, FindingsOf(err, "schema")...)
 	}
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	db := &database[R]{ctx: ctx, query: query}
+	pr := &prober[R]{db: db, describe: describe, seen: map[string]error{}}
+	installed, err := schema.Inspect(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
-	pr := &prober{ctx: ctx, tx: tx, seen: map[string]error{}}
-	var havePseudonym bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.pseudonym(text, text)') IS NOT NULL").Scan(&havePseudonym); err != nil {
-		return nil, err
-	}
-	var haveCheck bool
-	if err := tx.QueryRow(ctx, "SELECT to_regprocedure('pgcloak.check_violation(text)') IS NOT NULL").Scan(&haveCheck); err != nil {
-		return nil, err
-	}
-	if !havePseudonym || !haveCheck {
+	havePseudonym := installed.Pseudonym
+	if !installed.Pseudonym || !installed.CheckViolation || !installed.RowCheck {
 		out = append(out, Finding{Severity: SevError, Code: "setup",
 			Message: "schema pgcloak is missing or incomplete (pseudonym and check functions, pseudonym key): run pgcloak setup --database DSN"})
 	}
-	out = append(out, p.probeMasks(pr, cat, havePseudonym)...)
-	out = append(out, p.probeFilters(pr, cat)...)
-	out = append(out, p.probeAttrQueries(pr)...)
+	out = append(out, probeMasks(p, pr, cat, havePseudonym)...)
+	out = append(out, probeFilters(p, pr, cat)...)
+	out = append(out, probeAttrQueries(p, pr)...)
 	if pr.err != nil {
 		return nil, pr.err
 	}
-	looks, err := p.personalLooking(ctx, tx, cat)
+	looks, err := personalLooking(p, db, cat)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, looks...)
-	triggers, err := settingsTriggers(ctx, tx)
+	triggers, err := settingsTriggers(db)
 	if err != nil {
 		return nil, err
 	}
@@ -187,42 +156,69 @@ func (p *Policy) CheckDatabase(ctx context.Context, conn *pgx.Conn) ([]Finding, 
 	return out, nil
 }
 
+// database is CheckDatabase's transaction.
+type database[R schema.Rows] struct {
+	ctx   context.Context
+	query schema.Query[R]
+}
+
+// exec runs a statement that returns no rows.
+func (db *database[R]) exec(sql string) error {
+	rows, err := db.query(db.ctx, sql)
+	if err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// typeName is the name of type oid as format_type prints it, or "" if
+// the query fails.
+func (db *database[R]) typeName(oid uint32) string {
+	rows, err := db.query(db.ctx, "SELECT format_type($1, NULL)", oid)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	var name string
+	if rows.Next() {
+		rows.Scan(&name)
+	}
+	return name
+}
+
 // prober prepares statements without running them, each behind a
 // savepoint so that one failure does not abort the transaction.
-type prober struct {
-	ctx  context.Context
-	tx   pgx.Tx
-	seen map[string]error
-	err  error // a failure of the connection itself
+type prober[R schema.Rows] struct {
+	db       *database[R]
+	describe Describe
+	seen     map[string]error
+	err      error // a failure of the connection itself
 	// oids of the last probe's result columns
 	fields []uint32
 	params int
 }
 
-func (pr *prober) prepare(sql string) error {
+func (pr *prober[R]) prepare(sql string) error {
 	if err, ok := pr.seen[sql]; ok && err != nil {
 		return err
 	}
-	if _, err := pr.tx.Exec(pr.ctx, "SAVEPOINT pgcloak_probe"); err != nil {
+	if err := pr.db.exec("SAVEPOINT pgcloak_probe"); err != nil {
 		pr.err = err
 		return nil
 	}
-	sd, err := pr.tx.Conn().Prepare(pr.ctx, "", sql)
+	params, fields, err := pr.describe(pr.db.ctx, sql)
 	if err != nil {
-		if _, rerr := pr.tx.Exec(pr.ctx, "ROLLBACK TO SAVEPOINT pgcloak_probe"); rerr != nil {
+		if rerr := pr.db.exec("ROLLBACK TO SAVEPOINT pgcloak_probe"); rerr != nil {
 			pr.err = rerr
 		}
 		pr.seen[sql] = err
 		return err
 	}
-	pr.fields = pr.fields[:0]
-	for _, f := range sd.Fields {
-		pr.fields = append(pr.fields, f.DataTypeOID)
-	}
-	pr.params = len(sd.ParamOIDs)
+	pr.fields = append(pr.fields[:0], fields...)
+	pr.params = len(params)
 	pr.seen[sql] = nil
-	_, err = pr.tx.Exec(pr.ctx, "RELEASE SAVEPOINT pgcloak_probe")
-	if err != nil {
+	if err := pr.db.exec("RELEASE SAVEPOINT pgcloak_probe"); err != nil {
 		pr.err = err
 	}
 	return nil
@@ -233,13 +229,13 @@ func pgMessage(err error) string {
 	return strings.TrimPrefix(msg, "ERROR: ")
 }
 
-func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Finding {
+func probeMasks[R schema.Rows](p *Policy, pr *prober[R], cat *dbCatalog, havePseudonym bool) []Finding {
 	var out []Finding
 	reported := map[string]bool{}
 	for _, t := range p.tableList {
 		for _, c := range t.Columns {
-			dc, ok := cat.column(t.Name, c.Name)
-			if !ok {
+			dc := cat.column(t.Name, c.Name)
+			if dc == nil {
 				continue
 			}
 			type use struct {
@@ -261,23 +257,22 @@ func (p *Policy) probeMasks(pr *prober, cat *dbCatalog, havePseudonym bool) []Fi
 				}
 			}
 			for _, u := range uses {
-				if u.view.Mask.Accepts(dc.typ) != nil {
+				if u.view.Mask.Accepts(dc.Type) != nil {
 					continue // CheckCatalog reported it
 				}
 				if u.view.Mask.Kind == MaskPseudonymize && !havePseudonym {
 					continue
 				}
-				expr, err := u.view.SQL(c.Name, dc.typ)
+				expr, err := u.view.SQL(c.Name, dc.Type)
 				if err != nil {
 					continue
 				}
 				msg := ""
 				if err := pr.prepare("SELECT " + expr + " FROM " + t.Name.SQL()); err != nil {
 					msg = fmt.Sprintf("%smask %s of column %s.%s does not work on this database: %s", u.who, u.view.Mask.Name, t.Name, c.Name, pgMessage(err))
-				} else if len(pr.fields) == 1 && pr.fields[0] != dc.typOID {
-					var got string
-					pr.tx.QueryRow(pr.ctx, "SELECT format_type($1, NULL)", pr.fields[0]).Scan(&got)
-					msg = fmt.Sprintf("%smask %s of column %s.%s produces %s, but the column is %s", u.who, u.view.Mask.Name, t.Name, c.Name, got, dc.typ)
+				} else if len(pr.fields) == 1 && pr.fields[0] != dc.TypeOID {
+					got := pr.db.typeName(pr.fields[0])
+					msg = fmt.Sprintf("%smask %s of column %s.%s produces %s, but the column is %s", u.who, u.view.Mask.Name, t.Name, c.Name, got, dc.Type)
 				}
 				if msg != "" && !reported[msg] {
 					reported[msg] = true
@@ -295,7 +290,7 @@ var sampleValues = map[AttrType]string{
 	"date": "2000-01-01", "uuid": "00000000-0000-0000-0000-000000000000",
 }
 
-func (p *Policy) probeFilters(pr *prober, cat *dbCatalog) []Finding {
+func probeFilters[R schema.Rows](p *Policy, pr *prober[R], cat *dbCatalog) []Finding {
 	var out []Finding
 	attrs := map[string]string{}
 	for a, t := range p.attrTypes {
@@ -325,7 +320,7 @@ func (p *Policy) probeFilters(pr *prober, cat *dbCatalog) []Finding {
 	return out
 }
 
-func (p *Policy) probeAttrQueries(pr *prober) []Finding {
+func probeAttrQueries[R schema.Rows](p *Policy, pr *prober[R]) []Finding {
 	var out []Finding
 	check := func(lr *loginRule, what string) {
 		if lr == nil || lr.query == nil {
@@ -444,12 +439,12 @@ const sampleSize = 200
 
 // sampleShape samples a text column's values and returns the shape most of
 // them have, or "".
-func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (string, error) {
+func sampleShape[R schema.Rows](db *database[R], t TableName, col string) (string, error) {
 	q := "SELECT " + QuoteIdent(col) + "::text FROM " + t.SQL() + " WHERE " + QuoteIdent(col) + " IS NOT NULL LIMIT " + fmt.Sprint(sampleSize)
-	if _, err := tx.Exec(ctx, "SAVEPOINT pgcloak_sample"); err != nil {
+	if err := db.exec("SAVEPOINT pgcloak_sample"); err != nil {
 		return "", err
 	}
-	rows, err := tx.Query(ctx, q)
+	rows, err := db.query(db.ctx, q)
 	if err != nil {
 		return "", err
 	}
@@ -467,10 +462,9 @@ func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (strin
 	rows.Close()
 	if rows.Err() != nil {
 		// No privilege on the table, for example: sampling is best effort.
-		_, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgcloak_sample")
-		return "", err
+		return "", db.exec("ROLLBACK TO SAVEPOINT pgcloak_sample")
 	}
-	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT pgcloak_sample"); err != nil {
+	if err := db.exec("RELEASE SAVEPOINT pgcloak_sample"); err != nil {
 		return "", err
 	}
 	best, bestN := "", 0
@@ -485,30 +479,31 @@ func sampleShape(ctx context.Context, tx pgx.Tx, t TableName, col string) (strin
 	return "", nil
 }
 
-func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog) ([]Finding, error) {
+func personalLooking[R schema.Rows](p *Policy, db *database[R], cat *dbCatalog) ([]Finding, error) {
 	var out []Finding
-	for _, tn := range cat.order {
+	for _, rel := range cat.order {
+		tn := TableName{Schema: rel.Schema, Name: rel.Name}
 		tab := p.tables[tn]
 		if p.subject != nil && p.subject.OptOuts != nil && p.subject.OptOuts.Table == tn && tab == nil {
 			// The opt-out table only holds keys and purposes.
 			continue
 		}
-		for _, dc := range cat.tables[tn] {
+		for _, dc := range rel.Columns {
 			var classed *Column
 			if tab != nil {
-				classed = tab.columns[dc.name]
+				classed = tab.columns[dc.Name]
 			}
 			if classed != nil && classed.Class != Public {
 				continue
 			}
 			var why []string
 			if classed == nil {
-				if what := personalName(dc.name); what != "" {
+				if what := personalName(dc.Name); what != "" {
 					why = append(why, "its name suggests "+what)
 				}
 			}
-			if FamilyOf(dc.typ) == FamilyText {
-				shape, err := sampleShape(ctx, tx, tn, dc.name)
+			if FamilyOf(dc.Type) == FamilyText {
+				shape, err := sampleShape(db, tn, dc.Name)
 				if err != nil {
 					return nil, err
 				}
@@ -516,7 +511,7 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 					why = append(why, "its values look like "+shape)
 				}
 			}
-			f := Finding{Severity: SevWarning, Table: tn.String(), Column: dc.name}
+			f := Finding{Severity: SevWarning, Table: tn.String(), Column: dc.Name}
 			switch {
 			case classed != nil:
 				if len(why) == 0 {
@@ -524,10 +519,10 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 				}
 				f.Code = "looks-personal"
 				f.File, f.Line, f.Col = p.file, classed.At.Line, classed.At.Col
-				f.Message = fmt.Sprintf("column %s.%s is classed public, but %s", tn, dc.name, strings.Join(why, " and "))
+				f.Message = fmt.Sprintf("column %s.%s is classed public, but %s", tn, dc.Name, strings.Join(why, " and "))
 			case tab != nil:
 				f.Code = "unclassed-column"
-				f.Message = fmt.Sprintf("column %s.%s of a protected table is not classed; it is treated as %s", tn, dc.name, p.unclassed)
+				f.Message = fmt.Sprintf("column %s.%s of a protected table is not classed; it is treated as %s", tn, dc.Name, p.unclassed)
 				if len(why) > 0 {
 					f.Message += "; " + strings.Join(why, " and ")
 				}
@@ -538,9 +533,9 @@ func (p *Policy) personalLooking(ctx context.Context, tx pgx.Tx, cat *dbCatalog)
 				f.Code = "looks-personal"
 				if p.unlistedAllowed {
 					f.Severity = SevError
-					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules, so restricted roles read it unmasked (defaults.unlisted_tables: allow)", tn, dc.name, strings.Join(why, " and "), tn)
+					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules, so restricted roles read it unmasked (defaults.unlisted_tables: allow)", tn, dc.Name, strings.Join(why, " and "), tn)
 				} else {
-					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules (restricted roles cannot read it)", tn, dc.name, strings.Join(why, " and "), tn)
+					f.Message = fmt.Sprintf("column %s.%s looks personal (%s), but table %s is not in the rules (restricted roles cannot read it)", tn, dc.Name, strings.Join(why, " and "), tn)
 				}
 			}
 			out = append(out, f)

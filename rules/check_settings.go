@@ -1,10 +1,9 @@
 package rules
 
 import (
-	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // settingsTriggers reports triggers whose functions change session
@@ -15,8 +14,8 @@ import (
 // ReadyForQuery (search_path not at all before PostgreSQL 18), so
 // statements pipelined after the write were already read under the new
 // setting. Such a trigger is the database owner's to remove.
-func settingsTriggers(ctx context.Context, tx pgx.Tx) ([]Finding, error) {
-	rows, err := tx.Query(ctx, `
+func settingsTriggers[R schema.Rows](db *database[R]) ([]Finding, error) {
+	rows, err := db.query(db.ctx, `
 		SELECT n.nspname, c.relname, t.tgname, pn.nspname, p.proname
 		FROM pg_catalog.pg_trigger t
 		JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid

@@ -18,7 +18,7 @@ func TestCheckSettingsTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() int {
-		fs, err := p.CheckDatabase(ctx, conn)
+		fs, err := checkDatabase(ctx, p, conn)
 		if err != nil {
 			t.Fatal(err)
 		}

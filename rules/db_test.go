@@ -3,18 +3,42 @@ package rules
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcloak/pgcloak/catalog"
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 var pg *pgtest.Server
 
 func TestMain(m *testing.M) { pgtest.Main(m, pgtest.Options{}, &pg) }
+
+// checkDatabase runs CheckDatabase on conn as pgcloak check does: in a
+// read-only transaction, with pgx's Prepare as the Describe.
+func checkDatabase(ctx context.Context, p *Policy, conn *pgx.Conn) ([]Finding, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	return CheckDatabase(ctx, p, tx.Query, func(ctx context.Context, sql string) ([]uint32, []uint32, error) {
+		sd, err := tx.Conn().Prepare(ctx, "", sql)
+		if err != nil {
+			return nil, nil, err
+		}
+		fields := make([]uint32, len(sd.Fields))
+		for i, f := range sd.Fields {
+			fields[i] = f.DataTypeOID
+		}
+		return sd.ParamOIDs, fields, nil
+	})
+}
 
 var loadCRM = func() func(t *testing.T) *pgx.Conn {
 	loaded := false
@@ -42,7 +66,7 @@ func TestResolveWithAttributeQuery(t *testing.T) {
 	conn := loadCRM(t)
 	ctx := context.Background()
 	p := crmPolicy(t)
-	erin, err := p.Resolve(ctx, conn, "erin")
+	erin, err := Resolve(ctx, p, conn.QueryRow, "erin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +82,11 @@ func TestResolveWithAttributeQuery(t *testing.T) {
 	if n != east || n == 0 {
 		t.Fatalf("erin's filter selects %d customers, east has %d", n, east)
 	}
-	alice, err := p.Resolve(ctx, conn, "alice") // inline: no query
+	alice, err := Resolve(ctx, p, conn.QueryRow, "alice") // inline: no query
 	if err != nil || alice.Attributes["region"] != "north" {
 		t.Fatalf("alice %+v, %v", alice, err)
 	}
-	_, err = p.Resolve(ctx, conn, "mallory")
+	_, err = Resolve(ctx, p, conn.QueryRow, "mallory")
 	var ue *UnmappedLoginError
 	if !errors.As(err, &ue) {
 		t.Fatalf("mallory: %v", err)
@@ -81,13 +105,15 @@ func TestResolveNoOrManyRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr, err := p.Resolve(ctx, conn, "wade"); err != nil || pr.Attributes["region"] != "west" {
+	if pr, err := Resolve(ctx, p, conn.QueryRow, "wade"); err != nil || pr.Attributes["region"] != "west" {
 		t.Fatalf("wade (a rep without own mapping, through the default): %+v %v", pr, err)
 	}
-	if _, err := p.Resolve(ctx, conn, "nobody"); !errors.Is(err, ErrNoAttributes) {
+	// No row: pgx's ErrNoRows is sql.ErrNoRows to errors.Is, which is
+	// all Resolve knows of the driver.
+	if _, err := Resolve(ctx, p, conn.QueryRow, "nobody"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found no row") {
 		t.Fatalf("no row: %v", err)
 	}
-	if _, err := p.Resolve(ctx, conn, "twins"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found 2 rows") {
+	if _, err := Resolve(ctx, p, conn.QueryRow, "twins"); !errors.Is(err, ErrNoAttributes) || !strings.Contains(err.Error(), "found 2 rows") {
 		t.Fatalf("two rows: %v", err)
 	}
 }
@@ -110,7 +136,7 @@ func TestInjectionThroughAttributeQueryStaysLiteral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := p.Resolve(ctx, conn, "mallory")
+	m, err := Resolve(ctx, p, conn.QueryRow, "mallory")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +158,7 @@ func TestInjectionThroughAttributeQueryStaysLiteral(t *testing.T) {
 func TestEveryViewRunsOnTheCRM(t *testing.T) {
 	conn := loadCRM(t)
 	ctx := context.Background()
-	if _, err := conn.Exec(ctx, PseudonymSetupSQL); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1) ON CONFLICT (id) DO UPDATE SET key = excluded.key",
@@ -140,23 +166,24 @@ func TestEveryViewRunsOnTheCRM(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := crmPolicy(t)
-	cat, err := readCatalog(ctx, conn)
+	snap, err := catalog.Load(ctx, conn.Query)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cat := newDBCatalog(snap)
 	for _, r := range p.Roles() {
 		for _, tab := range p.Tables() {
 			var sel []string
-			for _, dc := range cat.tables[tab.Name] {
-				v := r.Column(tab.Name, dc.name)
+			for _, dc := range cat.tables[tab.Name].Columns {
+				v := r.Column(tab.Name, dc.Name)
 				if v.Action == Deny {
 					continue
 				}
-				expr, err := v.SQL(dc.name, dc.typ)
+				expr, err := v.SQL(dc.Name, dc.Type)
 				if err != nil {
-					t.Fatalf("%s %s.%s: %v", r.Name, tab.Name, dc.name, err)
+					t.Fatalf("%s %s.%s: %v", r.Name, tab.Name, dc.Name, err)
 				}
-				sel = append(sel, expr+" AS "+QuoteIdent(dc.name))
+				sel = append(sel, expr+" AS "+QuoteIdent(dc.Name))
 			}
 			q := "SELECT " + strings.Join(sel, ", ") + " FROM " + tab.Name.SQL()
 			rows, err := conn.Query(ctx, q+" LIMIT 50")
@@ -169,12 +196,12 @@ func TestEveryViewRunsOnTheCRM(t *testing.T) {
 				t.Fatalf("%s on %s: %v", r.Name, tab.Name, rows.Err())
 			}
 			i := 0
-			for _, dc := range cat.tables[tab.Name] {
-				if r.Column(tab.Name, dc.name).Action == Deny {
+			for _, dc := range cat.tables[tab.Name].Columns {
+				if r.Column(tab.Name, dc.Name).Action == Deny {
 					continue
 				}
-				if fds[i].DataTypeOID != dc.typOID {
-					t.Errorf("%s %s.%s: type %d, column %d", r.Name, tab.Name, dc.name, fds[i].DataTypeOID, dc.typOID)
+				if fds[i].DataTypeOID != dc.TypeOID {
+					t.Errorf("%s %s.%s: type %d, column %d", r.Name, tab.Name, dc.Name, fds[i].DataTypeOID, dc.TypeOID)
 				}
 				i++
 			}
@@ -211,5 +238,109 @@ func TestEveryViewRunsOnTheCRM(t *testing.T) {
 	}
 	if _, err := other.Exec(ctx, "SELECT key FROM pgcloak.pseudonym_key"); err == nil {
 		t.Error("a session can read the pseudonym key")
+	}
+}
+
+// pgcloak check reads the user's relations from the catalog snapshot:
+// tables, partitions (marked), views, with their column types and keys,
+// sorted; never pgcloak's own schema nor the system catalogs. The
+// snapshot is read over a transaction's Query method, so the objects made
+// in the transaction are seen and rolled back.
+func TestCheckReadsTheUserRelations(t *testing.T) {
+	conn := loadCRM(t)
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := schema.Setup(ctx, tx.Exec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE SCHEMA zz_check;
+		CREATE TABLE zz_check.b (id integer PRIMARY KEY, note text);
+		CREATE TABLE zz_check.a (at date) PARTITION BY RANGE (at);
+		CREATE TABLE zz_check.a_2026 PARTITION OF zz_check.a FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+		CREATE VIEW zz_check.c AS SELECT note FROM zz_check.b`); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := catalog.Load(ctx, tx.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range snap.UserRelations() {
+		if r.Schema == schema.Name || r.Schema == "pg_catalog" || r.Schema == "information_schema" {
+			t.Errorf("user relations include %s.%s", r.Schema, r.Name)
+		}
+		if r.Schema == "zz_check" {
+			got = append(got, fmt.Sprintf("%s:%c:%v", r.Name, r.Kind, r.Partition))
+		}
+	}
+	if want := "a:p:false a_2026:r:true b:r:false c:v:false"; strings.Join(got, " ") != want {
+		t.Errorf("zz_check relations = %v, want %s", got, want)
+	}
+	b := snap.Relation("zz_check", "b")
+	if b == nil || len(b.Columns) != 2 || b.Columns[0].Type != "integer" || b.Columns[0].TypeOID != 23 ||
+		b.Columns[1].Type != "text" || strings.Join(b.PrimaryKey, ",") != "id" {
+		t.Fatalf("zz_check.b = %+v", b)
+	}
+	cat := newDBCatalog(snap)
+	if !cat.TableExists(TableName{Schema: "zz_check", Name: "c"}) || cat.TableExists(TableName{Schema: schema.Name, Name: "change_requests"}) {
+		t.Error("the check's catalog must know the user's view and not pgcloak's own table")
+	}
+	if typ, ok := cat.ColumnType(TableName{Schema: "zz_check", Name: "c"}, "note"); !ok || typ != "text" {
+		t.Errorf("zz_check.c.note = %q, %v", typ, ok)
+	}
+}
+
+// pgcloak check reports a database where pgcloak setup has not run (the
+// functions masks and rewritten writes call are missing), and stops
+// reporting it once it has.
+func TestCheckSaysWhenSetupIsMissing(t *testing.T) {
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for _, sql := range []string{"DROP DATABASE IF EXISTS zz_nosetup", "CREATE DATABASE zz_nosetup"} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "zz_nosetup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	setupFindings := func() int {
+		t.Helper()
+		fs, err := checkDatabase(ctx, crmPolicy(t), conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fs {
+			if f.Code == "setup" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := setupFindings(); n != 1 {
+		t.Fatalf("before setup: %d setup findings, want 1", n)
+	}
+	if in, err := schema.Inspect(ctx, conn.Query); err != nil || in.Pseudonym || in.CheckViolation {
+		t.Fatalf("before setup: Inspect = %+v, %v", in, err)
+	}
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
+		t.Fatal(err)
+	}
+	if n := setupFindings(); n != 0 {
+		t.Fatalf("after setup: %d setup findings, want 0", n)
+	}
+	if in, err := schema.Inspect(ctx, conn.Query); err != nil || !in.Pseudonym || !in.CheckViolation {
+		t.Fatalf("after setup: Inspect = %+v, %v", in, err)
 	}
 }

@@ -13,7 +13,9 @@
 //     *UnmappedLoginError. A principal whose attributes come from an
 //     attribute query is not Ready until the caller runs
 //     Principal.AttributeQuery and passes the row to Policy.BindAttributes;
-//     Policy.Resolve does both with a Querier (*pgx.Conn, pool, tx).
+//     Resolve does both with the QueryRow method of a connection or
+//     transaction (a *pgx.Conn's, a pgx.Tx's: this package imports no
+//     driver).
 //   - per statement: Principal.Allows(kind), Principal.Table(t) (may the
 //     role use the table), Principal.Column(t, col) (show, mask,
 //     pseudonymize, hide, deny; ColumnView.SQL renders the expression) and
@@ -22,6 +24,7 @@
 //
 // The catalog is not needed to load the rules; Policy.CheckCatalog checks
 // them against one (tables and columns exist, masks fit column types), and
-// CheckDatabase, behind pgcloak check, also reports unclassed and
-// personal-looking columns.
+// CheckDatabase, behind pgcloak check (through internal/dbcheck, which
+// gives it a pgx transaction), also reports unclassed and personal-looking
+// columns.
 package rules

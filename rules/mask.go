@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 // MaskKind is the kind of a mask.
@@ -127,12 +129,6 @@ var maskNeeds = map[MaskKind]string{
 	MaskBucket:       "numeric",
 }
 
-// PseudonymFunction is the schema-qualified SQL function the pseudonymize
-// mask calls. Its key lives in the database, readable only by the
-// function's owner (see PseudonymSetupSQL), so it is never in the SQL that
-// pgcloak sends nor in its logs.
-const PseudonymFunction = "pgcloak.pseudonym"
-
 // SQL renders the mask over the column's bare name, cast to sqlType, with
 // the database's own pseudonym key (scope "").
 func (m *Mask) SQL(column, sqlType string) (string, error) { return m.ScopedSQL(column, sqlType, "") }
@@ -176,9 +172,9 @@ func (m *Mask) ScopedSQL(column, sqlType, scope string) (string, error) {
 			if bits == "" {
 				bits = "63"
 			}
-			e = PseudonymFunction + "(" + c + "::bigint, " + bits + scopeArg(scope) + ")"
+			e = schema.PseudonymFunction + "(" + c + "::bigint, " + bits + scopeArg(scope) + ")"
 		} else {
-			e = PseudonymFunction + "(" + c + "::text" + scopeArg(scope) + ")"
+			e = schema.PseudonymFunction + "(" + c + "::text" + scopeArg(scope) + ")"
 		}
 	case MaskGeneralize:
 		e = "pg_catalog.date_trunc(" + QuoteLiteral(m.Unit) + ", " + c + ")"
@@ -206,52 +202,3 @@ var redactConstant = map[TypeFamily]string{
 	FamilyTemporal: "'1900-01-01'",
 	FamilyBoolean:  "false",
 }
-
-// PseudonymSetupSQL creates the pseudonym functions and their key table in
-// schema pgcloak. Run it once as the owner pgcloak connects as, then store
-// the key with a bind parameter, never in SQL text:
-//
-//	INSERT INTO pgcloak.pseudonym_key (key) VALUES ($1)
-//	  ON CONFLICT (id) DO UPDATE SET key = excluded.key
-//
-// The pseudonym is sha256(k || sha256(k || value)): keyed, so it cannot
-// be recomputed from a guessed value without the key, and deterministic, so
-// equal values give equal pseudonyms and joins and distinct counts still
-// work. k is the stored key for scope "", and sha256(key || scope) for a
-// scope (a role: Role.PseudonymScope), so that the pseudonyms of two roles
-// do not match. The functions are SECURITY DEFINER so that sessions can
-// call them while the key table stays unreadable to them (restricted roles
-// may not call them at all: they are not built-in functions).
-const PseudonymSetupSQL = `
-CREATE SCHEMA IF NOT EXISTS pgcloak;
-CREATE TABLE IF NOT EXISTS pgcloak.pseudonym_key (
-	id boolean PRIMARY KEY DEFAULT true CHECK (id),
-	key bytea NOT NULL CHECK (length(key) >= 16)
-);
-REVOKE ALL ON pgcloak.pseudonym_key FROM PUBLIC;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym_bytes(value bytea) RETURNS bytea
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT sha256(k.key || sha256(k.key || value)) FROM pgcloak.pseudonym_key k $$;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym_bytes(value bytea, scope text) RETURNS bytea
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT sha256(s.key || sha256(s.key || value))
-	      FROM (SELECT CASE WHEN scope = '' THEN k.key ELSE sha256(k.key || convert_to(scope, 'UTF8')) END AS key
-	            FROM pgcloak.pseudonym_key k) s $$;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym(value text) RETURNS text
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT 'ps_' || left(encode(pgcloak.pseudonym_bytes(convert_to(value, 'UTF8')), 'hex'), 20) $$;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym(value text, scope text) RETURNS text
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT 'ps_' || left(encode(pgcloak.pseudonym_bytes(convert_to(value, 'UTF8'), scope), 'hex'), 20) $$;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym(value bigint, bits integer) RETURNS bigint
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT ('x' || left(encode(pgcloak.pseudonym_bytes(convert_to(value::text, 'UTF8')), 'hex'), 16))::bit(64)::bigint
-	              & (9223372036854775807 >> (63 - bits)) $$;
-CREATE OR REPLACE FUNCTION pgcloak.pseudonym(value bigint, bits integer, scope text) RETURNS bigint
-	LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog
-	AS $$ SELECT ('x' || left(encode(pgcloak.pseudonym_bytes(convert_to(value::text, 'UTF8'), scope), 'hex'), 16))::bit(64)::bigint
-	              & (9223372036854775807 >> (63 - bits)) $$;
-REVOKE ALL ON FUNCTION pgcloak.pseudonym_bytes(bytea) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgcloak.pseudonym_bytes(bytea, text) FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgcloak TO PUBLIC;
-`

@@ -244,6 +244,8 @@ type Policy struct {
 
 	minK int                           // anonymity.min_k; 0 when the rules set none
 	keys map[TableName]map[string]bool // key columns (anonymity.go)
+
+	bound boundFilters // row filters bound per role and attributes (principal.go)
 }
 
 // File is the path the policy was loaded from.

@@ -405,3 +405,53 @@ func TestPermissionsAndReview(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundFiltersShared: the row filters bound for a (role, attributes)
+// are bound once per policy and shared by the principals that have them;
+// other attributes get their own; a filter's tree is still the caller's
+// own copy.
+func TestBoundFiltersShared(t *testing.T) {
+	p := crmPolicy(t)
+	a1, err := p.Principal("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := p.Principal("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, _ := a1.RowFilter(customers)
+	f2, _ := a2.RowFilter(customers)
+	if f1 != f2 {
+		t.Error("the second session of alice bound her filters again")
+	}
+	erin, err := p.Principal("erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	north, err := p.BindAttributes(erin, map[string]string{"region": "north"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	east, err := p.BindAttributes(erin, map[string]string{"region": "east"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, _ := north.RowFilter(customers)
+	fe, _ := east.RowFilter(customers)
+	if fn != f1 || fe.SQL != "region = 'east'::pg_catalog.text" || fn.SQL != "region = 'north'::pg_catalog.text" {
+		t.Fatalf("north %q (shared with alice: %v), east %q", fn.SQL, fn == f1, fe.SQL)
+	}
+	if n1, n2 := fn.Node(), fn.Node(); n1 == n2 {
+		t.Error("Node must return a copy")
+	}
+	// Another policy (a reload) binds its own.
+	q := crmPolicy(t)
+	a3, err := q.Principal("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f3, _ := a3.RowFilter(customers); f3 == f1 {
+		t.Error("a reloaded policy shares the old one's filters")
+	}
+}

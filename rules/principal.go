@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // loginRule is one entry of principals.logins (or principals.default).
@@ -177,24 +178,27 @@ func (p *Policy) BindAttributes(pr *Principal, row map[string]string) (*Principa
 	return &out, nil
 }
 
-// Querier runs one query and returns its row; *pgx.Conn, pgxpool.Pool and
-// pgx.Tx implement it.
-type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// Row is the row a query returned; pgx.Row is one.
+type Row interface {
+	Scan(dest ...any) error
 }
 
 // ErrNoAttributes is returned by Resolve when the attribute query finds no
 // row (or more than one) for the login.
 var ErrNoAttributes = errors.New("pgcloak: no attributes")
 
-// Resolve maps login to a ready principal, running its attribute query on q
-// if it has one.
-func (p *Policy) Resolve(ctx context.Context, q Querier, login string) (*Principal, error) {
+// Resolve maps login to a ready principal of policy p, running its
+// attribute query with queryRow if it has one: the QueryRow method of a
+// connection or transaction (conn.QueryRow of a *pgx.Conn, tx.QueryRow of
+// a pgx.Tx), so that this package knows no database driver. A row's Scan
+// must return an error that is sql.ErrNoRows (errors.Is) when there is no
+// row, as pgx's ErrNoRows is.
+func Resolve[R Row](ctx context.Context, p *Policy, queryRow func(ctx context.Context, sql string, args ...any) R, login string) (*Principal, error) {
 	pr, err := p.Principal(login)
 	if err != nil {
 		return nil, err
 	}
-	sql, ok := pr.AttributeQuery()
+	query, ok := pr.AttributeQuery()
 	if !ok {
 		return pr, nil
 	}
@@ -205,8 +209,8 @@ func (p *Policy) Resolve(ctx context.Context, q Querier, login string) (*Princip
 	}
 	var count int64
 	dst = append(dst, &count)
-	if err := q.QueryRow(ctx, sql, login).Scan(dst...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
+	if err := queryRow(ctx, query, login).Scan(dst...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("%w: the attribute query found no row for login %q", ErrNoAttributes, login)
 		}
 		return nil, fmt.Errorf("pgcloak: attribute query for login %q: %w", login, err)
@@ -224,17 +228,72 @@ func (p *Policy) Resolve(ctx context.Context, q Querier, login string) (*Princip
 	return p.BindAttributes(pr, row)
 }
 
+// boundFilters keeps the row filters bound for each (role, attributes):
+// every session of a login maps it to its principal again, and binding
+// parses and walks each filter of the role (a tenth of the CPU of a
+// restricted connect). Filters are immutable (Filter.Node returns a
+// copy), so principals share them. A Policy is never changed once loaded,
+// so neither is what is kept here; at most maxBound entries, then binding
+// is done each time again.
+type boundFilters struct {
+	mu sync.Mutex
+	m  map[string]map[TableName]*Filter
+}
+
+const maxBound = 10000
+
+func boundKey(pr *Principal) string {
+	keys := make([]string, 0, len(pr.Attributes))
+	for k := range pr.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(pr.Role.Name)
+	for _, k := range keys {
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(pr.Attributes[k])
+	}
+	return b.String()
+}
+
 func (p *Policy) bindFilters(pr *Principal) error {
+	key := boundKey(pr)
+	p.bound.mu.Lock()
+	filters, ok := p.bound.m[key]
+	p.bound.mu.Unlock()
+	if ok {
+		pr.filters = filters
+		return nil
+	}
+	filters, err := p.bindFiltersOf(pr)
+	if err != nil {
+		return err
+	}
+	p.bound.mu.Lock()
+	if p.bound.m == nil {
+		p.bound.m = map[string]map[TableName]*Filter{}
+	}
+	if len(p.bound.m) < maxBound {
+		p.bound.m[key] = filters
+	}
+	p.bound.mu.Unlock()
+	pr.filters = filters
+	return nil
+}
+
+func (p *Policy) bindFiltersOf(pr *Principal) (map[TableName]*Filter, error) {
 	filters := make(map[TableName]*Filter, len(pr.Role.filters))
 	for t, ft := range pr.Role.filters {
 		f, err := ft.bind(p.attrTypes, pr.Attributes)
 		if err != nil {
-			return fmt.Errorf("pgcloak: login %q, row filter of table %s: %w", pr.Login, t, err)
+			return nil, fmt.Errorf("pgcloak: login %q, row filter of table %s: %w", pr.Login, t, err)
 		}
 		filters[t] = f
 	}
-	pr.filters = filters
-	return nil
+	return filters, nil
 }
 
 // EndUser maps the value a delegating application set (Delegation.Setting)

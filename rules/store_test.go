@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
 // syncBuffer is a log destination safe for the watcher's goroutine.
@@ -129,23 +131,16 @@ func TestNewStoreRejectsBrokenFile(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestStoreWatch(t *testing.T) {
 	s, path, logs := newStore(t)
 	v1 := s.Current().Version()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { s.Watch(ctx, 20*time.Millisecond); close(done) }()
+	// Watch, with its polls counted.
+	ticker := time.NewTicker(20 * time.Millisecond)
+	defer ticker.Stop()
+	var polls atomic.Int64
+	go func() { s.watch(ctx, ticker.C, func() { polls.Add(1) }); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	// Readers keep using the store while it reloads.
@@ -167,15 +162,16 @@ func TestStoreWatch(t *testing.T) {
 	defer func() { stop.Store(true); readers.Wait() }()
 
 	write(t, path, westRules)
-	waitFor(t, "the new rules", func() bool { return s.Current().Version() != v1 })
+	pgtest.Eventually(t, 5*time.Second, "the new rules", func() bool { return s.Current().Version() != v1 })
 	v2 := s.Current().Version()
 	if aliceFilter(t, s.Current()) != "region = 'west'::pg_catalog.text" {
 		t.Fatal("wrong rules in force")
 	}
 
 	write(t, path, brokenRules)
-	waitFor(t, "the rejection", func() bool { return s.Stats().Failures == 1 })
-	time.Sleep(200 * time.Millisecond) // ten more polls
+	pgtest.Eventually(t, 5*time.Second, "the rejection", func() bool { return s.Stats().Failures == 1 })
+	n := polls.Load()
+	pgtest.Eventually(t, 5*time.Second, "ten more polls", func() bool { return polls.Load() >= n+10 })
 	if st := s.Stats(); st.Failures != 1 || st.LastSuccessful || s.Current().Version() != v2 {
 		t.Fatalf("after a broken file: %+v (reported once, old rules kept)", st)
 	}
@@ -184,10 +180,11 @@ func TestStoreWatch(t *testing.T) {
 	}
 
 	write(t, path, crm.Rules)
-	waitFor(t, "the fixed rules", func() bool { return s.Current().Version() == v1 })
-	if !s.Stats().LastSuccessful {
-		t.Error("still unsuccessful after the fix")
-	}
+	// The reload swaps the rules, then counts its success: wait for both.
+	pgtest.Eventually(t, 5*time.Second, "the fixed rules, reloaded successfully", func() (bool, string) {
+		st := s.Stats()
+		return s.Current().Version() == v1 && st.LastSuccessful, fmt.Sprintf("%+v", st)
+	})
 }
 
 // Several writes in quick succession make one reload: the watcher acts

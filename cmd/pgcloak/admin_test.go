@@ -36,7 +36,10 @@ type served struct {
 	done  chan struct{}
 }
 
-var adminLine = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+var (
+	listenLine = regexp.MustCompile(`msg="pgcloak listening" addr=(\S+)`)
+	adminLine  = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+)
 
 // serveAdmin starts `pgcloak serve` with an admin listener and returns once it
 // listens.
@@ -101,17 +104,13 @@ func (s *served) get(t *testing.T, path string) (int, string) {
 // waitStatus polls an admin path until it answers code.
 func (s *served) waitStatus(t *testing.T, path string, code int) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got, body := s.get(t, path)
-		if got == code {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d %s, want %d", path, got, body, code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var body string
+	pgtest.Eventually(t, 15*time.Second, fmt.Sprintf("%s answering %d", path, code), func() (bool, string) {
+		var got int
+		got, body = s.get(t, path)
+		return got == code, fmt.Sprintf("%d %s", got, body)
+	})
+	return body
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -229,14 +228,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	dana.Close(ctx)
 
 	var mfs map[string]*dto.MetricFamily
-	deadline := time.Now().Add(10 * time.Second)
-	for { // the sessions' ends are counted asynchronously
+	// The sessions' ends are counted asynchronously.
+	pgtest.Eventually(t, 10*time.Second, "no client connection active", func() bool {
 		mfs = s.metrics(t)
-		if value(mfs, "pgcloak_proxy_client_connections_active", nil) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return value(mfs, "pgcloak_proxy_client_connections_active", nil) == 0
+	})
 	checks := []struct {
 		name   string
 		labels map[string]string

@@ -92,10 +92,7 @@ func TestKillUnderLoad(t *testing.T) {
 		}()
 	}
 	// Run until the log has rotated a few times.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(auditFiles(t, dir)) < 4 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.Eventually(t, time.Minute, "the log rotated three times", func() bool { return len(auditFiles(t, dir)) >= 4 })
 	s.cmd.Process.Kill()
 	<-s.done
 	close(stop)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/anonymity"
+	"github.com/pgcloak/pgcloak/internal/dbcheck"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -126,7 +127,7 @@ func checkDatabase(ctx context.Context, p *rules.Policy, dsn string) ([]rules.Fi
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	return p.CheckDatabase(ctx, conn)
+	return dbcheck.Check(ctx, p, conn)
 }
 
 func writeCheckText(w io.Writer, rep checkReport, p *rules.Policy) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
@@ -48,7 +49,7 @@ func TestCoveredBy(t *testing.T) {
 // whose pg_hba.conf and roles let restricted logins around pgcloak in
 // every way the check knows, and some ways that are safe.
 func TestCheckAccess(t *testing.T) {
-	pg, err := pgtest.Start(pgtest.Options{HBA: []string{
+	pg, err := cloaktest.Start(cloaktest.Options{NoSchema: true, CRM: crm.Options{Customers: 50}, PG: pgtest.Options{HBA: []string{
 		"host all +field_sales 10.1.0.0/16 scram-sha-256", // alice, through a group
 		"host otherdb,postgres bob 172.16.0.0/12 md5",     // bob, database listed
 		"host otherdb erin 0.0.0.0/0 md5",                 // another database: safe
@@ -59,7 +60,7 @@ func TestCheckAccess(t *testing.T) {
 		"host all victor 10.8.0.0/16 md5",                 // ... TLS ones get here
 		"host all connie 10.20.0.0/24 scram-sha-256",      // pgcloak's own addresses: safe
 		"host all dana 0.0.0.0/0 md5",                     // unrestricted: not the check's business
-	}})
+	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +72,6 @@ func TestCheckAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 50}); err != nil {
-		t.Fatal(err)
-	}
 	for _, q := range []string{"CREATE ROLE field_sales NOLOGIN", "GRANT field_sales TO alice"} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

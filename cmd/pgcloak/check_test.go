@@ -8,58 +8,30 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
-// crmServer starts one PostgreSQL with the sample CRM for the check tests
-// (not in TestMain: the package's other tests bring their own servers).
-var crmServer = sync.OnceValues(func() (*pgtest.Server, error) {
-	s, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.DSN(pgtest.SuperUser, pgtest.Database))
-	if err != nil {
-		s.Stop()
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	// Enough customers for the anonymized views to reach anonymity.min_k
-	// (the shipped rules are clean on the sample CRM).
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 2000}); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	return s, nil
-})
+// crmServer is one PostgreSQL with the sample CRM for the package's tests,
+// started by the first that needs it. Enough customers for the anonymized
+// views to reach anonymity.min_k (the shipped rules are clean on the
+// sample CRM).
+var crmServer = cloaktest.NewShared(cloaktest.Options{CRM: crm.Options{Customers: 2000}})
 
 func crmDB(t *testing.T) *pgtest.Server {
 	t.Helper()
-	s, err := crmServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return crmServer.Get(t)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if s, err := crmServer(); err == nil && s != nil {
-		s.Stop()
-	}
+	crmServer.Stop()
+	stopAccess()
+	accessDB.Stop()
 	os.Exit(code)
 }
 

@@ -17,8 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 // fileConfig is pgcloak.yaml, the serve command's configuration file. Flags
@@ -83,7 +83,7 @@ type clientTLS struct {
 type limitsConfig struct {
 	MaxClientConnections int      `yaml:"max_client_connections"`
 	MaxMessageSize       byteSize `yaml:"max_message_size"`
-	// Per session (proxy.Config) and shared (rewrite.Limits).
+	// Per session (proxy.Config) and shared (engine.Limits).
 	MaxSessionStatements     int      `yaml:"max_session_statements"`
 	MaxSessionStatementBytes byteSize `yaml:"max_session_statement_bytes"`
 	RewriteCacheBytes        byteSize `yaml:"rewrite_cache_bytes"`
@@ -91,8 +91,8 @@ type limitsConfig struct {
 }
 
 // rewriteLimits are the engine's limits from the configuration.
-func (c *fileConfig) rewriteLimits() rewrite.Limits {
-	return rewrite.Limits{CacheBytes: int64(c.Limits.RewriteCacheBytes),
+func (c *fileConfig) rewriteLimits() engine.Limits {
+	return engine.Limits{CacheBytes: int64(c.Limits.RewriteCacheBytes),
 		UnknownRefreshInterval: time.Duration(c.Limits.UnknownRefreshInterval)}
 }
 
@@ -113,7 +113,7 @@ func defaultConfig() fileConfig {
 		Upstream: upstreamConfig{Address: "127.0.0.1:5432", TLS: upstreamTLS{Mode: "disable"}},
 		Limits: limitsConfig{MaxClientConnections: 1000, MaxMessageSize: proxy.DefaultMaxMessageSize,
 			MaxSessionStatements: proxy.DefaultMaxSessionStatements, MaxSessionStatementBytes: proxy.DefaultMaxSessionStatementBytes,
-			RewriteCacheBytes: byteSize(rewrite.DefaultLimits.CacheBytes), UnknownRefreshInterval: duration(rewrite.DefaultLimits.UnknownRefreshInterval)},
+			RewriteCacheBytes: byteSize(engine.DefaultLimits.CacheBytes), UnknownRefreshInterval: duration(engine.DefaultLimits.UnknownRefreshInterval)},
 		Timeouts: timeoutsConfig{
 			Connect:       duration(proxy.DefaultConnectTimeout),
 			Auth:          duration(proxy.DefaultAuthTimeout),

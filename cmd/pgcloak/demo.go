@@ -16,7 +16,7 @@ import (
 
 	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func init() {
@@ -55,7 +55,7 @@ func runDemo(args []string) int {
 	}
 	_, err = crm.Load(ctx, conn, crm.Options{Customers: *customers})
 	if err == nil {
-		err = rewrite.Setup(ctx, conn)
+		err = schema.Setup(ctx, conn.Exec)
 	}
 	conn.Close(ctx)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
@@ -45,12 +45,12 @@ func runExplain(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	engine := rewrite.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
-	if err := engine.Refresh(ctx); err != nil {
+	eng := engine.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
+	if err := eng.Refresh(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak explain:", err)
 		return 1
 	}
-	res, pr, err := engine.Explain(ctx, *user, strings.Split(*searchPath, ","), fs.Arg(0))
+	res, pr, err := eng.Explain(ctx, *user, strings.Split(*searchPath, ","), fs.Arg(0))
 	if err != nil {
 		fmt.Printf("login:    %s\ndecision: connection refused\nreason:   %v\n", *user, err)
 		return 0

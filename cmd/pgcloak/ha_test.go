@@ -119,18 +119,14 @@ backend pgcloak
 		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable application_name=%s",
 			host, port, login, crm.DemoPassword, pgtest.Database, app))
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	pgtest.Eventually(t, 15*time.Second, "a session through HAProxy", func() (bool, string) {
 		c, err := connect(context.Background(), "alice", "ha-probe")
 		if err == nil {
 			c.Close(context.Background())
-			break
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no session through HAProxy: %v\n%s", err, hapLog.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%v\n%s", err, hapLog.String())
+	})
 
 	// The workload: restricted logins of several roles, each worker on its
 	// own connection until it breaks, then on a new one.
@@ -246,19 +242,13 @@ backend pgcloak
 	if err := os.WriteFile(rulesFile, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var versions []string
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		versions = versions[:0]
+	pgtest.Eventually(t, 15*time.Second, "both replicas on the new rules", func() (bool, string) {
+		var versions []string
 		for _, r := range replicas {
 			versions = append(versions, rulesVersion(t, r.s))
 		}
-		if versions[0] == versions[1] && versions[0] != oldVersion {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rules versions %v (before the change %s)", versions, oldVersion)
-		}
-	}
+		return versions[0] == versions[1] && versions[0] != oldVersion, fmt.Sprintf("rules versions %v (before the change %s)", versions, oldVersion)
+	})
 	time.Sleep(2 * time.Second) // load on both, under the new rules
 	close(stop)
 	wg.Wait()

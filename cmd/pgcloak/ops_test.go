@@ -71,11 +71,12 @@ func TestOpsMetricsAndDraining(t *testing.T) {
 	if _, err := conn.Exec(context.Background(), "SELECT count(*) FROM customers").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
-	mfs := s.metrics(t)
-	for deadline := time.Now().Add(5 * time.Second); mfs["pgcloak_statements_total"] == nil && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // a labelled family appears with its first sample
+	// A labelled family appears with its first sample.
+	var mfs map[string]*dto.MetricFamily
+	pgtest.Eventually(t, 10*time.Second, "pgcloak_statements_total in /metrics", func() bool {
 		mfs = s.metrics(t)
-	}
+		return mfs["pgcloak_statements_total"] != nil
+	})
 	checkReferencedMetrics(t, mfs)
 	if mf := mfs["pgcloak_build_info"]; len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetGauge().GetValue() != 1 {
 		t.Errorf("pgcloak_build_info: %v", mf)

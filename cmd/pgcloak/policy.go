@@ -7,14 +7,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 // policyState is the rules and the rewrite engine of a running pgcloak.
 type policyState struct {
 	file   string
-	engine *rewrite.Engine
+	engine *engine.Engine
 	store  atomic.Pointer[rules.Store] // nil until the rules file first loads
 	// startErr says why the rules did not load at start; startFailures
 	// counts the attempts.
@@ -69,7 +69,7 @@ func (p *policyState) ready() error {
 // sessions are refused.
 func startPolicy(ctx context.Context, cfg fileConfig, log *slog.Logger) *policyState {
 	p := &policyState{file: cfg.Rules}
-	p.engine = rewrite.NewEngine(p.current, cfg.CatalogDSN, log)
+	p.engine = engine.NewEngine(p.current, cfg.CatalogDSN, log)
 	p.engine.SetLimits(cfg.rewriteLimits())
 	if err := p.engine.Start(ctx, time.Duration(cfg.CatalogRefresh)); err != nil {
 		log.Warn("catalog not loaded yet; restricted sessions are refused until it is", "err", err)

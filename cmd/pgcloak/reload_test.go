@@ -130,13 +130,10 @@ func (s *served) ctl(t *testing.T, bin string, args ...string) (int, string) {
 
 func (s *served) waitLog(t *testing.T, substr string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(s.stderr(), substr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the log never said %q:\n%s", substr, s.stderr())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	pgtest.Eventually(t, 15*time.Second, fmt.Sprintf("the log saying %q", substr), func() (bool, string) {
+		log := s.stderr()
+		return strings.Contains(log, substr), log
+	})
 }
 
 func query(t *testing.T, conn *pgconn.PgConn, sql string) {
@@ -179,18 +176,11 @@ func TestReloadCertificatesAndConfig(t *testing.T) {
 	// Renewal: new connections get the new certificate within the watch
 	// interval; the session opened before keeps running.
 	serial2 := vol.update(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	pgtest.Eventually(t, 10*time.Second, "new connections getting the renewed certificate", func() (bool, string) {
 		c, got := s.connectTLS(t, "alice")
 		c.Close(context.Background())
-		if got.Cmp(serial2) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("new connections still get serial %x after the renewal", got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return got.Cmp(serial2) == 0, fmt.Sprintf("still serial %x", got)
+	})
 	query(t, old, "SELECT count(*) FROM customers")
 
 	// A bad certificate file: the old certificate stays, with an error
@@ -300,8 +290,7 @@ func TestRuntimeView(t *testing.T) {
 
 	var list []proxy.SessionView
 	var danaView proxy.SessionView
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	pgtest.Eventually(t, 10*time.Second, "dana's statement showing as running", func() (bool, string) {
 		code, out := s.ctl(t, bin, "sessions", "--json", "list")
 		if code != 0 {
 			t.Fatalf("sessions list: exit %d\n%s", code, out)
@@ -317,14 +306,8 @@ func TestRuntimeView(t *testing.T) {
 				danaView = v
 			}
 		}
-		if danaView.State == "active" && danaView.Statement != nil && danaView.Statement.DurationMS > 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dana's statement never showed as running:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return danaView.State == "active" && danaView.Statement != nil && danaView.Statement.DurationMS > 100, out
+	})
 	if len(list) != 2 {
 		t.Fatalf("%d sessions, want 2: %+v", len(list), list)
 	}
@@ -364,19 +347,13 @@ func TestRuntimeView(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer super.Close(ctx)
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	pgtest.Eventually(t, 10*time.Second, "the backend of the ended session done with its statement", func() bool {
 		var n int
 		if err := super.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the backend of the ended session still runs its statement")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 0
+	})
 	if code, out := s.ctl(t, bin, "sessions", "kill", "nosuchsession"); code != 1 || !strings.Contains(out, "404") {
 		t.Errorf("kill of an unknown session: exit %d\n%s", code, out)
 	}

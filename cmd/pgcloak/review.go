@@ -16,8 +16,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/audit"
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/rules"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func init() {
@@ -84,7 +85,7 @@ role must have approve_changes and who must not be the requester.`)
 		return n, true
 	}
 	approver := new(string)
-	engine := func() (*rewrite.Engine, bool) {
+	openEngine := func() (*engine.Engine, bool) {
 		if *rulesFile == "" || *approverDSN == "" {
 			usage()
 			return nil, false
@@ -94,7 +95,7 @@ role must have approve_changes and who must not be the requester.`)
 			fmt.Fprintln(os.Stderr, "pgcloak review: connecting as the approver:", err)
 			return nil, false
 		}
-		login, err := rewrite.Approver(ctx, aconn)
+		login, err := schema.Approver(ctx, aconn.Query)
 		aconn.Close(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review: approver:", err)
@@ -110,7 +111,7 @@ role must have approve_changes and who must not be the requester.`)
 			fmt.Fprintln(os.Stderr, err)
 			return nil, false
 		}
-		e := rewrite.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
+		e := engine.NewEngine(func() *rules.Policy { return pol }, *dsn, nil)
 		if err := e.Refresh(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review:", err)
 			return nil, false
@@ -123,7 +124,7 @@ role must have approve_changes and who must not be the requester.`)
 		if st == "all" {
 			st = ""
 		}
-		list, err := rewrite.ListChanges(ctx, conn, st)
+		list, err := schema.ListChanges(ctx, conn.Query, st)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review:", err)
 			return 1
@@ -142,7 +143,7 @@ role must have approve_changes and who must not be the requester.`)
 		if !ok {
 			return 2
 		}
-		c, err := rewrite.GetChange(ctx, conn, n)
+		c, err := schema.GetChange(ctx, conn.Query, n)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgcloak review:", err)
 			return 1
@@ -156,7 +157,7 @@ role must have approve_changes and who must not be the requester.`)
 		if !ok {
 			return 2
 		}
-		e, ok := engine()
+		e, ok := openEngine()
 		if !ok {
 			return 1
 		}
@@ -201,7 +202,7 @@ func recordDecision(ctx context.Context, conn *pgx.Conn, file, verb string, id i
 	}
 	r := &audit.Record{Time: time.Now(), Type: "review", Login: approver,
 		Statement: &audit.Statement{Kind: "review_" + verb}}
-	if c, err := rewrite.GetChange(ctx, conn, id); err == nil {
+	if c, err := schema.GetChange(ctx, conn.Query, id); err == nil {
 		r.Query = c.Statement
 		r.Objects = []audit.Object{{Relation: c.Table, Access: "write", Protected: true}}
 		r.Outcome = fmt.Sprintf("request %d of %s (role %s)", id, c.Requester, c.Role)

@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pgcloak/pgcloak/audit"
+	"github.com/pgcloak/pgcloak/engine"
 	"github.com/pgcloak/pgcloak/proxy"
-	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 func init() {
@@ -44,6 +44,9 @@ func runServe(args []string) int {
 	// From the start: SIGHUP's default action would end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	if code := checkPooling(ctx, cfg, log); code != 0 {
+		return code
+	}
 	pc, svc, err := setup(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak serve:", err)
@@ -134,7 +137,7 @@ func setup(ctx context.Context, cfg fileConfig, log *slog.Logger) (proxy.Config,
 		if pc.Policy == nil {
 			// Without rules every session passes through; with an access
 			// log each is still observed, statement by statement.
-			pc.Policy = rewrite.Observer{}
+			pc.Policy = engine.Observer{}
 		}
 		if svc.policy != nil {
 			go recordRulesChanges(ctx, svc.policy, svc.logs)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -29,34 +27,6 @@ func buildPgcloak(t *testing.T) string {
 	return bin
 }
 
-var listenLine = regexp.MustCompile(`msg="pgcloak listening" addr=(\S+)`)
-
-// startServe runs `pgcloak serve` and returns the process and its address.
-func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			return cmd, m[1]
-		}
-	}
-	t.Fatal("pgcloak serve exited before listening")
-	return nil, ""
-}
-
 func TestServeGracefulShutdown(t *testing.T) {
 	pg, err := pgtest.Start(pgtest.Options{})
 	if err != nil {
@@ -71,10 +41,28 @@ func TestServeGracefulShutdown(t *testing.T) {
 			host, port, pgtest.ScramUser, pgtest.Password))
 	}
 
+	su, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, pgtest.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	// exited waits for the process and says whether it exited 0.
+	exited := func(s *served) error {
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			return errors.New("still running after 30s")
+		}
+		if !s.cmd.ProcessState.Success() {
+			return fmt.Errorf("%v:\n%s", s.cmd.ProcessState, s.stderr())
+		}
+		return nil
+	}
+
 	// SIGTERM: a running statement finishes within the grace period, new
 	// connections are refused, the process exits 0.
-	cmd, addr := startServe(t, bin, "--upstream", pg.Addr(), "--shutdown-grace", "20s")
-	conn, err := connect(addr)
+	s := serveAdmin(t, bin, "--upstream", pg.Addr(), "--shutdown-grace", "20s")
+	conn, err := connect(s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,29 +71,33 @@ func TestServeGracefulShutdown(t *testing.T) {
 		var n int
 		done <- conn.QueryRow(ctx, "select 1 from pg_sleep(1)").Scan(&n)
 	}()
-	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
+	pgtest.Eventually(t, 10*time.Second, "the statement running on the server", func() bool {
+		var n int
+		su.QueryRow(ctx, "select count(*) from pg_stat_activity where query = 'select 1 from pg_sleep(1)' and state = 'active'").Scan(&n)
+		return n == 1
+	})
+	s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-done; err != nil {
 		t.Fatalf("statement running at SIGTERM: %v", err)
 	}
 	conn.Close(ctx)
-	if err := cmd.Wait(); err != nil {
+	if err := exited(s); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	if c, err := connect(addr); err == nil {
+	if c, err := connect(s.addr); err == nil {
 		c.Close(ctx)
 		t.Fatal("connection accepted after shutdown")
 	}
 
 	// SIGINT with an idle session past a short grace: the session is
 	// terminated with 57P01 and the process exits.
-	cmd, addr = startServe(t, bin, "--upstream", pg.Addr(), "--shutdown-grace", "300ms")
-	conn, err = connect(addr)
+	s = serveAdmin(t, bin, "--upstream", pg.Addr(), "--shutdown-grace", "300ms")
+	conn, err = connect(s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
+	s.cmd.Process.Signal(syscall.SIGINT)
+	if err := exited(s); err != nil {
 		t.Fatalf("exit after SIGINT: %v", err)
 	}
 	_, err = conn.Exec(ctx, "select 1")

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgcloak/pgcloak/rewrite"
+	"github.com/pgcloak/pgcloak/schema"
 )
 
 func init() {
@@ -38,7 +38,7 @@ func runSetup(args []string) int {
 		return 1
 	}
 	defer conn.Close(ctx)
-	if err := rewrite.Setup(ctx, conn); err != nil {
+	if err := schema.Setup(ctx, conn.Exec); err != nil {
 		fmt.Fprintln(os.Stderr, "pgcloak setup:", err)
 		return 1
 	}

@@ -22,12 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
-	"github.com/pgcloak/pgcloak/rewrite"
 )
 
 func envInt(t *testing.T, name string, dflt int) int {
@@ -78,25 +77,14 @@ func TestSoak(t *testing.T) {
 	phase := envDuration(t, "SOAK_PHASE", 90*time.Second)
 	think := envDuration(t, "SOAK_THINK", time.Second) // mean pause between statements
 
-	pg, err := pgtest.Start(pgtest.Options{Settings: []string{
-		fmt.Sprintf("max_connections = %d", sessions+50), "shared_buffers = 64MB"}})
+	pg, err := cloaktest.Start(cloaktest.Options{CRM: crm.Options{Customers: 2000}, PG: pgtest.Options{Settings: []string{
+		fmt.Sprintf("max_connections = %d", sessions+50), "shared_buffers = 64MB"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pg.Stop()
 	ctx := context.Background()
-	dsn := pg.DSN(pgtest.SuperUser, pgtest.Database)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := crm.Load(ctx, conn, crm.Options{Customers: 2000}); err != nil {
-		t.Fatal(err)
-	}
-	if err := rewrite.Setup(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
+	dsn := cloaktest.AdminDSN(pg)
 
 	bin := buildPgcloak(t)
 	logDir := t.TempDir()

@@ -1,0 +1,86 @@
+package cloaktest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/examples/crm"
+	"github.com/pgcloak/pgcloak/internal/pgtest"
+)
+
+// Raw is a raw protocol client through pgcloak: the test writes the
+// frontend messages itself (pipelines, COPY in the extended protocol).
+type Raw struct {
+	conn net.Conn
+	fe   *pgproto3.Frontend
+}
+
+// DialRaw logs in as one of the sample's logins through the pgcloak at
+// addr and hands over the connection after start-up.
+func DialRaw(t testing.TB, addr, login string) *Raw {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	pc, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
+		host, port, login, crm.DemoPassword, pgtest.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Hijack(t, pc)
+}
+
+// Hijack takes over a connection that pgconn started.
+func Hijack(t testing.TB, pc *pgconn.PgConn) *Raw {
+	t.Helper()
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Conn.Close() })
+	hc.Conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return &Raw{conn: hc.Conn, fe: hc.Frontend}
+}
+
+// RoundTrip sends msgs in one write and reads until n ReadyForQuery; it
+// returns the answers, one a line: the message type, and the tag, row
+// values or SQLSTATE.
+func (w *Raw) RoundTrip(t testing.TB, n int, msgs ...pgproto3.FrontendMessage) string {
+	t.Helper()
+	for _, m := range msgs {
+		w.fe.Send(m)
+	}
+	if err := w.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for n > 0 {
+		msg, err := w.fe.Receive()
+		if err != nil {
+			t.Fatalf("%v after %s", err, b.String())
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CommandComplete:
+			fmt.Fprintf(&b, "CommandComplete %s\n", m.CommandTag)
+		case *pgproto3.DataRow:
+			fmt.Fprintf(&b, "DataRow")
+			for _, v := range m.Values {
+				fmt.Fprintf(&b, " %s", v)
+			}
+			b.WriteString("\n")
+		case *pgproto3.ErrorResponse:
+			fmt.Fprintf(&b, "ErrorResponse %s %s\n", m.Code, m.Message)
+		case *pgproto3.ReadyForQuery:
+			fmt.Fprintf(&b, "ReadyForQuery %c\n", m.TxStatus)
+			n--
+		default:
+			fmt.Fprintf(&b, "%T\n", msg)
+		}
+	}
+	return b.String()
+}
