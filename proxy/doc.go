@@ -24,6 +24,8 @@
 //     a few epoll loops, non-blocking reads and writes, no goroutine per
 //     session while it lasts.
 //   - frame.go: frameReader splits a byte stream into messages in place.
+//   - msgtype.go: the message types, one Go type per direction
+//     (clientMsg, serverMsg), and the protocol's other one-byte codes.
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
 //   - wirecheck.go, follow.go: the request queue and the server's rules.
 //   - reprepare.go: statements and portals of older generations.
