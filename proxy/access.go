@@ -55,7 +55,7 @@ var unknownStatement = &audit.Statement{Kind: "unknown", Decision: audit.Allowed
 // completion is one statement execution the server has answered.
 type completion struct {
 	st        *audit.Statement
-	protocol  byte // Q, E or F
+	protocol  clientMsg // Query, Execute or FunctionCall
 	start     time.Time
 	end       time.Time
 	rows      int64 // -1: the command reports none
@@ -76,7 +76,7 @@ func countMasked(mask []bool) int {
 }
 
 // completed records an answered execution of the request h.
-func (w *wireState) completed(st *audit.Statement, protocol byte, start time.Time, rows int64, suspended bool, code string) {
+func (w *wireState) completed(st *audit.Statement, protocol clientMsg, start time.Time, rows int64, suspended bool, code string) {
 	if st == nil {
 		st = unknownStatement
 	}
@@ -95,7 +95,7 @@ func (w *wireState) simpleAnswered(h *wireReq, rows int64, code string) {
 	if w.qi > 0 {
 		start = w.qAt
 	}
-	w.completed(st, 'Q', start, rows, false, code)
+	w.completed(st, clientQuery, start, rows, false, code)
 	w.qi++
 	w.qAt = w.now
 }
@@ -106,15 +106,15 @@ func (w *wireState) failed(h *wireReq) {
 		return
 	}
 	switch h.kind {
-	case 'Q':
+	case clientQuery:
 		w.simpleAnswered(h, -1, w.errCode)
-	case 'E', 'F':
+	case clientExecute, clientFunctionCall:
 		w.completed(h.info, h.kind, h.at, -1, false, w.errCode)
-	case 'P', 'B':
+	case clientParse, clientBind:
 		// The statement failed before it ran (it does not parse, a
 		// refusal, a bad parameter): still an attempt to record.
 		if h.info != nil {
-			w.completed(h.info, 'E', h.at, -1, false, w.errCode)
+			w.completed(h.info, clientExecute, h.at, -1, false, w.errCode)
 		}
 	}
 }
@@ -130,12 +130,12 @@ func (w *wireState) abandon() {
 	w.now = time.Now()
 	for _, h := range w.queue {
 		switch h.kind {
-		case 'Q':
+		case clientQuery:
 			if w.qi < len(h.stmts) && !h.quiet {
 				w.simpleAnswered(&h, -1, pgerrcode.ConnectionFailure)
 			}
 			w.qi = 0
-		case 'E', 'F':
+		case clientExecute, clientFunctionCall:
 			if !h.quiet {
 				w.completed(h.info, h.kind, h.at, -1, false, pgerrcode.ConnectionFailure)
 			}
@@ -177,7 +177,7 @@ func errorCode(msg []byte) string {
 		if end < 0 {
 			break
 		}
-		if body[0] == 'C' {
+		if body[0] == errFieldCode {
 			return string(body[1 : 1+end])
 		}
 		body = body[end+2:]
@@ -206,11 +206,11 @@ func (s *session) emitCompletions() {
 		r := s.recordAt(audit.TypeStatement, c.end)
 		r.Statement = c.st
 		switch c.protocol {
-		case 'Q':
+		case clientQuery:
 			r.Protocol = "simple"
-		case 'E':
+		case clientExecute:
 			r.Protocol = "extended"
-		case 'F':
+		case clientFunctionCall:
 			r.Protocol = "function_call"
 		}
 		if c.rows >= 0 {
@@ -287,9 +287,9 @@ func (s *session) refuseForAudit(msg []byte, why error) (repl, pre []byte) {
 		m.denials.WithLabelValues("audit_unavailable").Inc()
 	}
 	sql := RefusalSQL(e)
-	if msg[0] == 'E' {
+	if clientMsg(msg[0]) == clientExecute {
 		pre, _ = (&pgproto3.Parse{Name: refusalStatement, Query: sql}).Encode(nil)
-		s.wire.internal('P', 0, refusalStatement)
+		s.wire.internal(clientParse, 0, refusalStatement)
 		return nil, pre
 	}
 	repl, _ = (&pgproto3.Query{String: sql}).Encode(nil)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -91,7 +92,7 @@ func TestPgxThroughProxy(t *testing.T) {
 			t.Run("error then recover", func(t *testing.T) {
 				_, err := conn.Exec(ctx, "select 1/0")
 				var pe *pgconn.PgError
-				if !errors.As(err, &pe) || pe.Code != "22012" {
+				if !errors.As(err, &pe) || pe.Code != pgerrcode.DivisionByZero {
 					t.Fatalf("want 22012, got %v", err)
 				}
 				var n int
@@ -110,7 +111,7 @@ func TestPgxThroughProxy(t *testing.T) {
 				if _, err := tx.Exec(ctx, "insert into nosuchtable values (1)"); err == nil {
 					t.Fatal("insert into a missing table succeeded")
 				}
-				if _, err := tx.Exec(ctx, "select 1"); err == nil || !strings.Contains(err.Error(), "25P02") {
+				if _, err := tx.Exec(ctx, "select 1"); err == nil || !strings.Contains(err.Error(), pgerrcode.InFailedSQLTransaction) {
 					t.Fatalf("statement in aborted transaction: %v", err)
 				}
 				if err := tx.Rollback(ctx); err != nil {
@@ -131,7 +132,7 @@ func TestWrongPassword(t *testing.T) {
 		cfg.Password = "not-the-password"
 		_, err = pgx.ConnectConfig(context.Background(), cfg)
 		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || pe.Code != "28P01" {
+		if !errors.As(err, &pe) || pe.Code != pgerrcode.InvalidPassword {
 			t.Errorf("%s: want the server's 28P01, got %v", user, err)
 		}
 	}
@@ -269,7 +270,7 @@ func TestCancel(t *testing.T) {
 	select {
 	case err := <-done:
 		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || pe.Code != "57014" {
+		if !errors.As(err, &pe) || pe.Code != pgerrcode.QueryCanceled {
 			t.Fatalf("want 57014 query_canceled, got %v", err)
 		}
 	case <-time.After(5 * time.Second):

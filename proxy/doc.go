@@ -19,7 +19,13 @@
 //     password. Policy.Open runs when the server says AuthenticationOk and
 //     may still refuse the login.
 //   - relay.go: the message loop, one goroutine per direction.
+//   - evloop_linux.go: the event-loop relay of sessions that are a pure
+//     byte relay (no policy, no access log, no TLS), as PgBouncer does it:
+//     a few epoll loops, non-blocking reads and writes, no goroutine per
+//     session while it lasts.
 //   - frame.go: frameReader splits a byte stream into messages in place.
+//   - msgtype.go: the message types, one Go type per direction
+//     (clientMsg, serverMsg), and the protocol's other one-byte codes.
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
 //   - wirecheck.go, follow.go: the request queue and the server's rules.
 //   - reprepare.go: statements and portals of older generations.
@@ -45,6 +51,14 @@
 // server message larger than the buffer (a big DataRow or CopyData) is
 // streamed through rather than held; a client message is held whole, up to
 // Config.MaxMessageSize.
+//
+// A session that is a pure byte relay goes to an event loop instead of its
+// two goroutines (on Linux, unless Config.GoroutineRelay): the same scan,
+// one epoll set for many sessions, so a round trip costs a read and a write
+// per direction and no goroutine wake-up. The loop hands the session back
+// to the goroutines, with whatever it has read and not yet written, for
+// anything but the steady state: a message larger than its buffer, a
+// Terminate, a refusal, EOF or an error on a socket, or terminate().
 //
 // pgcloak never answers for the server, and what it knows of a session
 // follows the server's answers, not its own decisions: follow.go models,

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -111,7 +112,7 @@ func TestUpstreamRestart(t *testing.T) {
 	// back, sessions connect again.
 	up.Halt()
 	_, err = pgx.Connect(ctx, dsn(addr, pgtest.TrustUser))
-	if pe := wantCodeClass(t, err, "08001"); !strings.Contains(pe.Message, "pgcloak") {
+	if pe := wantCodeClass(t, err, pgerrcode.SQLClientUnableToEstablishSQLConnection); !strings.Contains(pe.Message, "pgcloak") {
 		t.Fatalf("want pgcloak's own error, got %v", pe)
 	}
 	if err := up.Restart(); err != nil {
@@ -136,7 +137,7 @@ func TestUpstreamRestart(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if pe := wantCodeClass(t, <-victimErr, "08006"); pe.Severity != "FATAL" {
+	if pe := wantCodeClass(t, <-victimErr, pgerrcode.ConnectionFailure); pe.Severity != "FATAL" {
 		t.Fatalf("severity %q", pe.Severity)
 	}
 	pgtest.Eventually(t, 30*time.Second, "a new session after crash recovery", func() (bool, string) {
@@ -342,7 +343,7 @@ func TestGarbage(t *testing.T) {
 			if c.halfClose {
 				w.c.(*net.TCPConn).CloseWrite()
 			}
-			e := w.expectFatal("08P01")
+			e := w.expectFatal(pgerrcode.ProtocolViolation)
 			if !strings.Contains(e.Message, c.want) {
 				t.Fatalf("message %q lacks %q", e.Message, c.want)
 			}
@@ -413,7 +414,7 @@ func TestMaxClientConns(t *testing.T) {
 	first := connect(t, addr, pgtest.ScramUser)
 	connect(t, addr, pgtest.TrustUser)
 	_, err := pgx.Connect(ctx, dsn(addr, pgtest.MD5User))
-	if pe := wantCodeClass(t, err, "53300"); pe.Severity != "FATAL" {
+	if pe := wantCodeClass(t, err, pgerrcode.TooManyConnections); pe.Severity != "FATAL" {
 		t.Fatalf("severity %q", pe.Severity)
 	}
 	first.Close(ctx)
@@ -470,7 +471,7 @@ func TestShutdownGrace(t *testing.T) {
 
 	endGrace()
 	for _, w := range []*wireConn{idle, inTx, running} {
-		if e := w.expectFatal("57P01"); !strings.Contains(e.Message, "terminating connection") {
+		if e := w.expectFatal(pgerrcode.AdminShutdown); !strings.Contains(e.Message, "terminating connection") {
 			t.Fatalf("message %q", e.Message)
 		}
 	}

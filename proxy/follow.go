@@ -41,23 +41,23 @@ type Follower interface {
 // settle drops the requests at the head of the queue that the server
 // answers with nothing: copy messages outside a copy.
 func (w *wireState) settle() {
-	for h := w.head(); h != nil && !w.copyIn && (h.kind == 'c' || h.kind == 'f'); h = w.head() {
+	for h := w.head(); h != nil && !w.copyIn && (h.kind == clientCopyDone || h.kind == clientCopyFail); h = w.head() {
 		w.pop()
 	}
 }
 
 // acknowledged applies a ParseComplete, BindComplete or CloseComplete to
 // the request h it answers.
-func (w *wireState) acknowledged(h *wireReq, typ byte) {
+func (w *wireState) acknowledged(h *wireReq, typ serverMsg) {
 	switch {
-	case typ == '1' && h.kind == 'P':
+	case typ == serverParseComplete && h.kind == clientParse:
 		if h.prep != nil {
 			w.confirmed[h.name] = h.prep
 		}
-	case typ == '2' && h.kind == 'B':
+	case typ == serverBindComplete && h.kind == clientBind:
 		w.portals[h.name] = w.stmts[h.stmt]
-	case typ == '3' && h.kind == 'C':
-		if h.sub == 'S' {
+	case typ == serverCloseComplete && h.kind == clientClose:
+		if h.sub == objectStatement {
 			delete(w.stmts, h.name)
 			delete(w.confirmed, h.name)
 		} else {
@@ -72,8 +72,8 @@ func (w *wireState) errored(h *wireReq) {
 		return
 	}
 	switch h.kind {
-	case 'P', 'B', 'D', 'E', 'C':
-		if h.kind == 'P' && h.name == "" {
+	case clientParse, clientBind, clientDescribe, clientExecute, clientClose:
+		if h.kind == clientParse && h.name == "" {
 			delete(w.confirmed, "")
 		}
 		w.pop()
@@ -89,7 +89,7 @@ func (w *wireState) errored(h *wireReq) {
 func (w *wireState) ready(status byte) {
 	for h := w.head(); h != nil; h = w.head() {
 		w.pop()
-		if h.kind == 'S' || !w.skipping && (h.kind == 'Q' || h.kind == 'F') {
+		if h.kind == clientSync || !w.skipping && (h.kind == clientQuery || h.kind == clientFunctionCall) {
 			break
 		}
 	}
@@ -113,10 +113,10 @@ func (w *wireState) copyEnded(ok bool) {
 	w.copyIn = false
 	for i := 1; i < len(w.queue); i++ {
 		switch k := w.queue[i].kind; k {
-		case 'S':
+		case clientSync:
 			continue
-		case 'c', 'f':
-			if ok && k == 'c' || !ok && k == 'f' {
+		case clientCopyDone, clientCopyFail:
+			if ok && k == clientCopyDone || !ok && k == clientCopyFail {
 				w.queue = append(w.queue[:1], w.queue[i+1:]...)
 			}
 		}
@@ -129,25 +129,25 @@ func (w *wireState) copyEnded(ok bool) {
 // side.
 func (w *wireState) followAcks(r *wireReq, ack func(string)) {
 	switch r.kind {
-	case 'Q':
+	case clientQuery:
 		r.ack = ack
-	case 'P':
+	case clientParse:
 		r.ack = nil // a Parse runs nothing
 		if ack != nil {
 			w.stmtAck[r.name] = ack
 		} else {
 			delete(w.stmtAck, r.name)
 		}
-	case 'B':
+	case clientBind:
 		if a := w.stmtAck[r.stmt]; a != nil {
 			w.portalAck[r.name] = a
 		} else {
 			delete(w.portalAck, r.name)
 		}
-	case 'E':
+	case clientExecute:
 		r.ack = w.portalAck[r.name]
-	case 'C':
-		if r.sub == 'S' {
+	case clientClose:
+		if r.sub == objectStatement {
 			delete(w.stmtAck, r.name)
 		} else {
 			delete(w.portalAck, r.name)

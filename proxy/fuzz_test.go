@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/proxy"
@@ -30,7 +31,7 @@ type fuzzSession struct{}
 func (fuzzSession) decide(sql string) proxy.Decision {
 	switch {
 	case strings.Contains(sql, "refuse"):
-		return proxy.ErrRefused("42501", "refused by the fuzz policy")
+		return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, "refused by the fuzz policy")
 	case strings.Contains(sql, "rewrite"):
 		return proxy.Decision{Action: proxy.Rewrite, SQL: "select 'rewritten'"}
 	}
@@ -41,7 +42,7 @@ func (s fuzzSession) Query(sql string) proxy.Decision                { return s.
 func (s fuzzSession) Parse(_, sql string, _ []uint32) proxy.Decision { return s.decide(sql) }
 func (fuzzSession) FunctionCall(oid uint32) proxy.Decision {
 	if oid%2 == 1 {
-		return proxy.ErrRefused("42501", "refused by the fuzz policy")
+		return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, "refused by the fuzz policy")
 	}
 	return proxy.Decision{}
 }

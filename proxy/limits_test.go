@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -91,7 +92,7 @@ func TestSessionLimits(t *testing.T) {
 			w.send(parse(fmt.Sprintf("s%d", i), "select 1"))
 		}
 		w.send(&pgproto3.Sync{})
-		if e := w.expectFatal("54000"); !strings.Contains(e.Message, "max_session_statements") {
+		if e := w.expectFatal(pgerrcode.ProgramLimitExceeded); !strings.Contains(e.Message, "max_session_statements") {
 			t.Fatal(e.Message)
 		}
 		if n := metricValue(t, reg, "pgcloak_proxy_sessions_over_limits_total", "limit", "statements"); n != 1 {
@@ -107,7 +108,7 @@ func TestSessionLimits(t *testing.T) {
 			w.send(parse(fmt.Sprintf("b%d", i), big))
 		}
 		w.send(&pgproto3.Sync{})
-		w.expectFatal("54000")
+		w.expectFatal(pgerrcode.ProgramLimitExceeded)
 		if n := metricValue(t, reg, "pgcloak_proxy_sessions_over_limits_total", "limit", "statement_bytes"); n != 1 {
 			t.Fatalf("counted %v", n)
 		}

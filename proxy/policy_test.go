@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -25,7 +26,7 @@ type testPolicy struct {
 
 func (p *testPolicy) Open(_ context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
 	if info.User == pgtest.PasswordUser {
-		return nil, &proxy.Error{Code: "28000", Message: `pgcloak: login "password_user" is not mapped to a role`}
+		return nil, &proxy.Error{Code: pgerrcode.InvalidAuthorizationSpecification, Message: `pgcloak: login "password_user" is not mapped to a role`}
 	}
 	p.opened.Add(1)
 	p.lastInfo.Store(&info)
@@ -36,7 +37,7 @@ type testSession struct{ p *testPolicy }
 
 func (s *testSession) decide(sql string) proxy.Decision {
 	if strings.Contains(sql, "forbidden") {
-		return proxy.ErrRefused("42501", `pgcloak: statement refused by rule "test.forbidden"`)
+		return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, `pgcloak: statement refused by rule "test.forbidden"`)
 	}
 	if strings.Contains(sql, "'rewrite-me'") {
 		return proxy.Decision{Action: proxy.Rewrite, SQL: strings.ReplaceAll(sql, "'rewrite-me'", "'rewritten'")}
@@ -47,7 +48,7 @@ func (s *testSession) decide(sql string) proxy.Decision {
 func (s *testSession) Query(sql string) proxy.Decision                { return s.decide(sql) }
 func (s *testSession) Parse(_, sql string, _ []uint32) proxy.Decision { return s.decide(sql) }
 func (s *testSession) FunctionCall(uint32) proxy.Decision {
-	return proxy.ErrRefused("0A000", "pgcloak: the FunctionCall message is refused")
+	return proxy.ErrRefused(pgerrcode.FeatureNotSupported, "pgcloak: the FunctionCall message is refused")
 }
 func (s *testSession) Close() { s.p.closed.Add(1) }
 
@@ -65,7 +66,7 @@ func TestPolicySeam(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := pgx.Connect(ctx, dsn(addr, pgtest.PasswordUser))
-	wantCode(t, err, "28000", "not mapped")
+	wantCode(t, err, pgerrcode.InvalidAuthorizationSpecification, "not mapped")
 
 	conn := connect(t, addr, pgtest.ScramUser)
 	if info := pol.lastInfo.Load(); info == nil || info.User != pgtest.ScramUser || info.Database != pgtest.Database || info.ID == "" {
@@ -79,7 +80,7 @@ func TestPolicySeam(t *testing.T) {
 				t.Fatalf("rewrite: %q, %v", s, err)
 			}
 			_, err := conn.Exec(ctx, "select 'forbidden'", mode)
-			wantCode(t, err, "42501", `rule "test.forbidden"`)
+			wantCode(t, err, pgerrcode.InsufficientPrivilege, `rule "test.forbidden"`)
 
 			// Inside a transaction a refusal aborts it, as a real error would.
 			tx, err := conn.Begin(ctx)
@@ -87,9 +88,9 @@ func TestPolicySeam(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = tx.Exec(ctx, "select 'forbidden'", mode)
-			wantCode(t, err, "42501", "refused")
+			wantCode(t, err, pgerrcode.InsufficientPrivilege, "refused")
 			_, err = tx.Exec(ctx, "select 1", mode)
-			wantCode(t, err, "25P02", "aborted")
+			wantCode(t, err, pgerrcode.InFailedSQLTransaction, "aborted")
 			if err := tx.Rollback(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +111,7 @@ func TestPolicySeam(t *testing.T) {
 	b.Queue("select 'forbidden'")
 	b.Queue("insert into seen values (3)")
 	err = conn.SendBatch(ctx, b).Close()
-	wantCode(t, err, "42501", "refused")
+	wantCode(t, err, pgerrcode.InsufficientPrivilege, "refused")
 	var count int
 	if err := conn.QueryRow(ctx, "select count(*) from seen").Scan(&count); err != nil || count != 0 {
 		// the batch runs in one implicit transaction: nothing stays
@@ -119,7 +120,7 @@ func TestPolicySeam(t *testing.T) {
 
 	// Several statements in one Query: the whole string is decided.
 	_, err = conn.PgConn().Exec(ctx, "insert into seen values (1); select 'forbidden'").ReadAll()
-	wantCode(t, err, "42501", "refused")
+	wantCode(t, err, pgerrcode.InsufficientPrivilege, "refused")
 
 	// Session close reaches the policy.
 	conn.Close(ctx)

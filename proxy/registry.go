@@ -106,9 +106,9 @@ func (s *session) view(now time.Time) SessionView {
 	switch {
 	case s.busy():
 		v.State = "active"
-	case s.txStatus.Load() == 'T':
+	case txState(s.txStatus.Load()) == txInBlock:
 		v.State = "idle in transaction"
-	case s.txStatus.Load() == 'E':
+	case txState(s.txStatus.Load()) == txFailed:
 		v.State = "idle in transaction (aborted)"
 	default:
 		v.State = "idle"
@@ -145,7 +145,7 @@ func (w *wireState) current() (*audit.Statement, time.Time) {
 			continue
 		}
 		switch h.kind {
-		case 'Q':
+		case clientQuery:
 			if i == 0 && w.qi > 0 {
 				var st *audit.Statement
 				if w.qi < len(h.stmts) {
@@ -154,7 +154,7 @@ func (w *wireState) current() (*audit.Statement, time.Time) {
 				return st, w.qAt
 			}
 			return first(h.stmts), h.at
-		case 'E', 'F':
+		case clientExecute, clientFunctionCall:
 			return h.info, h.at
 		}
 	}

@@ -7,25 +7,43 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/audit"
 )
 
-// relay runs the message loop until either side ends: client-to-server in
-// this goroutine, server-to-client in another. Each direction reads as many
+// relay runs the message loop until either side ends. A session that is a
+// pure byte relay goes to an event loop (evloop_linux.go) for as long as
+// it stays one; the rest of the time, client-to-server runs in this
+// goroutine and server-to-client in another. Each direction reads as many
 // messages as one read brings and writes them with one write.
 func (s *session) relay() {
+	var up, down []byte
+	if s.onEventLoop() {
+		var ok bool
+		if up, down, ok = s.relayOnLoop(); !ok {
+			return
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.serverToClient()
+		s.serverToClient(down)
 		s.client.Close()
 	}()
-	s.clientToServer()
+	s.clientToServer(up)
 	s.upstream.Close()
 	wg.Wait()
+}
+
+// onEventLoop reports whether the session may be relayed by an event loop:
+// nothing of it is decoded but transaction status and errors, and both
+// connections are plain sockets with nothing buffered yet.
+func (s *session) onEventLoop() bool {
+	return !s.srv.cfg.GoroutineRelay && s.policy == nil && s.wire == nil && !s.tls &&
+		s.srv.cfg.UpstreamTLS == nil && s.cr.r == s.cr.w && s.ur.r == s.ur.w
 }
 
 // busy reports whether the backend may be working on something the client
@@ -55,15 +73,40 @@ func (s *session) terminate() {
 		s.raw.Close() // still starting up: nothing to tell
 		return
 	}
+	s.loopMu.Lock()
+	ls := s.onLoop
+	s.termOnEject = ls != nil
+	s.loopMu.Unlock()
+	if ls != nil {
+		// The session's goroutine ends it once the loop lets go.
+		ls.requestEject()
+		return
+	}
+	s.endFromOutside()
+}
+
+// endFromOutside is terminate's work on the session's connections: the
+// client gets the end reason when the upstream's end reaches the
+// server-to-client side.
+func (s *session) endFromOutside() {
 	s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	go s.endUpstream()
 }
 
 // clientToServer relays client messages, asking the policy about those that
-// carry SQL.
-func (s *session) clientToServer() {
-	for {
-		if err := s.cr.fill(); err != nil {
+// carry SQL. pending are messages already scanned (by the event loop) to
+// write first; messages already buffered are handled before reading more.
+func (s *session) clientToServer(pending []byte) {
+	if len(pending) > 0 {
+		if _, err := s.upstream.Write(pending); err != nil {
+			s.endUpstream()
+			return
+		}
+	}
+	for buffered := s.cr.r < s.cr.w; ; buffered = false {
+		if buffered {
+			// Left by the event loop: handled before reading more.
+		} else if err := s.cr.fill(); err != nil {
 			if !s.terminating.Load() {
 				s.clientDone.Store(true)
 				s.endUpstream()
@@ -88,14 +131,15 @@ func (s *session) clientToServer() {
 			if !ok {
 				break
 			}
+			typ := clientMsg(msg[0])
 			// Whether the server has answered everything and is outside a
 			// transaction block, for the policy (SessionInfo.Idle).
-			s.idle = s.txStatus.Load() == 'I' && !s.dirty.Load() && s.sent.Load() == s.done.Load()
-			switch msg[0] {
-			case 'Q', 'F', 'S':
+			s.idle = txState(s.txStatus.Load()) == txIdle && !s.dirty.Load() && s.sent.Load() == s.done.Load()
+			switch typ {
+			case clientQuery, clientFunctionCall, clientSync:
 				s.dirty.Store(false)
 				s.sent.Add(1)
-			case 'X':
+			case clientTerminate:
 				// Before the write: the server closes as soon as it reads
 				// Terminate, and that EOF must not read as a lost server.
 				terminate = true
@@ -113,13 +157,13 @@ func (s *session) clientToServer() {
 			var prep *preparedStmt
 			var ack func(string)
 			changed, refused := false, false
-			if log := s.srv.cfg.AccessLog; log != nil && (msg[0] == 'Q' || msg[0] == 'E' || msg[0] == 'F') {
+			if log := s.srv.cfg.AccessLog; log != nil && (typ == clientQuery || typ == clientExecute || typ == clientFunctionCall) {
 				if why := log.Admit(); why != nil {
 					repl, pre = s.refuseForAudit(msg, why)
 					changed, refused = repl != nil, true
 				}
 			}
-			if !refused && s.policy != nil && (msg[0] == 'Q' || msg[0] == 'P' || msg[0] == 'F') {
+			if !refused && s.policy != nil && (typ == clientQuery || typ == clientParse || typ == clientFunctionCall) {
 				repl, changed, stmts, prep, ack, err = s.decide(msg)
 				if err != nil {
 					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
@@ -128,16 +172,16 @@ func (s *session) clientToServer() {
 				}
 			}
 			if s.wire != nil {
-				switch msg[0] {
-				case 'B':
+				switch typ {
+				case clientBind:
 					pre = s.reprepare(msg)
-				case 'E':
+				case clientExecute:
 					if !refused {
 						pre = s.checkPortal(msg)
 					}
-				case 'C':
+				case clientClose:
 					s.closed(msg)
-				case 'S':
+				case clientSync:
 					clear(s.batch)
 				}
 				post = s.wire.request(msg, stmts, now, refused, prep, ack)
@@ -161,7 +205,9 @@ func (s *session) clientToServer() {
 		}
 		var err error
 		if len(out) == 0 {
-			_, err = s.upstream.Write(s.cr.buf[start:s.cr.r])
+			if start < s.cr.r {
+				_, err = s.upstream.Write(s.cr.buf[start:s.cr.r])
+			}
 		} else {
 			out = append(out, s.cr.buf[start:s.cr.r]...)
 			_, err = s.upstream.Write(out)
@@ -188,27 +234,27 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	if m != nil {
 		t0 = time.Now()
 	}
-	switch msg[0] {
-	case 'Q':
+	switch clientMsg(msg[0]) {
+	case clientQuery:
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
-	case 'P':
+	case clientParse:
 		if err := parse.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("Parse", err)
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
 		prep = s.remember(&parse)
-	case 'F':
+	case clientFunctionCall:
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
-			d = ErrRefused("0A000", "pgcloak cannot rewrite a FunctionCall message")
+			d = ErrRefused(pgerrcode.FeatureNotSupported, "pgcloak cannot rewrite a FunctionCall message")
 		}
 	}
 	if m != nil {
@@ -222,7 +268,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 		return nil, false, stmts, prep, ack, nil
 	}
 	sql := decidedSQL(d)
-	if msg[0] == 'P' {
+	if clientMsg(msg[0]) == clientParse {
 		parse.Query = sql
 		repl, err = parse.Encode(nil)
 	} else {
@@ -251,10 +297,19 @@ func malformed(name string, err error) error {
 }
 
 // serverToClient relays server messages, tracking transaction state and
-// replacing the errors that stand for refusals.
-func (s *session) serverToClient() {
-	for {
-		if err := s.ur.fill(); err != nil {
+// replacing the errors that stand for refusals. pending and what is
+// buffered are as for clientToServer.
+func (s *session) serverToClient(pending []byte) {
+	if len(pending) > 0 {
+		if _, err := s.client.Write(pending); err != nil {
+			s.clientDone.Store(true)
+			return
+		}
+	}
+	for buffered := s.ur.r < s.ur.w; ; buffered = false {
+		if buffered {
+			// Left by the event loop: handled before reading more.
+		} else if err := s.ur.fill(); err != nil {
 			s.upstreamEnded()
 			return
 		}
@@ -272,11 +327,11 @@ func (s *session) serverToClient() {
 			if !ok {
 				break
 			}
-			switch msg[0] {
-			case 'Z':
+			switch serverMsg(msg[0]) {
+			case serverReadyForQuery:
 				s.txStatus.Store(uint32(msg[5]))
 				s.done.Add(1)
-			case 'E':
+			case serverErrorResponse:
 				if s.terminating.Load() {
 					// Ended from outside (shutdown, an operator's kill):
 					// the error of the statement pgcloak cancelled for
@@ -312,7 +367,7 @@ func (s *session) serverToClient() {
 						s.wire.errCode = errorCode(msg)
 					}
 				}
-			case 'S':
+			case serverParameterStatus:
 				if s.settings != nil {
 					if e := s.watchSetting(msg); e != nil {
 						// Nothing more of this session reaches either
@@ -354,7 +409,9 @@ func (s *session) serverToClient() {
 		}
 		var err error
 		if len(out) == 0 {
-			_, err = s.client.Write(s.ur.buf[start:s.ur.r])
+			if start < s.ur.r {
+				_, err = s.client.Write(s.ur.buf[start:s.ur.r])
+			}
 		} else {
 			out = append(out, s.ur.buf[start:s.ur.r]...)
 			_, err = s.client.Write(out)
@@ -377,16 +434,17 @@ func (s *session) streamLarge() error {
 	if !ok || total <= len(s.ur.buf) {
 		return nil
 	}
-	switch typ {
-	case 'E', 'N', 'Z', 'T', 'S', 'A', 'K':
+	switch serverMsg(typ) {
+	case serverErrorResponse, serverNoticeResponse, serverReadyForQuery, serverRowDescription,
+		serverParameterStatus, serverNotificationResponse, serverBackendKeyData:
 		return nil // inspected (or may be): read whole
-	case 'D':
+	case serverDataRow:
 		if s.wire != nil && s.wire.checker != nil {
 			return nil // may need masking: read whole
 		}
 		if s.wire != nil {
 			s.wire.mu.Lock()
-			if h := s.wire.head(); h != nil && h.kind == 'E' {
+			if h := s.wire.head(); h != nil && h.kind == clientExecute {
 				s.wire.rows++
 			}
 			s.wire.mu.Unlock()

@@ -92,8 +92,8 @@ func (s *session) reprepare(bind []byte) []byte {
 	}
 	var out []byte
 	if name != "" { // the unnamed statement is replaced by a Parse
-		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(out)
-		s.wire.internal('C', 'S', name)
+		out, _ = (&pgproto3.Close{ObjectType: byte(objectStatement), Name: name}).Encode(out)
+		s.wire.internal(clientClose, objectStatement, name)
 	}
 	out, _ = (&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: st.oids}).Encode(out)
 	s.wire.internalParse(name, d.Audit, st)
@@ -131,7 +131,7 @@ func (s *session) closed(msg []byte) {
 		return
 	}
 	name := cstring(msg[6:])
-	if msg[5] == 'S' {
+	if objectKind(msg[5]) == objectStatement {
 		if st := s.prepared[name]; st != nil {
 			s.preparedBytes -= len(st.sql)
 		}
@@ -149,6 +149,6 @@ func (s *session) refuseMessage(e *Error) []byte {
 		m.denials.WithLabelValues("prepared_stale").Inc()
 	}
 	out, _ := (&pgproto3.Parse{Name: refusalStatement, Query: RefusalSQL(e)}).Encode(nil)
-	s.wire.internal('P', 0, refusalStatement)
+	s.wire.internal(clientParse, 0, refusalStatement)
 	return out
 }

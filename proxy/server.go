@@ -59,6 +59,12 @@ type Config struct {
 	// Statements are described by the policy: with a policy that opens no
 	// SessionPolicy, records say only what the wire says.
 	AccessLog AccessLog
+	// GoroutineRelay relays every session with a goroutine per direction.
+	// By default (on Linux) a session with no policy, no access log and
+	// no TLS is relayed by an event loop instead, with fewer system calls
+	// and wake-ups per round trip; this switches that off.
+	GoroutineRelay bool
+
 	// Metrics, when set, are kept up to date.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -87,7 +93,8 @@ type Server struct {
 	wg        sync.WaitGroup // one per session and per accept loop
 
 	active atomic.Int64
-	top    topStats // the runtime view's statements (registry.go)
+	onLoop atomic.Int64 // sessions on an event loop (evloop_linux.go)
+	top    topStats     // the runtime view's statements (registry.go)
 }
 
 // New returns a Server for cfg.
@@ -252,7 +259,7 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	if resp[0] != 'S' {
+	if resp[0] != encryptionAccepted {
 		c.Close()
 		return nil, fmt.Errorf("upstream %s does not accept TLS", s.cfg.Upstream)
 	}

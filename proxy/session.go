@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +50,7 @@ type session struct {
 	policy       SessionPolicy
 	cancel       []byte // CancelRequest packet for this session's backend
 
-	txStatus atomic.Uint32 // last ReadyForQuery status: 'I', 'T' or 'E'
+	txStatus atomic.Uint32 // last ReadyForQuery status, a txState
 	// Requests that expect a ReadyForQuery (Query, Sync, FunctionCall)
 	// sent and answered; with dirty (messages sent since the last of
 	// them) they tell whether the backend may be busy.
@@ -91,6 +92,13 @@ type session struct {
 	idle          bool // at the message being decided (SessionInfo.Idle)
 
 	cout []byte // owned by the client-to-server goroutine
+
+	// The event-loop relay (evloop_linux.go): the session while a loop
+	// relays it, and whether terminate() left ending it to the session's
+	// goroutine, which takes the connections back from the loop.
+	loopMu      sync.Mutex
+	onLoop      *loopSession
+	termOnEject bool
 }
 
 func newSession(srv *Server, c net.Conn) *session {
@@ -172,7 +180,7 @@ func (s *session) run() {
 	s.log.Debug("session started", "client", s.client.RemoteAddr().String())
 	s.relaying.Store(true)
 	if s.terminating.Load() { // shut down during start-up
-		s.upstream.Write([]byte{'X', 0, 0, 0, 4})
+		s.upstream.Write(terminateMsg)
 		s.sendClient(errShutdown())
 		return
 	}
@@ -210,12 +218,12 @@ func (s *session) readStartup() ([]byte, error) {
 				return nil, errProtocol("SSLRequest received on an encrypted connection")
 			}
 			if s.srv.cfg.ClientTLS == nil {
-				if _, err := s.client.Write([]byte{'N'}); err != nil {
+				if _, err := s.client.Write([]byte{encryptionRefused}); err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if _, err := s.client.Write([]byte{'S'}); err != nil {
+			if _, err := s.client.Write([]byte{encryptionAccepted}); err != nil {
 				return nil, err
 			}
 			tc := tls.Server(s.client, s.srv.cfg.ClientTLS)
@@ -224,7 +232,7 @@ func (s *session) readStartup() ([]byte, error) {
 			}
 			s.client, s.tls = tc, true
 		case gssEncRequestCode:
-			if _, err := s.client.Write([]byte{'N'}); err != nil {
+			if _, err := s.client.Write([]byte{encryptionRefused}); err != nil {
 				return nil, err
 			}
 		case cancelRequestCode:
@@ -316,7 +324,7 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 		if err != nil {
 			return s.startupClientError(err)
 		}
-		if msg[0] != 'p' {
+		if clientMsg(msg[0]) != clientAuthResponse {
 			e := errProtocol(fmt.Sprintf("expected an authentication response, got message type %q", msg[0]))
 			s.sendClient(e)
 			return e
@@ -336,24 +344,24 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 			s.sendClient(errUpstreamLost())
 			return err
 		}
-		switch msg[0] {
-		case 'R':
+		switch serverMsg(msg[0]) {
+		case serverAuthentication:
 			if len(msg) < 9 {
 				return s.startupUpstreamError("short authentication message")
 			}
 			switch code := binary.BigEndian.Uint32(msg[5:]); code {
-			case 0: // AuthenticationOk: the server accepted the login
+			case authOK: // the server accepted the login
 				// The policy decides once the server is ready (at the first
 				// ReadyForQuery); until then the client hears nothing more.
 				out = append(out, msg...)
-			case 10: // AuthenticationSASL: offer only what can cross a proxy
+			case authSASL: // offer only what can cross a proxy
 				out = appendSASLWithoutBinding(out, msg)
 				if err := relayResponse(true); err != nil {
 					return err
 				}
-			case 12: // AuthenticationSASLFinal: no response expected
+			case authSASLFinal: // no response expected
 				out = append(out, msg...)
-			case 3, 5, 11: // cleartext, MD5, SASLContinue
+			case authCleartextPassword, authMD5Password, authSASLContinue:
 				out = append(out, msg...)
 				if err := relayResponse(false); err != nil {
 					return err
@@ -365,15 +373,15 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 				s.sendClient(e)
 				return e
 			}
-		case 'E': // the server refused: its own error goes to the client
+		case serverErrorResponse: // the server refused: its own error goes to the client
 			out = append(out, msg...)
 			flush()
 			s.authFail.outcome, s.authFail.code = audit.AuthRejected, errorCode(msg)
 			return errors.New("server refused the connection")
-		case 'K':
+		case serverBackendKeyData:
 			s.cancel = cancelPacket(msg[5:])
 			out = append(out, msg...)
-		case 'Z':
+		case serverReadyForQuery:
 			out = append(out, msg...)
 			s.txStatus.Store(uint32(msg[5]))
 			if err := s.open(ctx); err != nil {
@@ -384,7 +392,7 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 			}
 			s.cr.max = s.srv.cfg.MaxMessageSize
 			return nil
-		case 'S':
+		case serverParameterStatus:
 			var ps pgproto3.ParameterStatus
 			if ps.Decode(msg[5:]) == nil {
 				s.serverParams[ps.Name] = ps.Value
@@ -437,7 +445,7 @@ func (s *session) open(ctx context.Context) error {
 		}
 		e := asError(err, "FATAL")
 		s.sendClient(e)
-		s.upstream.Write([]byte{'X', 0, 0, 0, 4})
+		s.upstream.Write(terminateMsg)
 		s.authFail.outcome, s.authFail.code = audit.AuthRefused, e.Code
 		return err
 	}
@@ -473,7 +481,7 @@ func cancelPacket(key []byte) []byte {
 // server's mechanisms minus the channel-binding (-PLUS) ones.
 func appendSASLWithoutBinding(dst, msg []byte) []byte {
 	start := len(dst)
-	dst = append(dst, 'R', 0, 0, 0, 0, 0, 0, 0, 10)
+	dst = append(dst, byte(serverAuthentication), 0, 0, 0, 0, 0, 0, 0, authSASL)
 	for _, m := range bytes.Split(msg[9:], []byte{0}) {
 		if len(m) == 0 || bytes.HasSuffix(m, []byte("-PLUS")) {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -26,7 +27,7 @@ type watchSession struct{ *testSession }
 
 func (s *watchSession) ParameterStatus(name, value string) *proxy.Error {
 	if name == "standard_conforming_strings" && value != "on" {
-		return &proxy.Error{Code: "42501", Message: "pgcloak: standard_conforming_strings is off (rule: settings)"}
+		return &proxy.Error{Code: pgerrcode.InsufficientPrivilege, Message: "pgcloak: standard_conforming_strings is off (rule: settings)"}
 	}
 	return nil
 }
@@ -45,7 +46,7 @@ func TestSettingsWatch(t *testing.T) {
 				t.Fatalf("a setting nobody watches: %v", err)
 			}
 			_, err := conn.Exec(ctx, "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'", mode)
-			wantCode(t, err, "42501", "rule: settings")
+			wantCode(t, err, pgerrcode.InsufficientPrivilege, "rule: settings")
 			if _, err := conn.Exec(ctx, "SELECT 1", mode); err == nil {
 				t.Fatal("the session went on after the watched setting changed")
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
@@ -107,7 +108,7 @@ func TestTLSMatrix(t *testing.T) {
 			} else {
 				start := time.Now()
 				_, _, err := tryConnect(t, connString(pgtest.ScramUser, ""))
-				pe := wantPgError(t, err, "28000", "SCRAM channel binding cannot cross pgcloak")
+				pe := wantPgError(t, err, pgerrcode.InvalidAuthorizationSpecification, "SCRAM channel binding cannot cross pgcloak")
 				if pe.Severity != "FATAL" || !strings.Contains(pe.Hint, "channel_binding=disable") {
 					t.Fatalf("refusal should be FATAL and name channel_binding=disable: %+v", pe)
 				}
@@ -184,7 +185,7 @@ func TestRequireClientTLS(t *testing.T) {
 	_, addr := startProxy(t, proxy.Config{ClientTLS: certs.ServerConfig(), RequireClientTLS: true})
 
 	_, _, err := tryConnect(t, dsn(addr, pgtest.ScramUser))
-	pe := wantPgError(t, err, "28000", "pgcloak accepts only TLS connections")
+	pe := wantPgError(t, err, pgerrcode.InvalidAuthorizationSpecification, "pgcloak accepts only TLS connections")
 	if pe.Severity != "FATAL" {
 		t.Fatalf("severity %q", pe.Severity)
 	}

@@ -273,16 +273,20 @@ func runScript(t *testing.T, addr string, sc wireScript) [][]string {
 }
 
 // The same wire scripts get the same answers directly and through pgcloak,
-// with a pass-through session (nothing decoded) and with a policy that
-// decodes every SQL-carrying message and forwards it.
+// with a pass-through session (nothing decoded; on the event loop, and on
+// the goroutine relay) and with a policy that decodes every SQL-carrying
+// message and forwards it.
 func TestTransparency(t *testing.T) {
 	_, plain := startProxy(t, proxy.Config{})
+	_, goroutines := startProxy(t, proxy.Config{GoroutineRelay: true})
 	_, decoding := startProxy(t, proxy.Config{Policy: passPolicy{}})
 	for _, sc := range wireScripts {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			want := runScript(t, pg.Addr(), sc)
-			for _, via := range []struct{ name, addr string }{{"pgcloak", plain}, {"pgcloak with policy", decoding}} {
+			for _, via := range []struct{ name, addr string }{
+				{"pgcloak", plain}, {"pgcloak, goroutine relay", goroutines}, {"pgcloak with policy", decoding},
+			} {
 				got := runScript(t, via.addr, sc)
 				for i := range want {
 					if strings.Join(got[i], "\n") != strings.Join(want[i], "\n") {

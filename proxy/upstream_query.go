@@ -34,8 +34,8 @@ func (q upstreamQuerier) Query(ctx context.Context, sql string) ([][]*string, er
 		if err != nil {
 			return nil, err
 		}
-		switch m[0] {
-		case 'D':
+		switch serverMsg(m[0]) {
+		case serverDataRow:
 			var dr pgproto3.DataRow
 			if err := dr.Decode(m[5:]); err != nil {
 				return nil, err
@@ -48,14 +48,14 @@ func (q upstreamQuerier) Query(ctx context.Context, sql string) ([][]*string, er
 				}
 			}
 			rows = append(rows, row)
-		case 'E':
+		case serverErrorResponse:
 			var er pgproto3.ErrorResponse
 			if err := er.Decode(m[5:]); err != nil {
 				return nil, err
 			}
 			qerr = fmt.Errorf("%s (SQLSTATE %s)", er.Message, er.Code)
-		case 'Z':
-			if m[5] != 'I' {
+		case serverReadyForQuery:
+			if txState(m[5]) != txIdle {
 				return nil, errors.New("upstream query left a transaction open")
 			}
 			return rows, qerr

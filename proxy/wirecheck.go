@@ -78,8 +78,8 @@ type wireState struct {
 }
 
 type wireReq struct {
-	kind     byte // the request's message type: P B D E C S Q F
-	sub      byte // for Describe and Close: 'S' or 'P'
+	kind     clientMsg  // the request's message type
+	sub      objectKind // for Describe and Close: a statement or a portal
 	name     string
 	stmt     string // for Bind: the statement
 	internal bool   // sent by pgcloak: the response is not relayed
@@ -97,7 +97,7 @@ type wireReq struct {
 
 // internal records a message pgcloak sends on its own; its response is
 // kept from the client.
-func (w *wireState) internal(kind, sub byte, name string) {
+func (w *wireState) internal(kind clientMsg, sub objectKind, name string) {
 	w.mu.Lock()
 	w.queue = append(w.queue, wireReq{kind: kind, sub: sub, name: name, internal: true})
 	w.mu.Unlock()
@@ -118,60 +118,60 @@ func newWireState(c WireChecker, tracking bool) *wireState {
 func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool, prep *preparedStmt, ack func(string)) (extra []byte) {
 	body := msg[5:]
 	var r wireReq
-	switch msg[0] {
-	case 'P':
-		r = wireReq{kind: 'P', name: cstring(body), prep: prep}
+	switch typ := clientMsg(msg[0]); typ {
+	case clientParse:
+		r = wireReq{kind: clientParse, name: cstring(body), prep: prep}
 		w.described[r.name] = false
 		if w.tracking {
 			r.info, r.at = first(stmts), now
 			w.stmtInfo[r.name] = r.info
 		}
-	case 'B':
+	case clientBind:
 		portal := cstring(body)
 		stmt := cstring(body[len(portal)+1:])
-		r = wireReq{kind: 'B', name: portal, stmt: stmt}
+		r = wireReq{kind: clientBind, name: portal, stmt: stmt}
 		if w.checker != nil && !w.described[stmt] {
-			d := &pgproto3.Describe{ObjectType: 'P', Name: portal}
+			d := &pgproto3.Describe{ObjectType: byte(objectPortal), Name: portal}
 			extra, _ = d.Encode(nil)
 		}
 		if w.tracking {
 			r.info, r.at = w.stmtInfo[stmt], now
 			w.portalInfo[portal] = r.info
 		}
-	case 'D':
+	case clientDescribe:
 		if len(body) < 1 {
 			return nil
 		}
-		r = wireReq{kind: 'D', sub: body[0], name: cstring(body[1:])}
-		if r.sub == 'S' {
+		r = wireReq{kind: clientDescribe, sub: objectKind(body[0]), name: cstring(body[1:])}
+		if r.sub == objectStatement {
 			w.described[r.name] = true
 		}
-	case 'E':
-		r = wireReq{kind: 'E', name: cstring(body)}
+	case clientExecute:
+		r = wireReq{kind: clientExecute, name: cstring(body)}
 		if w.tracking {
 			r.info, r.at = w.portalInfo[r.name], now
 		}
-	case 'C':
+	case clientClose:
 		if len(body) < 1 {
 			return nil
 		}
-		r = wireReq{kind: 'C', sub: body[0], name: cstring(body[1:])}
-		if r.sub == 'S' {
+		r = wireReq{kind: clientClose, sub: objectKind(body[0]), name: cstring(body[1:])}
+		if r.sub == objectStatement {
 			delete(w.described, r.name)
 			delete(w.stmtInfo, r.name)
 		} else {
 			delete(w.portalInfo, r.name)
 		}
-	case 'Q':
-		r = wireReq{kind: 'Q', stmts: stmts, at: now}
-	case 'F':
-		r = wireReq{kind: 'F', info: first(stmts), at: now}
-	case 'S':
-		r = wireReq{kind: 'S'}
-	case 'c', 'f':
+	case clientQuery:
+		r = wireReq{kind: clientQuery, stmts: stmts, at: now}
+	case clientFunctionCall:
+		r = wireReq{kind: clientFunctionCall, info: first(stmts), at: now}
+	case clientSync:
+		r = wireReq{kind: clientSync}
+	case clientCopyDone, clientCopyFail:
 		// CopyDone and CopyFail get no answer of their own; they mark
 		// where a COPY FROM STDIN ends (follow.go).
-		r = wireReq{kind: msg[0]}
+		r = wireReq{kind: typ}
 	default:
 		return nil
 	}
@@ -180,7 +180,7 @@ func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time,
 	w.mu.Lock()
 	w.queue = append(w.queue, r)
 	if extra != nil {
-		w.queue = append(w.queue, wireReq{kind: 'D', sub: 'P', name: r.name, internal: true})
+		w.queue = append(w.queue, wireReq{kind: clientDescribe, sub: objectPortal, name: r.name, internal: true})
 	}
 	w.mu.Unlock()
 	return extra
@@ -197,7 +197,7 @@ func first(stmts []*audit.Statement) *audit.Statement {
 // client's statement again; stmts describe it as now decided.
 func (w *wireState) internalParse(name string, stmts []*audit.Statement, prep *preparedStmt) {
 	w.mu.Lock()
-	r := wireReq{kind: 'P', name: name, internal: true, prep: prep}
+	r := wireReq{kind: clientParse, name: name, internal: true, prep: prep}
 	if w.tracking {
 		r.info = first(stmts)
 		w.stmtInfo[name] = r.info
@@ -237,105 +237,139 @@ func (w *wireState) response(msg, scratch []byte) (repl []byte, changed bool) {
 func (w *wireState) respond(msg, scratch []byte) []byte {
 	w.settle()
 	h := w.head()
-	switch msg[0] {
-	case '1', '2', '3':
-		if h == nil {
-			return msg
-		}
-		w.acknowledged(h, msg[0])
-		internal := h.internal
-		w.pop()
-		if internal {
-			return nil
-		}
-	case 'T', 'n':
-		var mask []bool
-		if msg[0] == 'T' && w.checker != nil {
-			var rd pgproto3.RowDescription
-			if rd.Decode(msg[5:]) == nil {
-				mask = w.checker.MaskColumns(columns(rd.Fields))
-			} else {
-				mask = maskAll
-			}
-		}
-		if h != nil && h.kind == 'D' {
-			if h.sub == 'S' {
-				w.stmts[h.name] = mask
-			} else {
-				w.portals[h.name] = mask
-			}
-			internal := h.internal
-			w.pop()
-			if internal {
-				return nil
-			}
-			return msg
-		}
-		w.cur = mask // a simple Query's result
-	case 'G':
-		if h != nil && (h.kind == 'E' || h.kind == 'Q') {
+	switch typ := serverMsg(msg[0]); typ {
+	case serverParseComplete, serverBindComplete, serverCloseComplete:
+		return w.stepDone(h, typ, msg)
+	case serverRowDescription, serverNoData:
+		return w.description(h, typ, msg)
+	case serverCopyInResponse:
+		if h != nil && (h.kind == clientExecute || h.kind == clientQuery) {
 			w.copyIn = true
 		}
-	case 'D':
-		mask := w.cur
-		if h != nil && h.kind == 'E' {
-			mask = w.portals[h.name]
-			w.rows++
+	case serverDataRow:
+		return w.dataRow(h, msg, scratch)
+	case serverCommandComplete, serverEmptyQueryResponse, serverPortalSuspended:
+		w.commandEnded(h, typ, msg)
+	case serverFunctionCallResponse:
+		if w.tracking && h != nil && h.kind == clientFunctionCall {
+			w.completed(h.info, clientFunctionCall, h.at, -1, false, "")
 		}
-		if mask != nil {
-			return maskDataRow(scratch, msg, mask)
-		}
-	case 'C', 'I', 's':
-		if msg[0] == 'C' {
-			w.copyEnded(true)
-			if tag := msg[5:]; bytes.Equal(tag, discardAllTag) || bytes.Equal(tag, deallocateAllTag) {
-				clear(w.stmts)
-				clear(w.portals)
-				clear(w.confirmed)
-				w.discarded.Store(true)
-			}
-			if h != nil && h.ack != nil && (h.kind == 'E' || h.kind == 'Q') {
-				h.ack(commandTag(msg))
-			}
-		}
-		if h != nil && h.kind == 'E' {
-			if w.tracking && msg[0] != 'I' {
-				rows := w.rows
-				if msg[0] == 'C' {
-					if n := commandRows(msg); n >= 0 || w.rows == 0 {
-						rows = n
-					}
-				}
-				w.completed(h.info, 'E', h.at, rows, msg[0] == 's', "")
-				w.done[len(w.done)-1].wireCheck = countMasked(w.portals[h.name])
-			}
-			w.rows = 0
-			w.pop()
-		} else {
-			mask := w.cur
-			w.cur = nil
-			if w.tracking && msg[0] == 'C' && h != nil && h.kind == 'Q' {
-				w.simpleAnswered(h, commandRows(msg), "")
-				w.done[len(w.done)-1].wireCheck = countMasked(mask)
-			}
-		}
-	case 'V':
-		if w.tracking && h != nil && h.kind == 'F' {
-			w.completed(h.info, 'F', h.at, -1, false, "")
-		}
-	case 'E':
+	case serverErrorResponse:
 		w.cur = nil
 		w.rows = 0
 		w.copyEnded(false)
 		w.failed(h)
 		w.errored(h)
-	case 'Z':
+	case serverReadyForQuery:
 		w.cur = nil
 		w.qi = 0
 		w.ready(msg[5])
 		delete(w.portals, "")
 	}
 	return msg
+}
+
+// stepDone handles a ParseComplete, BindComplete or CloseComplete: it
+// answers the request h at the head (nil when the client relays what it
+// has no request for).
+func (w *wireState) stepDone(h *wireReq, typ serverMsg, msg []byte) []byte {
+	if h == nil {
+		return msg
+	}
+	w.acknowledged(h, typ)
+	internal := h.internal
+	w.pop()
+	if internal {
+		return nil
+	}
+	return msg
+}
+
+// description handles a RowDescription or NoData: the answer to a
+// Describe at the head, kept as the mask of its statement or portal, or
+// the result of a simple Query about to be relayed.
+func (w *wireState) description(h *wireReq, typ serverMsg, msg []byte) []byte {
+	var mask []bool
+	if typ == serverRowDescription && w.checker != nil {
+		mask = w.columnMask(msg)
+	}
+	if h != nil && h.kind == clientDescribe {
+		if h.sub == objectStatement {
+			w.stmts[h.name] = mask
+		} else {
+			w.portals[h.name] = mask
+		}
+		internal := h.internal
+		w.pop()
+		if internal {
+			return nil
+		}
+		return msg
+	}
+	w.cur = mask // a simple Query's result
+	return msg
+}
+
+// columnMask asks the checker which columns of a RowDescription to mask.
+func (w *wireState) columnMask(msg []byte) []bool {
+	var rd pgproto3.RowDescription
+	if rd.Decode(msg[5:]) == nil {
+		return w.checker.MaskColumns(columns(rd.Fields))
+	}
+	return maskAll
+}
+
+// dataRow returns a DataRow with the columns its result's mask hides set
+// to NULL (msg itself when none).
+func (w *wireState) dataRow(h *wireReq, msg, scratch []byte) []byte {
+	mask := w.cur
+	if h != nil && h.kind == clientExecute {
+		mask = w.portals[h.name]
+		w.rows++
+	}
+	if mask != nil {
+		return maskDataRow(scratch, msg, mask)
+	}
+	return msg
+}
+
+// commandEnded handles a CommandComplete, EmptyQueryResponse or
+// PortalSuspended: the end of an Execute at the head, or of one statement
+// of the simple Query at the head.
+func (w *wireState) commandEnded(h *wireReq, typ serverMsg, msg []byte) {
+	if typ == serverCommandComplete {
+		w.copyEnded(true)
+		if tag := msg[5:]; bytes.Equal(tag, discardAllTag) || bytes.Equal(tag, deallocateAllTag) {
+			clear(w.stmts)
+			clear(w.portals)
+			clear(w.confirmed)
+			w.discarded.Store(true)
+		}
+		if h != nil && h.ack != nil && (h.kind == clientExecute || h.kind == clientQuery) {
+			h.ack(commandTag(msg))
+		}
+	}
+	if h != nil && h.kind == clientExecute {
+		if w.tracking && typ != serverEmptyQueryResponse {
+			rows := w.rows
+			if typ == serverCommandComplete {
+				if n := commandRows(msg); n >= 0 || w.rows == 0 {
+					rows = n
+				}
+			}
+			w.completed(h.info, clientExecute, h.at, rows, typ == serverPortalSuspended, "")
+			w.done[len(w.done)-1].wireCheck = countMasked(w.portals[h.name])
+		}
+		w.rows = 0
+		w.pop()
+		return
+	}
+	mask := w.cur
+	w.cur = nil
+	if w.tracking && typ == serverCommandComplete && h != nil && h.kind == clientQuery {
+		w.simpleAnswered(h, commandRows(msg), "")
+		w.done[len(w.done)-1].wireCheck = countMasked(mask)
+	}
 }
 
 // The CommandComplete tags (with their NUL) after which the server holds
@@ -352,7 +386,7 @@ func maskDataRow(dst, msg []byte, mask []bool) []byte {
 		return msg
 	}
 	n := int(binary.BigEndian.Uint16(msg[5:]))
-	dst = append(dst[:0], 'D', 0, 0, 0, 0, msg[5], msg[6])
+	dst = append(dst[:0], byte(serverDataRow), 0, 0, 0, 0, msg[5], msg[6])
 	p := 7
 	for i := 0; i < n; i++ {
 		if p+4 > len(msg) {
