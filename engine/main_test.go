@@ -1,10 +1,7 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -12,13 +9,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcloak/pgcloak/engine"
-	"github.com/pgcloak/pgcloak/examples/crm"
 	"github.com/pgcloak/pgcloak/internal/cloaktest"
 	"github.com/pgcloak/pgcloak/internal/pgtest"
 	"github.com/pgcloak/pgcloak/rules"
 )
 
 var (
+	front     *cloaktest.Front
 	pg        *pgtest.Server
 	proxyAddr string
 	policy    *rules.Policy
@@ -31,22 +28,12 @@ const testCustomers = 2000
 // before the tests run.
 func TestMain(m *testing.M) {
 	cloaktest.MainFront(m, testCustomers, func(f *cloaktest.Front) {
-		pg, policy, eng, proxyAddr = f.PG, f.Policy, f.Engine, f.Addr
+		front, pg, policy, eng, proxyAddr = f, f.PG, f.Policy, f.Engine, f.Addr
 	})
 }
 
 // as connects through pgcloak as one of the sample logins.
-func as(t testing.TB, login string) *pgx.Conn {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(proxyAddr)
-	conn, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-		host, port, login, crm.DemoPassword, pgtest.Database))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", login, err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func as(t testing.TB, login string) *pgx.Conn { return front.As(t, login) }
 
 // wantRefused fails unless err is a server error with code whose message
 // contains part.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +19,7 @@ import (
 )
 
 var (
+	front     *cloaktest.Front
 	pg        *pgtest.Server
 	proxyAddr string
 	policy    *rules.Policy
@@ -32,22 +32,12 @@ const testCustomers = 2000
 // before the tests run.
 func TestMain(m *testing.M) {
 	cloaktest.MainFront(m, testCustomers, func(f *cloaktest.Front) {
-		pg, policy, eng, proxyAddr = f.PG, f.Policy, f.Engine, f.Addr
+		front, pg, policy, eng, proxyAddr = f, f.PG, f.Policy, f.Engine, f.Addr
 	})
 }
 
 // as connects through pgcloak as one of the sample logins.
-func as(t testing.TB, login string) *pgx.Conn {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(proxyAddr)
-	conn, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-		host, port, login, crm.DemoPassword, pgtest.Database))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", login, err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func as(t testing.TB, login string) *pgx.Conn { return front.As(t, login) }
 
 // direct connects straight to the server as the superuser, for expected
 // answers computed from the raw data.

@@ -297,3 +297,17 @@ func MainFront(m interface{ Run() int }, customers int, ready func(*Front)) {
 		return nil
 	})
 }
+
+// As connects through the pgcloak as one of the sample's logins, for the
+// rest of the test.
+func (f *Front) As(t testing.TB, login string) *pgx.Conn {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(f.Addr)
+	conn, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
+		host, port, login, crm.DemoPassword, pgtest.Database))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", login, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
