@@ -230,8 +230,12 @@ func (c *Cloak) Stop() {
 // DSN is a connection string through the pgcloak for user with password
 // (crm.DemoPassword for the sample CRM's logins), to the test database,
 // without TLS.
-func (c *Cloak) DSN(user, password string) string {
-	host, port, _ := net.SplitHostPort(c.Addr)
+func (c *Cloak) DSN(user, password string) string { return DSN(c.Addr, user, password) }
+
+// DSN is a connection string through the pgcloak at addr (host:port) for
+// user with password, to the test database, without TLS.
+func DSN(addr, user, password string) string {
+	host, port, _ := net.SplitHostPort(addr)
 	return fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
 		host, port, user, password, pgtest.Database)
 }
@@ -302,9 +306,7 @@ func MainFront(m interface{ Run() int }, customers int, ready func(*Front)) {
 // rest of the test.
 func (f *Front) As(t testing.TB, login string) *pgx.Conn {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(f.Addr)
-	conn, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-		host, port, login, crm.DemoPassword, pgtest.Database))
+	conn, err := pgx.Connect(context.Background(), DSN(f.Addr, login, crm.DemoPassword))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", login, err)
 	}

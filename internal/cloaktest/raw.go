@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcloak/pgcloak/examples/crm"
-	"github.com/pgcloak/pgcloak/internal/pgtest"
 )
 
 // Raw is a raw protocol client through pgcloak: the test writes the
@@ -26,9 +25,7 @@ type Raw struct {
 // addr and hands over the connection after start-up.
 func DialRaw(t testing.TB, addr, login string) *Raw {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	pc, err := pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
-		host, port, login, crm.DemoPassword, pgtest.Database))
+	pc, err := pgconn.Connect(context.Background(), DSN(addr, login, crm.DemoPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
