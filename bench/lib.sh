@@ -16,6 +16,8 @@
 #   wait_sql NAME PORT USER DB
 #                          until `select 1` answers through that port
 #   load_crm DB            crmgen --customers $CUSTOMERS, pgcloak setup, analyze
+#   run_client OUT CMD...  CMD (any client program), output into OUT,
+#                          measured: FOREIGN, OURS, WATCHED as below
 #   run_pgbench ARGS...    pgbench ARGS, measured: TPS, TXNS, FOREIGN (% of the
 #                          machine's CPU taken by processes outside the
 #                          benchmark), OURS (CPU ticks of the benchmark's own
@@ -319,19 +321,19 @@ ours() {
 	proc_ticks "$pg_pid" $(pgrep -P "$pg_pid") "${bench_pids[@]}" $$
 }
 
-# run_pgbench ARGS...: pgbench ARGS (in $LATDIR when set, for -l), which
-# must not fail a transaction. Sets TPS, TXNS, FOREIGN, OURS and WATCHED
-# (ticks of WATCH_PID, when set). Not to be run in a command substitution,
-# so that the traps know bench_pid.
-TPS= TXNS= FOREIGN= OURS= WATCHED=
-run_pgbench() {
-	local out=$tmp/run.out busy0 ours0 t0 busy1 ours1 t1 w0=0 w1=0 failed
+# run_client OUT CMD...: CMD, its output (stdout and stderr) into OUT,
+# measured like run_pgbench: sets FOREIGN, OURS and WATCHED. Returns CMD's
+# status. Not to be run in a command substitution (the traps need
+# bench_pid).
+run_client() {
+	local out=$1 busy0 ours0 t0 busy1 ours1 t1 w0=0 w1=0 rc=0
+	shift
 	busy0=$(machine_busy) ours0=$(ours) t0=$(date +%s%N)
 	[[ -n ${WATCH_PID:-} ]] && w0=$(proc_ticks "$WATCH_PID")
 	# In the background, so that a signal reaches the trap at once.
-	(cd "${LATDIR:-$tmp}" && exec "$PGBIN/pgbench" "$@") >"$out" 2>&1 &
+	"$@" >"$out" 2>&1 &
 	bench_pid=$!
-	wait "$bench_pid" || die "pgbench $* failed: $(tail -n5 "$out")"
+	wait "$bench_pid" || rc=$?
 	bench_pid=
 	sleep 0.3 # let the backends exit, so that postgres has reaped their time
 	busy1=$(machine_busy) ours1=$(ours) t1=$(date +%s%N)
@@ -339,6 +341,18 @@ run_pgbench() {
 	FOREIGN=$(awk -v b=$((busy1 - busy0)) -v o=$((ours1 - ours0)) -v ns=$((t1 - t0)) -v hz="$hz" -v n="$cores" \
 		'BEGIN {f = 100 * (b - o) / (ns / 1e9 * hz * n); if (f < 0) f = 0; printf "%.1f", f}')
 	OURS=$((ours1 - ours0)) WATCHED=$((w1 - w0))
+	return "$rc"
+}
+
+# run_pgbench ARGS...: pgbench ARGS (in $LATDIR when set, for -l), which
+# must not fail a transaction. Sets TPS, TXNS, FOREIGN, OURS and WATCHED
+# (ticks of WATCH_PID, when set). Not to be run in a command substitution,
+# so that the traps know bench_pid.
+TPS= TXNS= FOREIGN= OURS= WATCHED=
+run_pgbench() {
+	local out=$tmp/run.out failed
+	run_client "$out" sh -c 'cd "$1" && shift && exec "$@"' sh "${LATDIR:-$tmp}" "$PGBIN/pgbench" "$@" ||
+		die "pgbench $* failed: $(tail -n5 "$out")"
 	failed=$(awk '/number of failed transactions/ {print $5}' "$out")
 	[[ -z $failed || $failed == 0 ]] || die "pgbench $*: $failed failed transactions"
 	TPS=$(awk '/^tps = / {print $3; exit}' "$out")
