@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -35,25 +36,39 @@ import (
 // event-loop relay) and the test pgcloak with the shipped rules as dana
 // (unrestricted: mapped, then relayed), alice (sales rep, attributes in
 // the rules) and erin (sales rep, attribute query).
+//
+// The rtt-1ms variants connect (and nothing more) through a relay that
+// delays every byte by 0.5 ms each way, as a database on another host
+// would: there a connect's wall time counts the round trips it waits for.
 func BenchmarkOpen(b *testing.B) {
 	bare := cloaktest.Serve(b, proxy.Config{Upstream: pg.Addr()})
+	far := newDelayRelay(b, pg.Addr(), 500*time.Microsecond)
+	farCloak := cloaktest.Serve(b, proxy.Config{Upstream: far, Policy: eng})
 	postmaster := postmasterPID(b)
-	for _, tc := range []struct{ name, addr, login string }{
+	type target struct{ name, addr, login string }
+	targets := []target{
 		{"direct", "", "alice"},
 		{"nopolicy", bare.Addr, "alice"},
 		{"dana", proxyAddr, "dana"},
 		{"alice", proxyAddr, "alice"},
 		{"erin", proxyAddr, "erin"},
-	} {
+	}
+	for _, tc := range append(targets, target{"direct/rtt-1ms", far, "alice"}, target{"alice/rtt-1ms", farCloak.Addr, "alice"}) {
 		for _, lookup := range []bool{false, true} {
 			name := tc.name
 			if lookup {
+				if strings.HasSuffix(name, "/rtt-1ms") {
+					continue
+				}
 				name += "/lookup"
 			}
 			b.Run(name, func(b *testing.B) {
 				dsn := cloaktest.DSN(tc.addr, tc.login, crm.DemoPassword)
 				if tc.addr == "" {
 					dsn = pg.DSN(tc.login, pgtest.Database)
+				}
+				if tc.addr == far {
+					dsn = cloaktest.DSN(far, tc.login, pgtest.Password)
 				}
 				ctx := context.Background()
 				i := 0
@@ -133,4 +148,58 @@ func treeCPU(pid int) time.Duration {
 		}
 	}
 	return time.Duration(t) * 10 * time.Millisecond
+}
+
+// newDelayRelay relays connections to upstream, each byte delivered d
+// after it arrived, in both directions; it returns its address.
+func newDelayRelay(b *testing.B, upstream string, d time.Duration) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	type chunk struct {
+		at   time.Time
+		data []byte
+	}
+	pipe := func(dst, src net.Conn) {
+		q := make(chan chunk, 64)
+		go func() {
+			defer close(q)
+			for {
+				buf := make([]byte, 16<<10)
+				n, err := src.Read(buf)
+				if n > 0 {
+					q <- chunk{time.Now().Add(d), buf[:n]}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		defer dst.Close()
+		for c := range q {
+			time.Sleep(time.Until(c.at))
+			if _, err := dst.Write(c.data); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	return l.Addr().String()
 }

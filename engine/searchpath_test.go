@@ -137,3 +137,19 @@ func TestSessionSearchPathOddSchemas(t *testing.T) {
 	_, err := connectWith(t, "bob", nil)
 	wantRefused(t, err, "28000", "must search pg_catalog first")
 }
+
+// In an encoding whose characters can hide a quote byte, Open asks for
+// the search_path one row per schema: the session starts, and a
+// restricted one is refused as before.
+func TestSearchPathUnsafeEncoding(t *testing.T) {
+	c, err := connectWith(t, "dana", map[string]string{"client_encoding": "SJIS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Exec(context.Background(), "SELECT 'first'::text").ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 || string(res[0].Rows[0][0]) != "first" {
+		t.Fatalf("dana's first query got %v, %v", res, err)
+	}
+	_, err = connectWith(t, "alice", map[string]string{"client_encoding": "SJIS"})
+	wantRefused(t, err, "28000", "client_encoding SJIS")
+}
