@@ -40,6 +40,8 @@ import (
 // The rtt-1ms variants connect (and nothing more) through a relay that
 // delays every byte by 0.5 ms each way, as a database on another host
 // would: there a connect's wall time counts the round trips it waits for.
+// The refreshing variants connect while catalog snapshots load one after
+// the other (as after DDL).
 func BenchmarkOpen(b *testing.B) {
 	bare := cloaktest.Serve(b, proxy.Config{Upstream: pg.Addr()})
 	far := newDelayRelay(b, pg.Addr(), 500*time.Microsecond)
@@ -53,11 +55,13 @@ func BenchmarkOpen(b *testing.B) {
 		{"alice", proxyAddr, "alice"},
 		{"erin", proxyAddr, "erin"},
 	}
-	for _, tc := range append(targets, target{"direct/rtt-1ms", far, "alice"}, target{"alice/rtt-1ms", farCloak.Addr, "alice"}) {
+	targets = append(targets, target{"direct/rtt-1ms", far, "alice"}, target{"alice/rtt-1ms", farCloak.Addr, "alice"},
+		target{"alice/refreshing", proxyAddr, "alice"}, target{"erin/refreshing", proxyAddr, "erin"})
+	for _, tc := range targets {
 		for _, lookup := range []bool{false, true} {
 			name := tc.name
 			if lookup {
-				if strings.HasSuffix(name, "/rtt-1ms") {
+				if strings.Contains(name, "/") {
 					continue
 				}
 				name += "/lookup"
@@ -71,6 +75,10 @@ func BenchmarkOpen(b *testing.B) {
 					dsn = cloaktest.DSN(far, tc.login, pgtest.Password)
 				}
 				ctx := context.Background()
+				if strings.HasSuffix(tc.name, "/refreshing") {
+					stop := refreshing(b)
+					defer stop()
+				}
 				i := 0
 				pg0 := treeCPU(postmaster)
 				loop(b, func() {
@@ -92,6 +100,28 @@ func BenchmarkOpen(b *testing.B) {
 			})
 		}
 	}
+}
+
+// refreshing loads catalog snapshots one after the other, as after DDL,
+// until stop.
+func refreshing(b *testing.B) (stop func()) {
+	done := make(chan struct{})
+	over := make(chan struct{})
+	go func() {
+		defer close(over)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := eng.Refresh(context.Background()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-over }
 }
 
 // postmasterPID is the test server's postmaster: the parent of a backend.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/catalog"
@@ -46,7 +47,9 @@ type Engine struct {
 	unknownRefreshes, unknownRefused atomic.Int64
 
 	connMu sync.Mutex
-	conn   *pgx.Conn // pgcloak's own connection: catalog and attribute queries
+	conn   *pgx.Conn // pgcloak's own connection: catalog (and attribute queries until Start)
+
+	attrs atomic.Pointer[pgxpool.Pool] // attribute queries' connections (attrs.go)
 }
 
 // engineState is one catalog snapshot with the caches built on it.
@@ -74,6 +77,11 @@ func NewEngine(current func() *rules.Policy, catalogDSN string, log *slog.Logger
 // A catalog that cannot be loaded yet is retried; restricted sessions are
 // refused until it is.
 func (e *Engine) Start(ctx context.Context, interval time.Duration) error {
+	if pool, err := newAttrPool(e.catalogDSN); err != nil { // attrs.go
+		e.log.Warn("attribute queries run on the catalog connection", "err", err)
+	} else if old := e.attrs.Swap(pool); old != nil {
+		old.Close()
+	}
 	err := e.Refresh(ctx)
 	go func() {
 		t := time.NewTicker(interval)
@@ -81,6 +89,9 @@ func (e *Engine) Start(ctx context.Context, interval time.Duration) error {
 		for {
 			select {
 			case <-ctx.Done():
+				if pool := e.attrs.Swap(nil); pool != nil {
+					pool.Close()
+				}
 				e.connMu.Lock()
 				if e.conn != nil {
 					e.conn.Close(context.Background())
@@ -209,7 +220,7 @@ func (e *Engine) withConn(ctx context.Context, f func(*pgx.Conn) error) error {
 	return err
 }
 
-// connQuerier runs attribute queries on the engine's connection.
+// connQuerier runs attribute queries (attrs.go).
 type connQuerier struct{ e *Engine }
 
 type errRow struct{ err error }
@@ -217,6 +228,11 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 func (q connQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return q.e.queryValues(ctx, sql, args...)
+}
+
+// connQueryRow runs an attribute query on the engine's connection.
+func (q connQuerier) connQueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	var row pgx.Row = errRow{errors.New("no connection")}
 	err := q.e.withConn(ctx, func(c *pgx.Conn) error {
 		// Scan inside the lock: the row belongs to the connection.

@@ -72,3 +72,10 @@ const (
 	SearchPathSQL     = searchPathSQL
 	SearchPathRowsSQL = searchPathRowsSQL
 )
+
+// HoldConn takes the engine's own connection, as a catalog load does,
+// until release is called.
+func (e *Engine) HoldConn() (release func()) {
+	e.connMu.Lock()
+	return e.connMu.Unlock
+}
