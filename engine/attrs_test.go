@@ -24,7 +24,7 @@ func TestAttributeQueriesBesideCatalog(t *testing.T) {
 			release()
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, cloaktest.DSN(proxyAddr, "erin", crm.DemoPassword))
 	if err != nil {
