@@ -374,7 +374,7 @@ measure() {
 			log "$label: other processes took $FOREIGN% of the CPU; keeping it after $RETRIES retries"
 			return 0
 		}
-		log "$label: other processes took $FOREIGN% of the CPU (tps $TPS); again in 10 s"
+		log "$label: other processes took $FOREIGN% of the CPU${TPS:+ (tps $TPS)}; again in 10 s"
 		sleep 10
 	done
 }

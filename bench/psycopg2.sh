@@ -16,7 +16,8 @@
 # Per target, the median over the rounds of: the mean and the median ms
 # per call, the Python process's CPU µs per call, pgcloak's CPU µs per
 # call, and the CPU µs per call of everything the benchmark runs
-# (postgres, pgcloak, Python); then alice ÷ dana and alice ÷ direct.
+# (postgres, pgcloak, Python; Python's start-up and connect included,
+# spread over CALLS); then alice ÷ dana and alice ÷ direct.
 # Target (issue 11): alice ≤ 1.3× dana.
 #
 # Usage: bench/psycopg2.sh
