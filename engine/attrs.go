@@ -21,7 +21,8 @@ import (
 const attrPoolSize = 4
 
 // newAttrPool returns the attribute queries' pool; it connects on first
-// use, and drops connections idle for a minute.
+// use, and drops connections idle for ten minutes (until then a login with
+// an attribute query finds one open, as it found the engine's).
 func newAttrPool(dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -29,7 +30,7 @@ func newAttrPool(dsn string) (*pgxpool.Pool, error) {
 	}
 	cfg.MaxConns = attrPoolSize
 	cfg.MinConns = 0
-	cfg.MaxConnIdleTime = time.Minute
+	cfg.MaxConnIdleTime = 10 * time.Minute
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 
