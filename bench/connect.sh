@@ -9,10 +9,15 @@
 #   cloak_rules          pgcloak with the CRM rules -> PostgreSQL
 #   cloak_bouncer        pgcloak without rules -> PgBouncer -> PostgreSQL
 #   cloak_rules_bouncer  pgcloak with the CRM rules -> PgBouncer -> PostgreSQL
+#   cloak_rules_bouncer_dana   the same as dana (DBA, unrestricted), not in
+#                        the default TARGETS: what rules cost a login they
+#                        pass through (the session's search_path query,
+#                        the policy's relay) apart from a restricted one
 #
-# Every target runs as alice, a north sales rep: through a pgcloak with
-# rules each of her connections is mapped to its principal and every
-# statement rewritten (PostgreSQL and PgBouncer alone apply no policy).
+# Every target but the _dana one runs as alice, a north sales rep:
+# through a pgcloak with rules each of her connections is mapped to its
+# principal and every statement rewritten (PostgreSQL and PgBouncer alone
+# apply no policy).
 # Two workloads:
 #
 #   select   pgbench -S (the primary-key lookup on pgbench_accounts), which
@@ -91,9 +96,11 @@ port_of() {
 	case $1 in
 	direct) echo "$pg_port" ;;
 	pgbouncer) echo "$bport" ;;
+	*_dana) echo "${cloak_port[${1%_dana}]}" ;;
 	*) echo "${cloak_port[$1]}" ;;
 	esac
 }
+user_of() { case $1 in *_dana) echo dana ;; *) echo alice ;; esac; }
 wait_sql pgbouncer "$bport" alice crm "${bouncer_pid[session]}"
 for t in cloak cloak_rules cloak_bouncer cloak_rules_bouncer; do
 	wait_sql "$t" "$(port_of "$t")" alice crm "${cloak_pid[$t]}"
@@ -112,7 +119,7 @@ CPUTX=
 run_target() {
 	local w=$1 t=$2 c=$3 secs=$4 j=1
 	((c > 1)) && j=2
-	local args=(-n -C -M simple -c "$c" -j "$j" -T "$secs" -h 127.0.0.1 -p "$(port_of "$t")" -U alice)
+	local args=(-n -C -M simple -c "$c" -j "$j" -T "$secs" -h 127.0.0.1 -p "$(port_of "$t")" -U "$(user_of "$t")")
 	if [[ $w == crm ]]; then
 		args+=(-f "$repo/bench/crm_select.sql" -D "customers=$CUSTOMERS")
 	else
@@ -204,7 +211,7 @@ for w in "${workloads[@]}"; do
 		fi
 		has cloak_rules && has cloak && line+=" rules/pass $(ratio "$w" "$c" cloak_rules cloak)"
 		if has pgbouncer; then
-			for t in cloak_bouncer cloak_rules_bouncer; do
+			for t in cloak_bouncer cloak_rules_bouncer cloak_rules_bouncer_dana; do
 				has "$t" && line+=" $t/pgbouncer $(ratio "$w" "$c" "$t" pgbouncer)"
 			done
 		fi
