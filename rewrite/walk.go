@@ -65,6 +65,8 @@ type walker struct {
 type policySub struct {
 	node   *pg_query.RangeSubselect
 	rel    *Relation
+	tab    *rules.Table // the rules table protecting rel
+	inh    bool         // the reference includes child tables
 	alias  string
 	entry  *subqueryEntry // its plain and fenced forms
 	fenced bool           // the form chosen (finish)
