@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 
@@ -67,6 +68,9 @@ func (s *session) reprepare(bind []byte) []byte {
 	name := cstring(bind[5+len(portal)+1:])
 	gen := g.Generation()
 	s.bound(portal, gen)
+	if strings.HasPrefix(name, ShapePrefix) {
+		return s.refuseMessage(errShapeName(name).Err)
+	}
 	st := s.prepared[name]
 	if st == nil {
 		return s.refuseMessage(&Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(

@@ -94,6 +94,7 @@ type Server struct {
 
 	active atomic.Int64
 	onLoop atomic.Int64 // sessions on an event loop (evloop_linux.go)
+	shapes shapeCounts  // prepared statements of shapes (shapeprep.go)
 	top    topStats     // the runtime view's statements (registry.go)
 }
 
