@@ -479,3 +479,64 @@ func TestShapePreparedNamesReserved(t *testing.T) {
 		t.Fatalf("Bind: %s", got)
 	}
 }
+
+// A template PostgreSQL cannot prepare (a string parameter whose type
+// nothing determines) fails out of the client's sight: its statements go
+// as text, and answer as cold.
+func TestShapePreparedUnpreparable(t *testing.T) {
+	f := newPrepFront(t)
+	alice := f.as(t, "alice")
+	north, _ := northIDs(t)
+	var stmts []string
+	for i := range 6 {
+		stmts = append(stmts, fmt.Sprintf("SELECT 'v%d' IS NULL AS n, first_name FROM customers WHERE customer_id = %d", i, north[i]))
+	}
+	if n := sameAsColdRun(t, f, alice, stmts); n != 0 {
+		t.Fatalf("%d statements ran as a prepared statement", n)
+	}
+	if _, failed, _ := f.ShapeStatements(); failed != 1 {
+		t.Fatalf("%d statements failed to prepare, want 1 (and only once)", failed)
+	}
+	for _, sql := range stmts {
+		if got := answer(alice, "/* prepared */ "+sql); strings.Contains(got, "ERROR") {
+			t.Fatal(got)
+		}
+	}
+	// A bare string in the select list is typed text, as the literal is.
+	stmts = stmts[:0]
+	for i := range 6 {
+		stmts = append(stmts, fmt.Sprintf("SELECT 'it''s %d' AS v, first_name FROM customers WHERE customer_id = %d", i, north[i]))
+	}
+	if n := sameAsColdRun(t, f, alice, stmts); n != 3 {
+		t.Fatalf("%d statements ran as a prepared statement", n)
+	}
+}
+
+// A client that runs every statement in a transaction block (psycopg2's
+// default) gets the prepared statement too: it is prepared while the
+// session is idle, before the next BEGIN.
+func TestShapePreparedInTransactions(t *testing.T) {
+	f := newPrepFront(t)
+	alice := f.as(t, "alice")
+	north, south := northIDs(t)
+	var got, want []string
+	for i := range 8 {
+		sql := fmt.Sprintf("SELECT first_name, phone, national_id FROM customers WHERE customer_id IN (%d, %d)", north[i], south[i])
+		for _, s := range []struct {
+			out *[]string
+			sql string
+		}{{&got, "/* prepared */ " + sql}, {&want, cold(sql)}} {
+			answer(alice, "BEGIN")
+			*s.out = append(*s.out, answer(alice, s.sql))
+			answer(alice, "COMMIT")
+		}
+	}
+	if strings.Join(got, "") != strings.Join(want, "") {
+		t.Fatalf("answered\n%v\ncold\n%v", got, want)
+	}
+	// Statements 3 (a hit: wanted) and 4 (prepared before its BEGIN, run)
+	// on: 5 of 8.
+	if n := f.executed(); n != 5 {
+		t.Fatalf("%d statements ran as a prepared statement", n)
+	}
+}

@@ -468,7 +468,7 @@ func (s *session) open(ctx context.Context) error {
 		wc, _ := sp.(WireChecker)
 		s.wire = newWireState(wc, cfg.AccessLog != nil || cfg.Metrics != nil)
 		s.wire.follower, _ = sp.(Follower)
-		s.wire.counts = &s.srv.shapes
+		s.wire.counts = s.srv.shapes
 	}
 	return nil
 }

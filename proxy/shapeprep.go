@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Shape statements. A restricted session's simple Query that the policy
@@ -70,13 +71,43 @@ type shapeStmt struct {
 
 // shapeCounts count, across sessions, the shape statements prepared, those
 // the server failed to prepare, and the Queries run as one.
-type shapeCounts struct{ prepared, failed, executed atomic.Int64 }
+type shapeCounts struct {
+	n       [3]atomic.Int64
+	metrics [3]prometheus.Counter // the same, when metrics are on
+}
+
+// The events shapeCounts count.
+const (
+	evPrepared = iota
+	evFailed
+	evExecuted
+)
+
+func newShapeCounts(m *Metrics) *shapeCounts {
+	c := &shapeCounts{}
+	if m != nil {
+		for i, e := range []string{"prepared", "failed", "executed"} {
+			c.metrics[i] = m.shapeStatements.WithLabelValues(e)
+		}
+	}
+	return c
+}
+
+func (c *shapeCounts) add(ev int) {
+	if c == nil {
+		return
+	}
+	c.n[ev].Add(1)
+	if c.metrics[ev] != nil {
+		c.metrics[ev].Inc()
+	}
+}
 
 // ShapeStatements returns how many statements of statement shapes pgcloak
 // prepared on server connections, how many the server failed to prepare,
 // and how many Queries ran as one.
 func (s *Server) ShapeStatements() (prepared, failed, executed int64) {
-	return s.shapes.prepared.Load(), s.shapes.failed.Load(), s.shapes.executed.Load()
+	return s.shapes.n[evPrepared].Load(), s.shapes.n[evFailed].Load(), s.shapes.n[evExecuted].Load()
 }
 
 // errShapeName refuses a client's statement named with ShapePrefix.
@@ -115,7 +146,7 @@ func (s *session) shapeRun(pq *PreparedQuery) (pre, run []byte, shape string) {
 			if st := w.shapes[pq.Name]; st != nil && st.gen == gen {
 				w.shapeTick++
 				st.used = w.shapeTick
-				w.counts.executed.Add(1)
+				w.counts.add(evExecuted)
 				return nil, encodeShapeRun(pq), pq.Name
 			}
 		}
@@ -193,9 +224,7 @@ func (w *wireState) shapePrepared(h *wireReq) {
 	switch {
 	case h.internal && h.shape != "":
 		w.shapes[h.shape] = &shapeStmt{gen: h.gen}
-		if w.counts != nil {
-			w.counts.prepared.Add(1)
-		}
+		w.counts.add(evPrepared)
 	case len(w.shapes) > 0:
 		delete(w.shapes, h.name)
 	}
@@ -208,20 +237,41 @@ func (w *wireState) shapeFailedAt(h *wireReq, msg []byte) (keep bool) {
 	if h == nil || h.shape == "" {
 		return false
 	}
+	code := errorCode(msg)
 	if h.kind == clientParse {
-		if len(w.shapeFailed) >= maxShapeFailed {
-			clear(w.shapeFailed)
+		// A statement the server cannot prepare is sent as text from
+		// now on; one it could not prepare just now (cancelled, a lock
+		// not granted, out of resources) is tried again.
+		if !transientError(code) {
+			if len(w.shapeFailed) >= maxShapeFailed {
+				clear(w.shapeFailed)
+			}
+			w.shapeFailed[h.shape] = true
 		}
-		w.shapeFailed[h.shape] = true
-		if w.counts != nil {
-			w.counts.failed.Add(1)
-		}
+		w.counts.add(evFailed)
 		return true
 	}
-	if errorCode(msg) == pgerrcode.InvalidSQLStatementName {
+	switch st := w.shapes[h.shape]; {
+	case st == nil:
+	case code == pgerrcode.InvalidSQLStatementName:
 		delete(w.shapes, h.shape) // the server does not have it
+	case code == pgerrcode.FeatureNotSupported:
+		// "cached plan must not change result type": a table changed
+		// under the statement, which is prepared again before its next
+		// use.
+		st.gen = staleShape
 	}
 	return false
+}
+
+// staleShape is the generation of a shape statement to prepare again.
+const staleShape = ^uint64(0)
+
+// transientError says whether an error of SQLSTATE code may not come
+// again: a transaction conflict, insufficient resources, a lock not
+// granted, an operator's intervention, a system error.
+func transientError(code string) bool {
+	return len(code) == 5 && strings.Contains(" 40 53 55 57 58 ", " "+code[:2]+" ")
 }
 
 // shapeParseAtHead says whether the request at the head is a Parse of
