@@ -27,7 +27,12 @@ import (
 // Sync's, standing for the Query's) reach it. The request stays a Query
 // in the queue (wirecheck.go), marked with the statement's name, so the
 // wire check, the access log and the policy's acknowledgements see a
-// simple Query as before.
+// simple Query as before. One difference remains, PostgreSQL's own
+// between a constant and a parameter: an error the server raises while
+// it plans a Query, folding an expression of its constants (10 / 0,
+// 2147483647 + 1), comes under the prepared statement's generic plan
+// while the statement runs, so after the RowDescription, as any error of
+// a running statement does.
 //
 // A statement is prepared by a Parse and a Sync of pgcloak's own, sent
 // only while the server is idle (every request answered, outside a
@@ -56,8 +61,9 @@ const ShapePrefix = "pgcloak_shape_"
 // Bounds per server connection: the statements kept (the least recently
 // used is closed past it), those the server failed to prepare, those
 // waiting for an idle moment, and the Parses sent at one.
+var maxShapeStmts = 256 // a variable for the tests
+
 const (
-	maxShapeStmts  = 256
 	maxShapeFailed = 256
 	maxShapeWanted = 16
 	maxShapeProbes = 4
@@ -119,7 +125,7 @@ func errShapeName(name string) Decision {
 // refuseShapeName returns a failing Parse to send before a client's Close
 // of a statement named with ShapePrefix; nil for any other message.
 func (s *session) refuseShapeName(msg []byte) []byte {
-	if len(msg) < 6 || objectKind(msg[5]) != objectStatement || !strings.HasPrefix(cstring(msg[6:]), ShapePrefix) {
+	if s.policy == nil || len(msg) < 6 || objectKind(msg[5]) != objectStatement || !strings.HasPrefix(cstring(msg[6:]), ShapePrefix) {
 		return nil
 	}
 	return s.refuseMessage(errShapeName(cstring(msg[6:])).Err)
@@ -241,8 +247,14 @@ func (w *wireState) shapeFailedAt(h *wireReq, msg []byte) (keep bool) {
 	if h.kind == clientParse {
 		// A statement the server cannot prepare is sent as text from
 		// now on; one it could not prepare just now (cancelled, a lock
-		// not granted, out of resources) is tried again.
-		if !transientError(code) {
+		// not granted, out of resources) is tried again. One of the name
+		// may exist already, left on the server connection by an earlier
+		// session (a pooler without a reset query): it is not trusted,
+		// but closed and prepared again.
+		switch {
+		case code == pgerrcode.DuplicatePreparedStatement:
+			w.shapes[h.shape] = &shapeStmt{gen: staleShape}
+		case !transientError(code):
 			if len(w.shapeFailed) >= maxShapeFailed {
 				clear(w.shapeFailed)
 			}
