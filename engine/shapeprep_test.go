@@ -321,8 +321,12 @@ func TestShapePreparedErrors(t *testing.T) {
 		t.Fatalf("%d statements ran as the prepared statement", n)
 	}
 	for _, want := range []struct{ sql, code string }{{div(0), "22012"}, {byKey("'abc'"), "22P02"}} {
+		executed := f.executed()
 		if got := answer(alice, "/* prepared */ "+want.sql); !strings.Contains(got, "ERROR "+want.code) {
 			t.Fatalf("%s: %s", want.sql, got)
+		}
+		if r := f.log.last(); f.executed() != executed+1 || r == nil || r.SQLState != want.code || r.Protocol != "simple" {
+			t.Fatalf("%s: access record %+v", want.sql, r)
 		}
 	}
 

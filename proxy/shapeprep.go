@@ -147,6 +147,9 @@ func (s *session) shapeRun(pq *PreparedQuery) (pre, run []byte, shape string) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.shapes == nil {
+		w.shapes, w.shapeFailed, w.wanted = map[string]*shapeStmt{}, map[string]bool{}, map[string]*PreparedQuery{}
+	}
 	if pq != nil {
 		if len(w.queue) == 0 && !w.skipping && !w.copyIn {
 			if st := w.shapes[pq.Name]; st != nil && st.gen == gen {

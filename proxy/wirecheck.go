@@ -78,7 +78,8 @@ type wireState struct {
 
 	// The statements pgcloak prepared for shapes (shapeprep.go): those
 	// the server confirmed, those it refused, and those wanted for the
-	// next idle moment. Both sides, under mu.
+	// next idle moment. Both sides, under mu (wanted: the client-to-server
+	// side's); made at the first Query offered one.
 	shapes      map[string]*shapeStmt
 	shapeFailed map[string]bool
 	wanted      map[string]*PreparedQuery
@@ -121,8 +122,7 @@ func (w *wireState) internal(kind clientMsg, sub objectKind, name string) {
 func newWireState(c WireChecker, tracking bool) *wireState {
 	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{},
 		stmtInfo: map[string]*audit.Statement{}, portalInfo: map[string]*audit.Statement{}, tracking: tracking,
-		confirmed: map[string]*preparedStmt{}, stmtAck: map[string]func(string){}, portalAck: map[string]func(string){},
-		shapes: map[string]*shapeStmt{}, shapeFailed: map[string]bool{}, wanted: map[string]*PreparedQuery{}}
+		confirmed: map[string]*preparedStmt{}, stmtAck: map[string]func(string){}, portalAck: map[string]func(string){}}
 }
 
 // request records one client message, forwarded at now; stmts are the
