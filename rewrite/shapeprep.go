@@ -26,6 +26,15 @@ import (
 // (E'…', U&'…', dollar quotes, bit and hex strings) gets no prepared
 // form: the statement is sent with its literals in place.
 //
+// The template's decisions hold for the parameters as for the literals.
+// The rewriter treats a parameter at least as cautiously as a literal,
+// but for a cast of a string literal (rewrite.stringParams), which runs
+// while the statement is parsed whatever the rows: a parameter of
+// unspecified type that is cast takes the cast's type, so its input
+// function runs at Bind, before any row is read, as the literal's at
+// parse time. (A cast with a type modifier, whose check would run with
+// the rows, never shares its shape: the modifier is a literal itself.)
+//
 // Plain strings are read with standard_conforming_strings on: restricted
 // sessions must start with it on and end when it goes off (package
 // engine), and the shape lexer reads them so already.
