@@ -32,8 +32,10 @@ import (
 // while the statement is parsed whatever the rows: a parameter of
 // unspecified type that is cast takes the cast's type, so its input
 // function runs at Bind, before any row is read, as the literal's at
-// parse time. (A cast with a type modifier, whose check would run with
-// the rows, never shares its shape: the modifier is a literal itself.)
+// parse time. (A type modifier's check would run with the rows. One
+// written in the cast is a literal itself, so its shape is never shared;
+// those the grammar adds, char's and bit's length and interval's fields,
+// truncate or round, which raises no error.)
 //
 // Plain strings are read with standard_conforming_strings on: restricted
 // sessions must start with it on and end when it goes off (package
