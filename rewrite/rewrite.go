@@ -90,6 +90,11 @@ type Result struct {
 	// ConstantsRead is set when a decision depended on a constant's value
 	// (walker.constRead): the statement's shape is not shared.
 	ConstantsRead bool
+	// Prepared is set on a shape-cache hit whose literals all decode
+	// unambiguously (shapeprep.go): the statement as its shape's template,
+	// with the literals as parameters. SQL says the same with the literals
+	// in place.
+	Prepared *PreparedForm
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
