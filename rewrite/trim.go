@@ -35,14 +35,18 @@ var trimUnread = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return 
 type statementNames struct {
 	names     map[string]bool
 	wholeRows map[string]bool // column references that end in this name
-	all       bool            // the statement may read every column of every reference
+	// qualified maps a qualifier to the last names written after it
+	// (q.name): where q's relation has no column name, PostgreSQL reads
+	// it as the call name(q), on the whole row.
+	qualified map[string][]string
+	all       bool // the statement may read every column of every reference
 }
 
 // namesOf collects the names of stmt. It says all when stmt is not a
 // plain read (a write, or a SELECT holding one, keeps every column: its
 // checks and change requests read them).
 func namesOf(stmt *pg_query.Node) *statementNames {
-	sn := &statementNames{names: map[string]bool{}, wholeRows: map[string]bool{}}
+	sn := &statementNames{names: map[string]bool{}, wholeRows: map[string]bool{}, qualified: map[string][]string{}}
 	if stmt.GetSelectStmt() == nil {
 		sn.all = true
 		return sn
@@ -51,16 +55,25 @@ func namesOf(stmt *pg_query.Node) *statementNames {
 		switch x := m.(type) {
 		case *pg_query.String:
 			sn.names[x.Sval] = true
+		case *pg_query.A_Const:
+			return false // a literal names nothing; in a shape's template it is a parameter
 		case *pg_query.A_Star:
 			sn.all = true
 		case *pg_query.JoinExpr:
-			if x.IsNatural {
+			// An aliased join's row and renamed columns reach its
+			// relations' columns under names of its own.
+			if x.IsNatural || x.Alias != nil {
 				sn.all = true
 			}
 		case *pg_query.ColumnRef:
 			if n := len(x.Fields); n > 0 {
 				if s := x.Fields[n-1].GetString_(); s != nil {
 					sn.wholeRows[s.Sval] = true
+					if n >= 2 {
+						if q := x.Fields[n-2].GetString_(); q != nil {
+							sn.qualified[q.Sval] = append(sn.qualified[q.Sval], s.Sval)
+						}
+					}
 				}
 			}
 		case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt:
@@ -77,10 +90,20 @@ func (sn *statementNames) kept(s *policySub) []bool {
 		sn.wholeRows[s.alias] || sn.wholeRows[s.rel.Name] {
 		return nil
 	}
+	for _, q := range []string{s.alias, s.rel.Name} {
+		for _, name := range sn.qualified[q] {
+			if s.rel.Column(name) == nil {
+				return nil // q.name is name(q): a call on the whole row
+			}
+		}
+	}
 	keep := make([]bool, len(s.rel.Columns))
 	trimmed := false
 	for i, c := range s.rel.Columns {
-		keep[i] = sn.names[c.Name]
+		// NULL::<type> names the type as the catalog printed it, which
+		// the session's search_path may resolve otherwise (or not at
+		// all); only built-in types are left as NULL.
+		keep[i] = sn.names[c.Name] || c.TypeOID >= 10000
 		trimmed = trimmed || !keep[i]
 	}
 	if !trimmed {
