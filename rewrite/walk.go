@@ -31,6 +31,7 @@ type walker struct {
 	// fromRels maps the names FROM items of relations go by to the
 	// relation (nil when one name stands for several).
 	fromRels map[string]*Relation
+	fromAll  map[string][]*Relation // every relation each name stands for
 	// uses are the relations the walk resolved, with how the statement
 	// uses each (the access log's objects); utility is the use of the
 	// relations a utility statement names itself.
