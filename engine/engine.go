@@ -477,7 +477,16 @@ func (s *session) Generation() uint64 {
 	return s.gen
 }
 
-func (s *session) Query(sql string) proxy.Decision { return s.audited(sql, s.decide(sql)) }
+func (s *session) Query(sql string) proxy.Decision {
+	d := s.decide(sql)
+	// A shape hit's prepared form (rewrite/shapeprep.go): the proxy may
+	// run the Query as its template's prepared statement.
+	if res := s.lastRes; d.Action == proxy.Rewrite && res != nil && res.Prepared != nil && d.SQL == res.SQL {
+		p := res.Prepared
+		d.Prepared = &proxy.PreparedQuery{Name: p.Name, SQL: p.SQL, OIDs: p.OIDs, Values: p.Values}
+	}
+	return s.audited(sql, d)
+}
 
 func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision {
 	return s.audited(sql, s.decide(sql))
@@ -532,6 +541,9 @@ func (s *session) decide(sql string) proxy.Decision {
 			s.temps[n] = true
 		}
 	}
+	if n := reservedName(res); n != "" {
+		return proxy.Decision{Action: proxy.Refuse, Err: errShapeName(n)}
+	}
 	if res.VerifyFailed() {
 		s.e.verifyFailures.Add(1)
 		s.e.log.Error("verify: a rewritten statement does not parse back to the tree pgcloak checked; refused",
@@ -561,6 +573,25 @@ func (st *engineState) rewrite(v *rewrite.Viewer, sql string) *rewrite.Result {
 	st.results.put(key, r)
 	st.shapes.Learn(st.cat, st.subq, v, probe, r, refusalSQL)
 	return r
+}
+
+// reservedName is the first SQL-level prepared statement res names that
+// starts with rewrite.PreparedPrefix, which only pgcloak may prepare:
+// "" when none.
+func reservedName(res *rewrite.Result) string {
+	for _, names := range [][]string{res.Prepares, res.Executes, res.Deallocates} {
+		for _, n := range names {
+			if strings.HasPrefix(n, rewrite.PreparedPrefix) {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+func errShapeName(name string) *proxy.Error {
+	return &proxy.Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(
+		"pgcloak: statement names starting with %q are reserved for pgcloak; %q cannot be used (rule: fail_closed)", rewrite.PreparedPrefix, name)}
 }
 
 func refusalSQL(r *rewrite.Refusal) string {

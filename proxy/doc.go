@@ -29,6 +29,9 @@
 //   - errors.go: the errors pgcloak raises itself, each with its SQLSTATE.
 //   - wirecheck.go, follow.go: the request queue and the server's rules.
 //   - reprepare.go: statements and portals of older generations.
+//   - shapeprep.go: a statement shape's template prepared once per server
+//     connection, and the simple Queries the policy answers from it run
+//     as that prepared statement.
 //   - limits.go: what one session may keep (prepared statements, portals,
 //     their text); past it the session ends with FATAL 54000.
 //   - access.go, metrics.go: access records and Prometheus metrics.

@@ -54,12 +54,14 @@ func (w *wireState) acknowledged(h *wireReq, typ serverMsg) {
 		if h.prep != nil {
 			w.confirmed[h.name] = h.prep
 		}
+		w.shapePrepared(h)
 	case typ == serverBindComplete && h.kind == clientBind:
 		w.portals[h.name] = w.stmts[h.stmt]
 	case typ == serverCloseComplete && h.kind == clientClose:
 		if h.sub == objectStatement {
 			delete(w.stmts, h.name)
 			delete(w.confirmed, h.name)
+			delete(w.shapes, h.name)
 		} else {
 			delete(w.portals, h.name)
 		}
@@ -85,19 +87,23 @@ func (w *wireState) errored(h *wireReq) {
 
 // ready applies a ReadyForQuery: it ends the Sync, Query or FunctionCall
 // at the head, and when the server was skipping, every request up to and
-// including the Sync that ended it.
-func (w *wireState) ready(status byte) {
+// including the Sync that ended it. internal says that the request it
+// ended was a Sync pgcloak sent on its own (shapeprep.go): the client and
+// the follower do not hear of it.
+func (w *wireState) ready(status byte) (internal bool) {
 	for h := w.head(); h != nil; h = w.head() {
 		w.pop()
 		if h.kind == clientSync || !w.skipping && (h.kind == clientQuery || h.kind == clientFunctionCall) {
+			internal = h.internal
 			break
 		}
 	}
 	w.skipping = false
 	w.copyIn = false
-	if w.follower != nil {
+	if w.follower != nil && !internal {
 		w.follower.Ready(status)
 	}
+	return internal
 }
 
 // copyEnded is called at the CommandComplete (ok) or ErrorResponse that

@@ -32,6 +32,7 @@ type Metrics struct {
 	statementDuration prometheus.Histogram
 	rewriteDuration   prometheus.Histogram
 	maskedColumns     prometheus.Counter
+	shapeStatements   *prometheus.CounterVec // shapeprep.go
 
 	mu     sync.RWMutex
 	byKind map[statementLabels]prometheus.Counter
@@ -68,10 +69,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.000005, .00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1}}),
 		maskedColumns: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 			Name: "masked_columns_served_total", Help: "Masked columns in the statements served (one per masked column per execution)."}),
+		shapeStatements: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystemRewrite,
+			Name: "prepared_shapes_total", Help: "Statement shapes' templates prepared on server connections (prepared), those the server could not prepare (failed), and Queries run as one (executed)."},
+			[]string{"event"}),
 		byKind: map[statementLabels]prometheus.Counter{},
 	}
 	reg.MustRegister(m.connectionsActive, m.connectionsTotal, m.authFailures, m.upstreamErrors, m.statements,
-		m.denials, m.overLimits, m.statementDuration, m.rewriteDuration, m.maskedColumns)
+		m.denials, m.overLimits, m.statementDuration, m.rewriteDuration, m.maskedColumns, m.shapeStatements)
+	for _, e := range []string{"prepared", "failed", "executed"} {
+		m.shapeStatements.WithLabelValues(e)
+	}
 	// The label values are known: show them at zero from the start.
 	for _, by := range []string{"server", "pgcloak"} {
 		m.authFailures.WithLabelValues(by)

@@ -89,6 +89,21 @@ type Decision struct {
 	// Deallocates names the prepared statements the message's SQL
 	// deallocates ("" for all): the proxy stops keeping them.
 	Deallocates []string
+	// Prepared, with Rewrite for a simple Query of one statement, is the
+	// same statement as a server-side prepared statement and the values
+	// of its parameters: the proxy may run it so in place of SQL, which
+	// stays what it sends otherwise (shapeprep.go).
+	Prepared *PreparedQuery
+}
+
+// PreparedQuery is a statement to prepare once per server connection
+// under Name (which must start with ShapePrefix and name this SQL and
+// these parameter types only) and execute with Values, in text.
+type PreparedQuery struct {
+	Name   string
+	SQL    string
+	OIDs   []uint32
+	Values [][]byte
 }
 
 // ErrRefused builds a refusal decision.

@@ -181,10 +181,19 @@ func (s *session) clientToServer(pending []byte) {
 					}
 				case clientClose:
 					s.closed(msg)
+					pre = s.refuseShapeName(msg)
 				case clientSync:
 					clear(s.batch)
 				}
-				post = s.wire.request(msg, stmts, now, refused, prep, ack)
+				var shape string
+				if typ == clientQuery && !refused {
+					var run []byte
+					if pre, run, shape = s.shapeRun(s.shapeQ); run != nil {
+						repl, changed = run, true
+					}
+				}
+				s.shapeQ = nil
+				post = s.wire.request(msg, stmts, now, refused, prep, ack, shape)
 				if e := s.overLimits(); e != nil {
 					s.endReason.CompareAndSwap(nil, e)
 					s.endUpstream()
@@ -241,9 +250,16 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 			return nil, false, nil, nil, nil, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
+		if d.Action == Rewrite && d.Prepared != nil && strings.HasPrefix(d.Prepared.Name, ShapePrefix) {
+			s.shapeQ = d.Prepared
+		}
 	case clientParse:
 		if err := parse.Decode(msg[5:]); err != nil {
 			return nil, false, nil, nil, nil, malformed("Parse", err)
+		}
+		if strings.HasPrefix(parse.Name, ShapePrefix) {
+			d = errShapeName(parse.Name)
+			break
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
 		prep = s.remember(&parse)
@@ -332,6 +348,9 @@ func (s *session) serverToClient(pending []byte) {
 				s.txStatus.Store(uint32(msg[5]))
 				s.done.Add(1)
 			case serverErrorResponse:
+				if s.wire != nil && s.wire.shapeParseAtHead() {
+					break // a Parse of pgcloak's own: kept from the client (shapeprep.go)
+				}
 				if s.terminating.Load() {
 					// Ended from outside (shutdown, an operator's kill):
 					// the error of the statement pgcloak cancelled for

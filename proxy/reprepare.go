@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 
@@ -59,12 +60,15 @@ func (s *session) remember(p *pgproto3.Parse) *preparedStmt {
 // prepared with Parse in this session (one from SQL PREPARE) cannot be
 // re-prepared and is refused.
 func (s *session) reprepare(bind []byte) []byte {
+	portal := cstring(bind[5:])
+	name := cstring(bind[5+len(portal)+1:])
+	if s.policy != nil && strings.HasPrefix(name, ShapePrefix) {
+		return s.refuseMessage(errShapeName(name).Err) // shapeprep.go
+	}
 	g, ok := s.policy.(Generational)
 	if !ok {
 		return nil
 	}
-	portal := cstring(bind[5:])
-	name := cstring(bind[5+len(portal)+1:])
 	gen := g.Generation()
 	s.bound(portal, gen)
 	st := s.prepared[name]

@@ -94,6 +94,7 @@ type Server struct {
 
 	active atomic.Int64
 	onLoop atomic.Int64 // sessions on an event loop (evloop_linux.go)
+	shapes *shapeCounts // prepared statements of shapes (shapeprep.go)
 	top    topStats     // the runtime view's statements (registry.go)
 }
 
@@ -122,6 +123,7 @@ func New(cfg Config) *Server {
 		p = AllowAll{}
 	}
 	return &Server{
+		shapes:    newShapeCounts(cfg.Metrics),
 		cfg:       cfg,
 		log:       cfg.Logger,
 		policy:    p,

@@ -75,6 +75,16 @@ type wireState struct {
 	// (DISCARD ALL, DEALLOCATE ALL); the client-to-server side forgets
 	// its own at its next message.
 	discarded atomic.Bool
+
+	// The statements pgcloak prepared for shapes (shapeprep.go): those
+	// the server confirmed, those it refused, and those wanted for the
+	// next idle moment. Both sides, under mu (wanted: the client-to-server
+	// side's); made at the first Query offered one.
+	shapes      map[string]*shapeStmt
+	shapeFailed map[string]bool
+	wanted      map[string]*PreparedQuery
+	shapeTick   uint64
+	counts      *shapeCounts
 }
 
 type wireReq struct {
@@ -93,6 +103,12 @@ type wireReq struct {
 
 	prep *preparedStmt    // for Parse: the statement, as decided
 	ack  func(tag string) // called with each CommandComplete the request gets
+
+	// For a Query run as a shape's prepared statement, and for pgcloak's
+	// Parse of one: the statement's name; for the Parse, the generation
+	// it is prepared under (shapeprep.go).
+	shape string
+	gen   uint64
 }
 
 // internal records a message pgcloak sends on its own; its response is
@@ -115,7 +131,7 @@ func newWireState(c WireChecker, tracking bool) *wireState {
 // prep, the statement a Parse prepares; ack, the policy's wish to hear of
 // the message's CommandCompletes. It returns an extra message for pgcloak
 // to send after it (a Describe of a portal nobody described).
-func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool, prep *preparedStmt, ack func(string)) (extra []byte) {
+func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time, quiet bool, prep *preparedStmt, ack func(string), shape string) (extra []byte) {
 	body := msg[5:]
 	var r wireReq
 	switch typ := clientMsg(msg[0]); typ {
@@ -163,7 +179,7 @@ func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time,
 			delete(w.portalInfo, r.name)
 		}
 	case clientQuery:
-		r = wireReq{kind: clientQuery, stmts: stmts, at: now}
+		r = wireReq{kind: clientQuery, stmts: stmts, at: now, shape: shape}
 	case clientFunctionCall:
 		r = wireReq{kind: clientFunctionCall, info: first(stmts), at: now}
 	case clientSync:
@@ -258,13 +274,20 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		w.cur = nil
 		w.rows = 0
 		w.copyEnded(false)
+		if w.shapeFailedAt(h, msg) {
+			w.errored(h)
+			return nil
+		}
 		w.failed(h)
 		w.errored(h)
 	case serverReadyForQuery:
 		w.cur = nil
 		w.qi = 0
-		w.ready(msg[5])
+		internal := w.ready(msg[5])
 		delete(w.portals, "")
+		if internal {
+			return nil
+		}
 	}
 	return msg
 }
@@ -275,6 +298,9 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 func (w *wireState) stepDone(h *wireReq, typ serverMsg, msg []byte) []byte {
 	if h == nil {
 		return msg
+	}
+	if h.kind == clientQuery && h.shape != "" {
+		return nil // the BindComplete of a Query run as a prepared statement
 	}
 	w.acknowledged(h, typ)
 	internal := h.internal
@@ -292,6 +318,9 @@ func (w *wireState) description(h *wireReq, typ serverMsg, msg []byte) []byte {
 	var mask []bool
 	if typ == serverRowDescription && w.checker != nil {
 		mask = w.columnMask(msg)
+	}
+	if h != nil && h.kind == clientQuery && h.shape != "" && typ == serverNoData {
+		return nil // a Query run as a prepared statement: a result without rows
 	}
 	if h != nil && h.kind == clientDescribe {
 		if h.sub == objectStatement {
@@ -343,6 +372,7 @@ func (w *wireState) commandEnded(h *wireReq, typ serverMsg, msg []byte) {
 			clear(w.stmts)
 			clear(w.portals)
 			clear(w.confirmed)
+			clear(w.shapes)
 			w.discarded.Store(true)
 		}
 		if h != nil && h.ack != nil && (h.kind == clientExecute || h.kind == clientQuery) {

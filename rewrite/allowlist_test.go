@@ -45,6 +45,7 @@ func TestAllowLists(t *testing.T) {
 		{`SELECT o.pgc_rowfn FROM orders o`, "function_allowlist"},
 		{`SELECT (o).pgc_rowfn FROM orders o`, "function_allowlist"},
 		{`SELECT count(*) FROM orders o WHERE o.pgc_rowfn IS NOT NULL`, "function_allowlist"},
+
 		{`SELECT 'ok'::pgc_mood`, ""},
 		{`SELECT NULL::public.orders`, ""},
 		{`SELECT 1::pg_catalog.int4, '{1,2}'::int[], now()::timestamptz`, ""},
@@ -78,6 +79,42 @@ func TestAllowLists(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "function_allowlist") {
 				t.Errorf("%s (simple %v): %v", sql, simple, err)
 			}
+		}
+	}
+}
+
+// TestNotationNewOverload: o.f and (o).f, where o names relations in two
+// scopes, are judged as calls unless f is a column of each. An overload of
+// a built-in name for a row type, created since the catalog snapshot, is
+// then never what runs.
+func TestNotationNewOverload(t *testing.T) {
+	ctx := context.Background()
+	db := direct(t)
+	if _, err := db.Exec(ctx, `CREATE FUNCTION public.to_jsonb(public.orders) RETURNS jsonb LANGUAGE sql
+		AS $$ SELECT to_jsonb(national_id) FROM public.customers WHERE customer_id = $1.customer_id $$`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec(ctx, `DROP FUNCTION public.to_jsonb(public.orders)`); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, c := range []struct {
+		sql     string
+		refused bool
+	}{
+		{`SELECT o.to_jsonb, (SELECT 1 FROM customers o LIMIT 1) FROM orders o`, true},
+		{`SELECT (o).to_jsonb, (SELECT 1 FROM customers o LIMIT 1) FROM orders o`, true},
+		{`SELECT o.customer_id, (SELECT 1 FROM customers o LIMIT 1) FROM orders o`, false},
+	} {
+		res, _, err := eng.Explain(ctx, "alice", []string{"public"}, c.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(res.Refused) > 0; got != c.refused {
+			t.Errorf("%s: refused %v, want %v\n%s", c.sql, got, c.refused, res.SQL)
+		} else if got && !strings.Contains(res.Refused[0].Message, "functional notation") {
+			t.Errorf("%s: refused by %q, want the functional notation rule", c.sql, res.Refused[0].Message)
 		}
 	}
 }

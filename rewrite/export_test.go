@@ -10,3 +10,11 @@ func SetVerify(on bool) bool {
 	verifySent = on
 	return prev
 }
+
+// SetTrim switches the trimming of unread masks (trim.go) on or off; it
+// returns the previous setting.
+func SetTrim(on bool) bool {
+	prev := trimUnread.Load()
+	trimUnread.Store(on)
+	return prev
+}

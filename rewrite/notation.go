@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"slices"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgcloak/pgcloak/audit"
@@ -20,7 +22,10 @@ func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
 		name = rv.Alias.Aliasname
 	}
 	if w.fromRels == nil {
-		w.fromRels = map[string]*Relation{}
+		w.fromRels, w.fromAll = map[string]*Relation{}, map[string][]*Relation{}
+	}
+	if !slices.Contains(w.fromAll[name], rel) {
+		w.fromAll[name] = append(w.fromAll[name], rel)
 	}
 	if prev, ok := w.fromRels[name]; ok && prev != rel {
 		w.fromRels[name] = nil // several: which one is not known here
@@ -41,6 +46,17 @@ func (w *walker) checkFunctionalNotation() {
 			continue
 		}
 		name := f[len(f)-1]
+		if rels := w.fromAll[f[len(f)-2]]; len(rels) > 1 {
+			// The qualifier names several relations (in different
+			// scopes): a.f is a column only if it is one in each.
+			for _, r := range rels {
+				if knownColumns(r) == nil || r.Column(name) == nil {
+					w.notationCall(f[len(f)-2], name)
+					return
+				}
+			}
+			continue
+		}
 		rel := knownColumns(w.fromRels[f[len(f)-2]])
 		if rel != nil && rel.Column(name) != nil {
 			continue
@@ -55,17 +71,24 @@ func (w *walker) checkFunctionalNotation() {
 	}
 	for _, ind := range w.indirect {
 		// (a).f, where a names a relation of the FROM list: as a.f.
-		var rel *Relation
+		var rels []*Relation
 		if c := ind.Arg.GetColumnRef(); c != nil {
 			if f := stringFields(c.Fields); len(f) == 1 {
-				rel = knownColumns(w.fromRels[f[0]])
+				rels = w.fromAll[f[0]]
 			}
 		}
 		for i, n := range ind.Indirection {
 			if s := n.GetString_(); s != nil {
-				if i == 0 && rel != nil && rel.Column(s.Sval) == nil {
-					w.notationCall("("+rel.Name+")", s.Sval)
-					return
+				if i == 0 && len(rels) > 0 {
+					// A column only if it is one of each relation the
+					// name stands for.
+					for _, r := range rels {
+						if knownColumns(r) == nil || r.Column(s.Sval) == nil {
+							w.notationCall("("+r.Name+")", s.Sval)
+							return
+						}
+					}
+					continue
 				}
 				if w.maybeCall(s.Sval); w.err != nil {
 					return

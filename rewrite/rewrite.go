@@ -90,6 +90,11 @@ type Result struct {
 	// ConstantsRead is set when a decision depended on a constant's value
 	// (walker.constRead): the statement's shape is not shared.
 	ConstantsRead bool
+	// Prepared is set on a shape-cache hit whose literals all decode
+	// unambiguously (shapeprep.go): the statement as its shape's template,
+	// with the literals as parameters. SQL says the same with the literals
+	// in place.
+	Prepared *PreparedForm
 }
 
 // Refusal is a statement pgcloak will not run, with the rule that says so.
@@ -171,6 +176,7 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 			w.checkFunctionalNotation()
 		}
 		if w.err == nil {
+			w.trim(raw.Stmt)
 			w.finish()
 		}
 		if w.err != nil {
@@ -491,7 +497,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		w.fail(refuseRule(rule(audit.ReasonTables, tab.Name.String()), "protected table %s cannot be used in this position by restricted roles", tab.Name))
 		return nil
 	}
-	e, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef)
+	e, err := w.rw.subq.get(w.rw, rel, tab, rv.Inh, rv == w.writeRef, nil)
 	if err != nil {
 		w.fail(err)
 		return nil
@@ -501,7 +507,7 @@ func (w *walker) relation(rv *pg_query.RangeVar, from bool) *pg_query.RangeSubse
 		alias = &pg_query.Alias{Aliasname: rv.Relname}
 	}
 	sub := &pg_query.RangeSubselect{Alias: alias}
-	w.subs = append(w.subs, &policySub{node: sub, rel: rel, alias: alias.Aliasname, entry: e, denied: e.denied})
+	w.subs = append(w.subs, &policySub{node: sub, rel: rel, tab: tab, inh: rv.Inh, alias: alias.Aliasname, entry: e, denied: e.denied})
 	return sub
 }
 

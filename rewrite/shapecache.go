@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"crypto/sha256"
 	"slices"
 	"strconv"
 	"strings"
@@ -355,6 +356,10 @@ type shapeTemplate struct {
 	slots []int    // the literal (by order in the statement) of each gap
 	res   *Result  // the cold result of the statement that built it
 	size  int64
+	// psql is the template as a parameterized statement ($k is literal
+	// k-1 of the statement), and psum its SHA-256 (shapeprep.go).
+	psql string
+	psum [32]byte
 }
 
 // shapeEntry is a cached shape: its template; or, without one, a shape
@@ -463,6 +468,7 @@ func (c *ShapeCache) Lookup(v *Viewer, sql string) (*Result, *ShapeProbe) {
 	// text is the statement's own.
 	r := *e.t.res
 	r.SQL = e.t.fill(sql, lits)
+	r.Prepared = e.t.prepared(sql, lits)
 	return &r, nil
 }
 
@@ -598,6 +604,8 @@ func buildTemplate(cat *Catalog, subq *SubqueryCache, v *Viewer, p *ShapeProbe, 
 		for _, s := range t.segs {
 			t.size += int64(len(s))
 		}
+		t.psql, t.psum = pres.SQL, sha256.Sum256([]byte(pres.SQL))
+		t.size += int64(len(pres.SQL))
 	}
 	t.size += int64(len(res.SQL)) + 512
 	return t

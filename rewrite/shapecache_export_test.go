@@ -61,3 +61,14 @@ func ParamsPlain(sql string) (bool, error) {
 	}
 	return paramsPlain(tree), nil
 }
+
+// LiteralParam is the parameter the prepared form of a shape hit gives
+// the one literal of lit (shapeprep.go); ok is false when it has none.
+func LiteralParam(lit string) (value string, oid uint32, ok bool) {
+	_, lits, ok := lexShape("", "SELECT "+lit)
+	if !ok || len(lits) != 1 {
+		return "", 0, false
+	}
+	v, oid, ok := literalParam(lit, lits[0].kind)
+	return string(v), oid, ok
+}

@@ -38,6 +38,9 @@ type subqueryKey struct {
 	oid   uint32
 	inh   bool
 	write bool
+	// keep marks the columns masked ('1'; the others stand as NULL, see
+	// trim.go), "" for all of them.
+	keep string
 }
 
 type subqueryEntry struct {
@@ -55,15 +58,25 @@ func NewSubqueryCache() *SubqueryCache {
 	return &SubqueryCache{m: map[subqueryKey]*subqueryEntry{}}
 }
 
-func (c *SubqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool) (*subqueryEntry, error) {
-	k := subqueryKey{rw.ctx.Key, rel.OID, inh, write}
+func (c *SubqueryCache) get(rw *rewrite, rel *Relation, tab *rules.Table, inh, write bool, keep []bool) (*subqueryEntry, error) {
+	k := subqueryKey{ctx: rw.ctx.Key, oid: rel.OID, inh: inh, write: write}
+	if keep != nil {
+		b := make([]byte, len(keep))
+		for i, ok := range keep {
+			b[i] = '0'
+			if ok {
+				b[i] = '1'
+			}
+		}
+		k.keep = string(b)
+	}
 	c.mu.RLock()
 	e := c.m[k]
 	c.mu.RUnlock()
 	if e == nil {
 		e = &subqueryEntry{}
 		var sql string
-		sql, e.denied, e.err = rw.policySQL(rel, tab, inh, write)
+		sql, e.denied, e.err = rw.policySQL(rel, tab, inh, write, keep)
 		if e.err == nil {
 			e.plain, e.plainSQL, e.err = spliceable(sql)
 		}
@@ -90,8 +103,10 @@ func parseSelect(sql string) (*pg_query.Node, error) {
 
 // policySQL renders the policy subquery of rel (protected by tab) for the
 // context's principal. For a write it also returns the raw keys of the rows
-// as pgcloak_k1, pgcloak_k2, … (see writeKeys).
-func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh, write bool) (string, []string, error) {
+// as pgcloak_k1, pgcloak_k2, … (see writeKeys). With keep, a column not
+// kept stands as NULL of its type (trim.go); its mask is still built, so
+// that a mask that cannot be built is refused whatever the statement reads.
+func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh, write bool, keep []bool) (string, []string, error) {
 	pr := rw.ctx.Principal
 	pol := rw.ctx.Policy
 	self := rules.QuoteIdent(rel.Name)
@@ -121,6 +136,9 @@ func (rw *rewrite) policySQL(rel *Relation, tab *rules.Table, inh, write bool) (
 					expr = "CASE WHEN " + cond + " THEN NULL ELSE " + expr + " END"
 				}
 			}
+		}
+		if keep != nil && !keep[i] {
+			expr = "NULL::" + c.Type
 		}
 		if i > 0 {
 			b.WriteString(", ")

@@ -31,6 +31,7 @@ type walker struct {
 	// fromRels maps the names FROM items of relations go by to the
 	// relation (nil when one name stands for several).
 	fromRels map[string]*Relation
+	fromAll  map[string][]*Relation // every relation each name stands for
 	// uses are the relations the walk resolved, with how the statement
 	// uses each (the access log's objects); utility is the use of the
 	// relations a utility statement names itself.
@@ -65,6 +66,8 @@ type walker struct {
 type policySub struct {
 	node   *pg_query.RangeSubselect
 	rel    *Relation
+	tab    *rules.Table // the rules table protecting rel
+	inh    bool         // the reference includes child tables
 	alias  string
 	entry  *subqueryEntry // its plain and fenced forms
 	fenced bool           // the form chosen (finish)
