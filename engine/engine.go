@@ -301,11 +301,17 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 	if err := s.resolve(ctx); err != nil {
 		return nil, err
 	}
-	path, err := readSearchPath(ctx, info.Upstream, info.ServerParams) // startup.go
+	rows, err := info.Upstream.Query(ctx,
+		"SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, i) ORDER BY i")
 	if err != nil {
 		return nil, fmt.Errorf("pgcloak: reading the session's search_path: %w", err)
 	}
-	s.searchPath = path
+	s.searchPath = []string{}
+	for _, r := range rows {
+		if r[0] != nil {
+			s.searchPath = append(s.searchPath, *r[0])
+		}
+	}
 	if s.restricted {
 		// pgcloak's masks call built-in functions by their bare names, as
 		// the rules' filters do: pg_catalog must be searched first.

@@ -64,15 +64,6 @@ func (b *BenchSession) FilterError(e *proxy.ServerError) bool { return b.s.Filte
 // Catalog is the catalog snapshot the session decides against.
 func (b *BenchSession) Catalog() *rewrite.Catalog { return b.st.cat }
 
-// ParseNameArray is parseNameArray (startup.go), and SearchPathSQL and
-// SearchPathRowsSQL the two ways Open asks for a session's search_path.
-func ParseNameArray(s string) ([]string, bool) { return parseNameArray(s) }
-
-const (
-	SearchPathSQL     = searchPathSQL
-	SearchPathRowsSQL = searchPathRowsSQL
-)
-
 // HoldConn takes the engine's own connection, as a catalog load does,
 // until release is called.
 func (e *Engine) HoldConn() (release func()) {

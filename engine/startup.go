@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -130,107 +129,4 @@ func parseOptions(opts string) ([][2]string, error) {
 		out = append(out, [2]string{strings.ReplaceAll(name, "-", "_"), value})
 	}
 	return out, nil
-}
-
-// The session's search_path as the server resolves it: current_schemas
-// (false) is the schemas of its search_path setting that exist and that
-// it may use, "$user" expanded, in order. searchPathSQL asks for it as one
-// name[] value: one function call, which a new backend plans and runs in
-// about half the CPU time of searchPathRowsSQL (unnest, ordinality and a
-// sort; BenchmarkOpen's pg-cpu-ns/op). searchPathRowsSQL, one row per
-// schema, is asked instead when the array's text cannot be split safely:
-// in an encoding whose multibyte characters may contain the bytes of a
-// quote, backslash or comma, or when its text is not what array_out
-// writes.
-const (
-	searchPathSQL     = "SELECT pg_catalog.current_schemas(false)"
-	searchPathRowsSQL = "SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, i) ORDER BY i"
-)
-
-// readSearchPath asks the session's server for its search_path.
-func readSearchPath(ctx context.Context, up proxy.UpstreamQuerier, serverParams map[string]string) ([]string, error) {
-	if !unsafeEncodings[strings.ToUpper(serverParams["client_encoding"])] {
-		rows, err := up.Query(ctx, searchPathSQL)
-		if err != nil {
-			return nil, err
-		}
-		if len(rows) == 1 && len(rows[0]) == 1 && rows[0][0] != nil {
-			if path, ok := parseNameArray(*rows[0][0]); ok {
-				return path, nil
-			}
-		}
-	}
-	rows, err := up.Query(ctx, searchPathRowsSQL)
-	if err != nil {
-		return nil, err
-	}
-	path := []string{}
-	for _, r := range rows {
-		if len(r) == 1 && r[0] != nil {
-			path = append(path, *r[0])
-		}
-	}
-	return path, nil
-}
-
-// parseNameArray splits the text of a one-dimensional name[] with lower
-// bound 1 and no NULLs, as PostgreSQL's array_out writes it: {a,b},
-// elements in double quotes when empty or holding a brace, comma, quote,
-// backslash or white space (or spelling NULL), a backslash escaping the
-// next byte inside them. Anything else is not ok.
-func parseNameArray(s string) ([]string, bool) {
-	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
-		return nil, false
-	}
-	body := s[1 : len(s)-1]
-	out := []string{}
-	if body == "" {
-		return out, true
-	}
-	for i := 0; ; {
-		var elem strings.Builder
-		if i < len(body) && body[i] == '"' {
-			i++
-			for {
-				if i >= len(body) {
-					return nil, false // unterminated
-				}
-				c := body[i]
-				if c == '"' {
-					i++
-					break
-				}
-				if c == '\\' {
-					i++
-					if i >= len(body) {
-						return nil, false
-					}
-					c = body[i]
-				}
-				elem.WriteByte(c)
-				i++
-			}
-		} else {
-			start := i
-			for i < len(body) && body[i] != ',' {
-				switch c := body[i]; c {
-				case '"', '\\', '{', '}', ' ', '\t', '\n', '\r', '\v', '\f':
-					return nil, false // array_out would have quoted it
-				}
-				i++
-			}
-			if i == start || strings.EqualFold(body[start:i], "NULL") {
-				return nil, false
-			}
-			elem.WriteString(body[start:i])
-		}
-		out = append(out, elem.String())
-		if i == len(body) {
-			return out, true
-		}
-		if body[i] != ',' {
-			return nil, false
-		}
-		i++
-	}
 }
