@@ -293,8 +293,10 @@ func (r valuesRow) Scan(dst ...any) error {
 	return nil
 }
 
-// Open maps the session's login to its principal. Unrestricted principals
-// get nil: their sessions pass through untouched.
+// Open maps the session's login to its principal. An unrestricted
+// principal's session gets a policy too, which forwards its statements
+// but decides each under the rules in force: a reload may restrict the
+// login, and a delegating application may name an end user.
 func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.SessionPolicy, error) {
 	s := &session{e: e, login: info.User, params: info.Params, idle: info.Idle, startParams: info.ServerParams,
 		binding: strconv.FormatUint(uint64(info.BackendPID), 10)}
