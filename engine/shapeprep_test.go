@@ -482,6 +482,10 @@ func TestShapePreparedNamesReserved(t *testing.T) {
 	if !strings.Contains(got, "ErrorResponse 42501") {
 		t.Fatalf("Bind: %s", got)
 	}
+	got = raw.RoundTrip(t, 1, &pgproto3.Describe{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
+	if !strings.Contains(got, "ErrorResponse 42501 pgcloak: statement names starting with") {
+		t.Fatalf("Describe: %s", got)
+	}
 }
 
 // A template PostgreSQL cannot prepare (a string parameter whose type

@@ -182,15 +182,18 @@ func (s *session) clientToServer(pending []byte) {
 				case clientClose:
 					s.closed(msg)
 					pre = s.refuseShapeName(msg)
+				case clientDescribe:
+					pre = s.refuseShapeName(msg)
 				case clientSync:
 					clear(s.batch)
 				}
 				var shape string
 				if typ == clientQuery && !refused {
 					var run []byte
-					if pre, run, shape = s.shapeRun(s.shapeQ); run != nil {
+					if run, shape = s.shapeRun(s.shapeQ); run != nil {
 						repl, changed = run, true
 					}
+					pre = s.shapePrepare()
 				}
 				s.shapeQ = nil
 				post = s.wire.request(msg, stmts, now, refused, prep, ack, shape)
@@ -331,6 +334,7 @@ func (s *session) serverToClient(pending []byte) {
 		}
 		start := s.ur.r
 		out := s.sout[:0]
+		recancel := false
 		if s.wire != nil {
 			s.wire.mu.Lock()
 			if s.wire.tracking {
@@ -348,8 +352,13 @@ func (s *session) serverToClient(pending []byte) {
 				s.txStatus.Store(uint32(msg[5]))
 				s.done.Add(1)
 			case serverErrorResponse:
-				if s.wire != nil && s.wire.shapeParseAtHead() {
-					break // a Parse of pgcloak's own: kept from the client (shapeprep.go)
+				if s.wire != nil && s.wire.shapeParseAtHead() && !isFatal(msg) {
+					// A Parse of pgcloak's own: kept from the client
+					// (shapeprep.go). A cancel it took was meant for the
+					// client's request behind it, which is cancelled
+					// again before the client hears more.
+					recancel = recancel || s.cancelMeantForClient(msg)
+					break
 				}
 				if s.terminating.Load() {
 					// Ended from outside (shutdown, an operator's kill):
@@ -425,6 +434,12 @@ func (s *session) serverToClient(pending []byte) {
 			s.wire.mu.Unlock()
 			// Recorded before the client sees the answers.
 			s.emitCompletions()
+		}
+		if recancel && s.cancel != nil {
+			// The client cannot send anything after the cancelled
+			// request before it hears of it, so this cancel finds that
+			// request or nothing.
+			s.srv.forwardCancel(s.cancel)
 		}
 		var err error
 		if len(out) == 0 {

@@ -27,27 +27,41 @@ import (
 // Sync's, standing for the Query's) reach it. The request stays a Query
 // in the queue (wirecheck.go), marked with the statement's name, so the
 // wire check, the access log and the policy's acknowledgements see a
-// simple Query as before. One difference remains, PostgreSQL's own
-// between a constant and a parameter: an error the server raises while
-// it plans a Query, folding an expression of its constants (10 / 0,
-// 2147483647 + 1), comes under the prepared statement's generic plan
-// while the statement runs, so after the RowDescription, as any error of
-// a running statement does.
+// simple Query as before.
+//
+// What differs, PostgreSQL's own differences between a constant and a
+// parameter and between the two protocols: an expression of constants
+// the planner folds (10 / 0, 2147483647 + 1, or a CASE branch never
+// taken) raises its error while the statement runs under the generic
+// plan, after the RowDescription, or not at all when the branch is never
+// reached; an error in a parameter's input (a bad number) has no
+// Position and a Where naming the parameter, the client's own value; a
+// Query run so leaves the client's unnamed prepared statement in place,
+// where a simple Query drops it; after a column's type changes under a
+// prepared statement, its next run fails with 0A000 "cached plan must not
+// change result type" once, and the statement is prepared again.
 //
 // A statement is prepared by a Parse and a Sync of pgcloak's own, sent
-// only while the server is idle (every request answered, outside a
-// transaction block) and kept from the client: a template PostgreSQL
-// cannot prepare (a string parameter whose type nothing determines, say)
-// then fails without touching the client's session, and its Queries are
-// sent as text. The statement counts as prepared once the server says
-// ParseComplete; a Query waits for that before it runs as one, and is
-// sent as text meanwhile and whenever the server may not be ready for the
-// messages above: with requests of the client unanswered, or an extended-
-// protocol error or a COPY pending.
+// before a simple Query that goes to an idle server (every request
+// answered, no extended-protocol message since the last Sync, outside a
+// transaction block; a client that runs every statement in a transaction
+// block gets it before its next BEGIN), and kept from the client: a
+// template PostgreSQL cannot prepare (a string parameter whose type
+// nothing determines, say) then fails without touching the client's
+// session, and its Queries are sent as text. A cancel the Parse takes
+// while it waits for a lock, with a request of the client's behind it,
+// was meant for that request: pgcloak sends it again before the client
+// hears more (a cancel sent through another pgcloak replica is not seen
+// here, and is lost then). The statement counts as prepared once the
+// server says ParseComplete; a Query waits for that before it runs as
+// one, and is sent as text meanwhile and whenever the server may not be
+// ready for the messages above: with requests of the client unanswered,
+// or an extended-protocol error or a COPY pending. The server's FATAL
+// ends the session as always.
 //
 // The server forgets the statements at DISCARD ALL or DEALLOCATE ALL
 // (their CommandComplete), and at an error saying one does not exist. The
-// names start with ShapePrefix; a client may not Parse, Bind or Close a
+// names start with ShapePrefix; a client may not Parse, Bind, Describe or Close a
 // statement of that name (nor PREPARE or DEALLOCATE it in SQL: package
 // engine), so no statement of the client's ever stands under a name
 // pgcloak binds. A statement the server confirmed under an older
@@ -61,7 +75,7 @@ const ShapePrefix = "pgcloak_shape_"
 // Bounds per server connection: the statements kept (the least recently
 // used is closed past it), those the server failed to prepare, those
 // waiting for an idle moment, and the Parses sent at one.
-var maxShapeStmts = 256 // a variable for the tests
+var maxShapeStmts = 64 // a variable for the tests
 
 const (
 	maxShapeFailed = 256
@@ -123,7 +137,8 @@ func errShapeName(name string) Decision {
 }
 
 // refuseShapeName returns a failing Parse to send before a client's Close
-// of a statement named with ShapePrefix; nil for any other message.
+// or Describe of a statement named with ShapePrefix; nil for any other
+// message.
 func (s *session) refuseShapeName(msg []byte) []byte {
 	if s.policy == nil || len(msg) < 6 || objectKind(msg[5]) != objectStatement || !strings.HasPrefix(cstring(msg[6:]), ShapePrefix) {
 		return nil
@@ -134,13 +149,12 @@ func (s *session) refuseShapeName(msg []byte) []byte {
 // shapeRun decides how a simple Query goes upstream when the policy
 // offered pq (nil when it did not). run, when set, replaces the Query:
 // the Bind, Describe, Execute and Sync of the prepared statement shape.
-// pre goes before it: Parses (and a Sync) preparing the statements wanted,
-// and Closes of those they displace. Client-to-server side.
-func (s *session) shapeRun(pq *PreparedQuery) (pre, run []byte, shape string) {
-	w := s.wire
-	if pq == nil && len(w.wanted) == 0 {
-		return nil, nil, ""
+// Client-to-server side.
+func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
+	if pq == nil {
+		return nil, ""
 	}
+	w := s.wire
 	var gen uint64
 	if g, ok := s.policy.(Generational); ok {
 		gen = g.Generation()
@@ -150,23 +164,36 @@ func (s *session) shapeRun(pq *PreparedQuery) (pre, run []byte, shape string) {
 	if w.shapes == nil {
 		w.shapes, w.shapeFailed, w.wanted = map[string]*shapeStmt{}, map[string]bool{}, map[string]*PreparedQuery{}
 	}
-	if pq != nil {
-		if len(w.queue) == 0 && !w.skipping && !w.copyIn {
-			if st := w.shapes[pq.Name]; st != nil && st.gen == gen {
-				w.shapeTick++
-				st.used = w.shapeTick
-				w.counts.add(evExecuted)
-				return nil, encodeShapeRun(pq), pq.Name
-			}
-		}
-		if !w.shapeFailed[pq.Name] && len(w.wanted) < maxShapeWanted {
-			w.wanted[pq.Name] = pq
+	if len(w.queue) == 0 && !w.skipping && !w.copyIn {
+		if st := w.shapes[pq.Name]; st != nil && st.gen == gen {
+			w.shapeTick++
+			st.used = w.shapeTick
+			w.counts.add(evExecuted)
+			return encodeShapeRun(pq), pq.Name
 		}
 	}
-	// Prepare what is wanted while the server is idle: a Parse that fails
-	// then fails alone, and its Sync commits nothing.
-	if len(w.queue) != 0 || w.skipping || w.copyIn || txState(s.txStatus.Load()) != txIdle {
-		return nil, nil, ""
+	if !w.shapeFailed[pq.Name] && len(w.wanted) < maxShapeWanted {
+		w.wanted[pq.Name] = pq
+	}
+	return nil, ""
+}
+
+// shapePrepare returns, to send before a simple Query, the Parses (and a
+// Sync) preparing the statements wanted, and Closes of those they
+// displace; nil unless the server is idle: every request answered, no
+// extended-protocol message since the last Sync, outside a transaction
+// block. A Parse that fails then fails alone, and its Sync commits
+// nothing of the client's. Client-to-server side.
+func (s *session) shapePrepare() (out []byte) {
+	w := s.wire
+	var gen uint64
+	if g, ok := s.policy.(Generational); ok {
+		gen = g.Generation()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.wanted) == 0 || !s.idle || len(w.queue) != 0 || w.skipping || w.copyIn || txState(s.txStatus.Load()) != txIdle {
+		return nil
 	}
 	n := 0
 	for name, q := range w.wanted {
@@ -179,20 +206,39 @@ func (s *session) shapeRun(pq *PreparedQuery) (pre, run []byte, shape string) {
 			continue
 		}
 		if st != nil { // prepared under an older generation
-			pre = w.closeShape(pre, name)
+			out = w.closeShape(out, name)
 		} else if len(w.shapes) >= maxShapeStmts {
-			pre = w.closeShape(pre, w.leastUsedShape())
+			out = w.closeShape(out, w.leastUsedShape())
 		}
-		pre, _ = (&pgproto3.Parse{Name: name, Query: q.SQL, ParameterOIDs: q.OIDs}).Encode(pre)
-		w.queue = append(w.queue, wireReq{kind: clientParse, name: name, internal: true, shape: name, gen: gen})
+		out, _ = (&pgproto3.Parse{Name: name, Query: q.SQL, ParameterOIDs: q.OIDs}).Encode(out)
+		w.queue = append(w.queue, wireReq{kind: clientParse, name: name, internal: true, shape: name, gen: gen,
+			cancels: s.clientCancels.Load()})
 		n++
 	}
 	if n > 0 {
-		pre, _ = (&pgproto3.Sync{}).Encode(pre)
+		out, _ = (&pgproto3.Sync{}).Encode(out)
 		w.queue = append(w.queue, wireReq{kind: clientSync, internal: true})
 		s.sent.Add(1) // its ReadyForQuery counts as done
 	}
-	return pre, nil, ""
+	return out
+}
+
+// cancelMeantForClient says whether msg, an error answering pgcloak's own
+// Parse at the head of the queue, is a cancel the client sent since that
+// Parse, for a request of its own waiting behind it. Server-to-client
+// side, under mu.
+func (s *session) cancelMeantForClient(msg []byte) bool {
+	w := s.wire
+	h := w.head()
+	if h == nil || errorCode(msg) != pgerrcode.QueryCanceled || s.clientCancels.Load() <= h.cancels {
+		return false // not a cancel, or one of a statement timeout
+	}
+	for i := 1; i < len(w.queue); i++ {
+		if !w.queue[i].internal {
+			return true
+		}
+	}
+	return false
 }
 
 // closeShape appends a Close of the shape statement name, forgotten at
@@ -264,7 +310,7 @@ func (w *wireState) shapeFailedAt(h *wireReq, msg []byte) (keep bool) {
 			w.shapeFailed[h.shape] = true
 		}
 		w.counts.add(evFailed)
-		return true
+		return !isFatal(msg) // the session's end: the client hears of it
 	}
 	switch st := w.shapes[h.shape]; {
 	case st == nil:

@@ -109,6 +109,9 @@ type wireReq struct {
 	// it is prepared under (shapeprep.go).
 	shape string
 	gen   uint64
+	// cancels is the session's count of the client's cancel requests
+	// when pgcloak sent its own Parse (shapeprep.go).
+	cancels uint64
 }
 
 // internal records a message pgcloak sends on its own; its response is

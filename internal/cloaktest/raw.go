@@ -49,16 +49,39 @@ func Hijack(t testing.TB, pc *pgconn.PgConn) *Raw {
 // values or SQLSTATE.
 func (w *Raw) RoundTrip(t testing.TB, n int, msgs ...pgproto3.FrontendMessage) string {
 	t.Helper()
+	w.Send(t, msgs...)
+	return w.Read(t, func(m pgproto3.BackendMessage) bool {
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			n--
+		}
+		return n == 0
+	})
+}
+
+// Send writes msgs in one write.
+func (w *Raw) Send(t testing.TB, msgs ...pgproto3.FrontendMessage) {
+	t.Helper()
 	for _, m := range msgs {
 		w.fe.Send(m)
 	}
 	if err := w.fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Read reads answers until last says the one read is the last, and
+// returns them as RoundTrip does. The connection ending is a failure,
+// unless last accepts a nil message.
+func (w *Raw) Read(t testing.TB, last func(pgproto3.BackendMessage) bool) string {
+	t.Helper()
 	var b strings.Builder
-	for n > 0 {
+	for {
 		msg, err := w.fe.Receive()
 		if err != nil {
+			if last(nil) {
+				fmt.Fprintf(&b, "ended: %v\n", err)
+				return b.String()
+			}
 			t.Fatalf("%v after %s", err, b.String())
 		}
 		switch m := msg.(type) {
@@ -74,10 +97,11 @@ func (w *Raw) RoundTrip(t testing.TB, n int, msgs ...pgproto3.FrontendMessage) s
 			fmt.Fprintf(&b, "ErrorResponse %s %s\n", m.Code, m.Message)
 		case *pgproto3.ReadyForQuery:
 			fmt.Fprintf(&b, "ReadyForQuery %c\n", m.TxStatus)
-			n--
 		default:
 			fmt.Fprintf(&b, "%T\n", msg)
 		}
+		if last(msg) {
+			return b.String()
+		}
 	}
-	return b.String()
 }
