@@ -235,3 +235,46 @@ func TestShapePrepareFatal(t *testing.T) {
 		t.Fatalf("the client did not get the server's FATAL:\n%s", got)
 	}
 }
+
+// After a column's type changes and pgcloak's catalog snapshot follows,
+// a shape's statement gets a new name and is prepared again: the client
+// never sees "cached plan must not change result type".
+func TestShapePreparedAfterAlter(t *testing.T) {
+	ctx := context.Background()
+	f := newPrepFront(t)
+	alice := f.as(t, "alice")
+	north, _ := northIDs(t)
+	q := func(i int) string {
+		return fmt.Sprintf("/* alter */ SELECT first_name, email FROM customers WHERE customer_id = %d", north[i])
+	}
+	for i := range 4 {
+		answer(alice, q(i))
+	}
+	executed := f.executed()
+	if executed == 0 {
+		t.Fatal("the shape never ran as a prepared statement")
+	}
+	admin := cloaktest.Admin(t, pg)
+	if _, err := admin.Exec(ctx, "ALTER TABLE customers ALTER COLUMN email TYPE varchar(300)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := cloaktest.Admin(t, pg).Exec(ctx, "ALTER TABLE customers ALTER COLUMN email TYPE text"); err != nil {
+			t.Error(err)
+		}
+		if err := eng.Refresh(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := eng.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 4; i < 10; i++ {
+		if got := answer(alice, q(i)); strings.Contains(got, "ERROR") {
+			t.Fatalf("after the ALTER: %s", got)
+		}
+	}
+	if f.executed() == executed {
+		t.Fatal("no statement ran as a prepared statement after the ALTER")
+	}
+}

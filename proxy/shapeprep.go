@@ -38,8 +38,10 @@ import (
 // Position and a Where naming the parameter, the client's own value; a
 // Query run so leaves the client's unnamed prepared statement in place,
 // where a simple Query drops it; after a column's type changes under a
-// prepared statement, its next run fails with 0A000 "cached plan must not
-// change result type" once, and the statement is prepared again.
+// prepared statement, a run before pgcloak's catalog snapshot follows
+// fails with 0A000 "cached plan must not change result type" (once: the
+// statement is prepared again; and the name of a template includes the
+// snapshot's generation, so a new snapshot prepares anew).
 //
 // A statement is prepared by a Parse and a Sync of pgcloak's own, sent
 // before a simple Query that goes to an idle server (every request

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -604,7 +605,11 @@ func buildTemplate(cat *Catalog, subq *SubqueryCache, v *Viewer, p *ShapeProbe, 
 		for _, s := range t.segs {
 			t.size += int64(len(s))
 		}
-		t.psql, t.psum = pres.SQL, sha256.Sum256([]byte(pres.SQL))
+		// The catalog snapshot's generation too: after a table changes
+		// (a column's type), the server's statement of the old name
+		// would fail with "cached plan must not change result type".
+		t.psql = pres.SQL
+		t.psum = sha256.Sum256(fmt.Appendf([]byte(pres.SQL), "\x00%d", cat.Generation))
 		t.size += int64(len(pres.SQL))
 	}
 	t.size += int64(len(res.SQL)) + 512
