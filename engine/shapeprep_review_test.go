@@ -278,3 +278,13 @@ func TestShapePreparedAfterAlter(t *testing.T) {
 		t.Fatal("no statement ran as a prepared statement after the ALTER")
 	}
 }
+
+// DEALLOCATE ALL in the extended protocol (found by the review): the
+// statement that holds it is bound and runs.
+func TestExtendedDeallocateAll(t *testing.T) {
+	r := cloaktest.DialRaw(t, front.Addr, "alice")
+	got := r.RoundTrip(t, 1, &pgproto3.Parse{Query: "DEALLOCATE ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if !strings.Contains(got, "CommandComplete DEALLOCATE ALL") || strings.Contains(got, "ErrorResponse") {
+		t.Fatalf("DEALLOCATE ALL answered\n%s", got)
+	}
+}

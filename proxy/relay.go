@@ -265,6 +265,11 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 			break
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
+		if s.wire != nil {
+			// A Parse of DEALLOCATE ALL forgets the others, not itself.
+			s.deallocated(d.Deallocates)
+			d.Deallocates = nil
+		}
 		prep = s.remember(&parse)
 	case clientFunctionCall:
 		var fc pgproto3.FunctionCall
