@@ -223,6 +223,20 @@ func northIDs(t *testing.T) (north, south []int64) {
 	return north, south
 }
 
+// inBlock runs sql in a transaction block that end ends, as a statement
+// of its shape and as its cold rewrite, and returns both answers.
+func inBlock(c *pgconn.PgConn, sql, end string) (hit, coldAnswer string) {
+	for _, s := range []struct {
+		out *string
+		sql string
+	}{{&hit, "/* prepared */ " + sql}, {&coldAnswer, cold(sql)}} {
+		answer(c, "BEGIN")
+		*s.out = answer(c, s.sql)
+		answer(c, end)
+	}
+	return hit, coldAnswer
+}
+
 // sameAsColdRun runs each statement as a hit (after two that prime the
 // shape) and as a cold rewrite, and fails unless both answers are equal.
 // It returns how many ran as the prepared statement.
@@ -402,14 +416,8 @@ func TestShapePreparedWrites(t *testing.T) {
 	for i := range 8 {
 		for _, id := range []int64{north[i], south[i]} {
 			sql := fmt.Sprintf("UPDATE customers SET segment = 'premium' WHERE customer_id = %d AND segment <> 'x''y'", id)
-			for _, s := range []struct {
-				out *[]string
-				sql string
-			}{{&got, "/* prepared */ " + sql}, {&want, cold(sql)}} {
-				answer(alice, "BEGIN")
-				*s.out = append(*s.out, answer(alice, s.sql))
-				answer(alice, "ROLLBACK")
-			}
+			hit, c := inBlock(alice, sql, "ROLLBACK")
+			got, want = append(got, hit), append(want, c)
 		}
 	}
 	if strings.Join(got, "") != strings.Join(want, "") {
@@ -530,14 +538,8 @@ func TestShapePreparedInTransactions(t *testing.T) {
 	var got, want []string
 	for i := range 8 {
 		sql := fmt.Sprintf("SELECT first_name, phone, national_id FROM customers WHERE customer_id IN (%d, %d)", north[i], south[i])
-		for _, s := range []struct {
-			out *[]string
-			sql string
-		}{{&got, "/* prepared */ " + sql}, {&want, cold(sql)}} {
-			answer(alice, "BEGIN")
-			*s.out = append(*s.out, answer(alice, s.sql))
-			answer(alice, "COMMIT")
-		}
+		hit, c := inBlock(alice, sql, "COMMIT")
+		got, want = append(got, hit), append(want, c)
 	}
 	if strings.Join(got, "") != strings.Join(want, "") {
 		t.Fatalf("answered\n%v\ncold\n%v", got, want)

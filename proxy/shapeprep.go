@@ -156,11 +156,7 @@ func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
 	if pq == nil {
 		return nil, ""
 	}
-	w := s.wire
-	var gen uint64
-	if g, ok := s.policy.(Generational); ok {
-		gen = g.Generation()
-	}
+	w, gen := s.wire, s.generation()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.shapes == nil {
@@ -180,6 +176,15 @@ func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
 	return nil, ""
 }
 
+// generation is the policy's generation (Generational), 0 for a policy
+// whose decisions never change.
+func (s *session) generation() uint64 {
+	if g, ok := s.policy.(Generational); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
 // shapePrepare returns, to send before a simple Query, the Parses (and a
 // Sync) preparing the statements wanted, and Closes of those they
 // displace; nil unless the server is idle: every request answered, no
@@ -187,11 +192,7 @@ func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
 // block. A Parse that fails then fails alone, and its Sync commits
 // nothing of the client's. Client-to-server side.
 func (s *session) shapePrepare() (out []byte) {
-	w := s.wire
-	var gen uint64
-	if g, ok := s.policy.(Generational); ok {
-		gen = g.Generation()
-	}
+	w, gen := s.wire, s.generation()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.wanted) == 0 || !s.idle || len(w.queue) != 0 || w.skipping || w.copyIn || txState(s.txStatus.Load()) != txIdle {

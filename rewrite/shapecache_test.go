@@ -159,6 +159,16 @@ type shapeCase struct {
 	gen    func(r *rand.Rand) []any
 }
 
+// statement is a statement of the case's shape with random constants,
+// marked with prefix.
+func (c shapeCase) statement(prefix string, r *rand.Rand) string {
+	sql := fmt.Sprintf(prefix+c.format, c.gen(r)...)
+	if c.name == "dollar" {
+		sql = strings.Replace(sql, "$x$'", "$x$", 1)
+	}
+	return sql
+}
+
 func randInt(r *rand.Rand) int { return 1 + r.IntN(testCustomers+50) }
 
 // randString makes a string literal of the awkward characters.
@@ -208,10 +218,7 @@ func TestShapeHitIsColdRewrite(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			hits := 0
 			for i := range 40 {
-				sql := fmt.Sprintf("/* hit-is-cold */ "+c.format, c.gen(r)...)
-				if c.name == "dollar" {
-					sql = strings.Replace(sql, "$x$'", "$x$", 1)
-				}
+				sql := c.statement("/* hit-is-cold */ ", r)
 				res, hit := s.Shaped(sql)
 				if i < 2 {
 					// The first statement of a shape is seen, the second
