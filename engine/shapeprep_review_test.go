@@ -146,49 +146,56 @@ func waitingOnLock(t *testing.T) {
 
 // A client's cancel of a Query stuck behind pgcloak's own Parse (both
 // waiting for a lock) cancels the Query: the client gets 57014, not the
-// rows once the lock is released.
+// rows once the lock is released; also when the cancel reaches the server
+// another way (through another pgcloak replica).
 func TestShapePrepareCancel(t *testing.T) {
 	north, _ := northIDs(t)
-	q := func(i int) string {
-		return fmt.Sprintf("/* cancel */ SELECT first_name, email FROM customers WHERE customer_id = %d", north[i])
-	}
-	f := newPrepFront(t)
-	pc, err := pgconn.Connect(context.Background(), f.DSN("alice", crm.DemoPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, secret := pc.PID(), pc.SecretKey()
-	r := cloaktest.Hijack(t, pc)
-	r.RoundTrip(t, 1, &pgproto3.Query{String: q(0)})
-	r.RoundTrip(t, 1, &pgproto3.Query{String: q(1)}) // the shape is now wanted
-	prepared := f.prepared()
-	release := lockCustomers(t)
-	r.Send(t, &pgproto3.Query{String: q(2)}) // behind pgcloak's Parse
-	waitingOnLock(t)
-	sendCancel(t, f.Addr, pid, secret)
-	// Released only once the client has its answer, or after a while,
-	// so that a lost cancel shows as rows.
-	done, released := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(released)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
+	for n, via := range []string{"this pgcloak", "another replica"} {
+		q := func(i int) string {
+			return fmt.Sprintf("/* cancel %d */ SELECT first_name, email FROM customers WHERE customer_id = %d", n, north[i])
 		}
-		release()
-	}()
-	got := r.Read(t, tagged("ReadyForQuery"))
-	close(done)
-	<-released
-	if !strings.Contains(got, "ErrorResponse 57014") {
-		t.Fatalf("the cancelled Query answered\n%s", got)
-	}
-	if f.prepared() != prepared {
-		t.Fatalf("the Parse the cancel took counted as prepared")
-	}
-	// The session goes on, and the shape is prepared later.
-	if got := r.RoundTrip(t, 1, &pgproto3.Query{String: q(3)}); strings.Contains(got, "ErrorResponse") {
-		t.Fatal(got)
+		f := newPrepFront(t)
+		pc, err := pgconn.Connect(context.Background(), f.DSN("alice", crm.DemoPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, secret := pc.PID(), pc.SecretKey()
+		r := cloaktest.Hijack(t, pc)
+		r.RoundTrip(t, 1, &pgproto3.Query{String: q(0)})
+		r.RoundTrip(t, 1, &pgproto3.Query{String: q(1)}) // the shape is now wanted
+		prepared := f.prepared()
+		release := lockCustomers(t)
+		r.Send(t, &pgproto3.Query{String: q(2)}) // behind pgcloak's Parse
+		waitingOnLock(t)
+		to := f.Addr
+		if via == "another replica" {
+			to = pg.Addr() // the key is the server's own
+		}
+		sendCancel(t, to, pid, secret)
+		// Released only once the client has its answer, or after a
+		// while, so that a lost cancel shows as rows.
+		done, released := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(released)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
+			release()
+		}()
+		got := r.Read(t, tagged("ReadyForQuery"))
+		close(done)
+		<-released
+		if !strings.Contains(got, "ErrorResponse 57014") {
+			t.Fatalf("via %s: the cancelled Query answered\n%s", via, got)
+		}
+		if f.prepared() != prepared {
+			t.Fatalf("via %s: the Parse the cancel took counted as prepared", via)
+		}
+		// The session goes on.
+		if got := r.RoundTrip(t, 1, &pgproto3.Query{String: q(3)}); strings.Contains(got, "ErrorResponse") {
+			t.Fatal(got)
+		}
 	}
 }
 
@@ -233,6 +240,14 @@ func TestShapePrepareFatal(t *testing.T) {
 	got := r.Read(t, func(m pgproto3.BackendMessage) bool { return m == nil })
 	if !strings.Contains(got, "ErrorResponse 57P01") {
 		t.Fatalf("the client did not get the server's FATAL:\n%s", got)
+	}
+	// The access log records it against the client's statement.
+	pgtest.Eventually(t, 10*time.Second, "the statement's access record", func() bool {
+		rec := f.log.last()
+		return rec != nil && rec.Statement != nil && rec.SQLState != ""
+	})
+	if rec := f.log.last(); rec.SQLState != "57P01" {
+		t.Fatalf("the statement's record says SQLSTATE %q, want 57P01", rec.SQLState)
 	}
 }
 

@@ -274,18 +274,6 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, error) {
 	return tc, nil
 }
 
-// noteCancel counts a client's CancelRequest on the session it is for, if
-// that session is one of this pgcloak's.
-func (s *Server) noteCancel(packet []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sess := range s.sessions {
-		if k := sess.cancelKey.Load(); k != nil && *k == string(packet) {
-			sess.clientCancels.Add(1)
-		}
-	}
-}
-
 // forwardCancel relays a CancelRequest to the upstream. The cancel key a
 // client holds is the server's own (BackendKeyData is relayed untouched), so
 // any pgcloak replica can forward it without shared state.

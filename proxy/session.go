@@ -49,11 +49,6 @@ type session struct {
 	serverParams map[string]string
 	policy       SessionPolicy
 	cancel       []byte // CancelRequest packet for this session's backend
-	// cancelKey is cancel as a string, once known, for Server.noteCancel;
-	// clientCancels counts the client's cancel requests this pgcloak
-	// forwarded for the session (shapeprep.go).
-	cancelKey     atomic.Pointer[string]
-	clientCancels atomic.Uint64
 
 	txStatus atomic.Uint32 // last ReadyForQuery status, a txState
 	// Requests that expect a ReadyForQuery (Query, Sync, FunctionCall)
@@ -244,7 +239,6 @@ func (s *session) readStartup() ([]byte, error) {
 				return nil, err
 			}
 		case cancelRequestCode:
-			s.srv.noteCancel(packet)
 			s.srv.forwardCancel(packet)
 			return nil, errCancelHandled
 		default:
@@ -389,8 +383,6 @@ func (s *session) authenticate(ctx context.Context, packet []byte) error {
 			return errors.New("server refused the connection")
 		case serverBackendKeyData:
 			s.cancel = cancelPacket(msg[5:])
-			key := string(s.cancel)
-			s.cancelKey.Store(&key)
 			out = append(out, msg...)
 		case serverReadyForQuery:
 			out = append(out, msg...)

@@ -52,9 +52,11 @@ import (
 // nothing determines, say) then fails without touching the client's
 // session, and its Queries are sent as text. A cancel the Parse takes
 // while it waits for a lock, with a request of the client's behind it,
-// was meant for that request: pgcloak sends it again before the client
-// hears more (a cancel sent through another pgcloak replica is not seen
-// here, and is lost then). The statement counts as prepared once the
+// was meant for that request (the client's, through any pgcloak replica,
+// an operator's, or a statement timeout): pgcloak sends a cancel again
+// before the client hears more, on the server-to-client side (which
+// waits for it, at worst twice the connect timeout). A statement timeout
+// then reads "canceling statement due to user request". The statement counts as prepared once the
 // server says ParseComplete; a Query waits for that before it runs as
 // one, and is sent as text meanwhile and whenever the server may not be
 // ready for the messages above: with requests of the client unanswered,
@@ -214,8 +216,7 @@ func (s *session) shapePrepare() (out []byte) {
 			out = w.closeShape(out, w.leastUsedShape())
 		}
 		out, _ = (&pgproto3.Parse{Name: name, Query: q.SQL, ParameterOIDs: q.OIDs}).Encode(out)
-		w.queue = append(w.queue, wireReq{kind: clientParse, name: name, internal: true, shape: name, gen: gen,
-			cancels: s.clientCancels.Load()})
+		w.queue = append(w.queue, wireReq{kind: clientParse, name: name, internal: true, shape: name, gen: gen})
 		n++
 	}
 	if n > 0 {
@@ -227,14 +228,16 @@ func (s *session) shapePrepare() (out []byte) {
 }
 
 // cancelMeantForClient says whether msg, an error answering pgcloak's own
-// Parse at the head of the queue, is a cancel the client sent since that
-// Parse, for a request of its own waiting behind it. Server-to-client
-// side, under mu.
+// Parse at the head of the queue, is a cancel with a request of the
+// client's waiting behind it. The Parse is no one else's: a cancel the
+// client sent (through any pgcloak), an operator's, or a statement
+// timeout that it took was meant for that request. Server-to-client side,
+// under mu.
 func (s *session) cancelMeantForClient(msg []byte) bool {
 	w := s.wire
 	h := w.head()
-	if h == nil || errorCode(msg) != pgerrcode.QueryCanceled || s.clientCancels.Load() <= h.cancels {
-		return false // not a cancel, or one of a statement timeout
+	if h == nil || errorCode(msg) != pgerrcode.QueryCanceled {
+		return false
 	}
 	for i := 1; i < len(w.queue); i++ {
 		if !w.queue[i].internal {

@@ -109,9 +109,6 @@ type wireReq struct {
 	// it is prepared under (shapeprep.go).
 	shape string
 	gen   uint64
-	// cancels is the session's count of the client's cancel requests
-	// when pgcloak sent its own Parse (shapeprep.go).
-	cancels uint64
 }
 
 // internal records a message pgcloak sends on its own; its response is
@@ -280,6 +277,14 @@ func (w *wireState) respond(msg, scratch []byte) []byte {
 		if w.shapeFailedAt(h, msg) {
 			w.errored(h)
 			return nil
+		}
+		if h != nil && h.internal && isFatal(msg) {
+			// The session's end, while a request of pgcloak's own ran:
+			// it answers the client's request behind.
+			for h != nil && h.internal {
+				w.pop()
+				h = w.head()
+			}
 		}
 		w.failed(h)
 		w.errored(h)
