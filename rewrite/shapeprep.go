@@ -97,7 +97,7 @@ func literalParam(lit string, kind byte) (v []byte, oid uint32, ok bool) {
 	case litInt:
 		return []byte(lit), oidInt4, true
 	case litNum:
-		if strings.IndexAny(lit, ".eE") < 0 {
+		if !strings.ContainsAny(lit, ".eE") {
 			if _, err := strconv.ParseInt(lit, 10, 64); err == nil {
 				return []byte(lit), oidInt8, true
 			}
