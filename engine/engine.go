@@ -350,6 +350,7 @@ func (e *Engine) Open(ctx context.Context, info proxy.SessionInfo) (proxy.Sessio
 		}
 	}
 	s.setViewer()
+	s.openedRestricted = s.restricted || s.app != nil
 	return s, nil
 }
 
@@ -360,26 +361,29 @@ var unsafeEncodings = map[string]bool{"SJIS": true, "SHIFT_JIS_2004": true, "BIG
 
 // session is one restricted session's policy.
 type session struct {
-	e           *Engine
-	login       string
-	params      map[string]string
-	pol         *rules.Policy
-	pr          *rules.Principal
-	purposes    []string
-	searchPath  []string
-	restricted  bool
-	app         *rules.Principal  // a delegating application's own principal
-	endUser     string            // the end user it named (the setting's value)
-	viewer      *rewrite.Viewer   // nil: unrestricted
-	openErr     error             // set when a reload left the login without a role
-	temps       map[string]bool   // names found to be the session's temporary relations
-	gen         uint64            // bumped when the rules in force or the end user change
-	sqlPrepared map[string]uint64 // SQL-level PREPAREd names → generation (follow.go)
-	sqlPending  map[string]uint64 // PREPAREs sent, not yet acknowledged
-	cursors     map[string]cursorState
-	pending     *switchReq  // an end-user switch awaiting the server
-	idle        func() bool // proxy.SessionInfo.Idle
-	binding     string      // what a signed end-user name is bound to: the backend pid
+	e          *Engine
+	login      string
+	params     map[string]string
+	pol        *rules.Policy
+	pr         *rules.Principal
+	purposes   []string
+	searchPath []string
+	restricted bool
+	// openedRestricted: Open checked the session as a restricted one (or
+	// as a delegating application's, whose end users are).
+	openedRestricted bool
+	app              *rules.Principal  // a delegating application's own principal
+	endUser          string            // the end user it named (the setting's value)
+	viewer           *rewrite.Viewer   // nil: unrestricted
+	openErr          error             // set when a reload left the login without a role
+	temps            map[string]bool   // names found to be the session's temporary relations
+	gen              uint64            // bumped when the rules in force or the end user change
+	sqlPrepared      map[string]uint64 // SQL-level PREPAREd names → generation (follow.go)
+	sqlPending       map[string]uint64 // PREPAREs sent, not yet acknowledged
+	cursors          map[string]cursorState
+	pending          *switchReq  // an end-user switch awaiting the server
+	idle             func() bool // proxy.SessionInfo.Idle
+	binding          string      // what a signed end-user name is bound to: the backend pid
 	// lastUnknownRefresh is when the session last had the catalog
 	// reloaded for a relation it lacked (bounds.go).
 	lastUnknownRefresh time.Time
@@ -470,6 +474,13 @@ func (s *session) current() (*rewrite.Viewer, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.openErr = s.resolve(ctx)
 		cancel()
+		if s.openErr == nil && s.restricted && !s.openedRestricted {
+			// Open checked nothing of an unrestricted session (its
+			// search_path, encoding, settings), and nothing followed
+			// them since.
+			s.openErr = &proxy.Error{Code: pgerrcode.InsufficientPrivilege, Message: "pgcloak: the rules in force " +
+				"now restrict this login, whose session began unrestricted and was not checked; connect again (rule: fail_closed)"}
+		}
 		s.setViewer()
 		s.gen++
 	}

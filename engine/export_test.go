@@ -29,6 +29,7 @@ func (e *Engine) NewBenchSession(ctx context.Context, login string, searchPath [
 	if s.viewer == nil {
 		return nil, errors.New("unrestricted login: nothing to rewrite")
 	}
+	s.openedRestricted = true // as Open would
 	st := e.state.Load()
 	if st == nil {
 		return nil, errors.New("catalog not loaded")

@@ -78,6 +78,14 @@ func TestReloadAndPrincipalMapping(t *testing.T) {
 	if got := regionsSeen(t, erin); got != "east" {
 		t.Fatalf("erin (attribute query) sees %q", got)
 	}
+	dana, err := connect("dana", crm.DemoPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dana.Close(ctx)
+	if got := regionsSeen(t, dana); !strings.Contains(got, "south") {
+		t.Fatalf("dana (dba) sees %q", got)
+	}
 	_, err = connect(pgtest.TrustUser, pgtest.Password)
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, "not mapped") {
@@ -91,8 +99,10 @@ func TestReloadAndPrincipalMapping(t *testing.T) {
 	// Move alice to the south: her open session follows at its next statement.
 	moved := bytes.Replace(crm.Rules, []byte("alice: {role: sales_rep, attributes: {region: north}}"),
 		[]byte("alice: {role: sales_rep, attributes: {region: south}}"), 1)
-	if bytes.Equal(moved, crm.Rules) {
-		t.Fatal("test needs alice's line in rules.yaml")
+	// And make dana a sales rep of the north.
+	moved = bytes.Replace(moved, []byte("dana: {role: dba}"), []byte("dana: {role: sales_rep, attributes: {region: north}}"), 1)
+	if bytes.Equal(moved, crm.Rules) || bytes.Contains(moved, []byte("dana: {role: dba}")) {
+		t.Fatal("test needs alice's and dana's lines in rules.yaml")
 	}
 	if err := os.WriteFile(path, moved, 0o644); err != nil {
 		t.Fatal(err)
@@ -102,6 +112,21 @@ func TestReloadAndPrincipalMapping(t *testing.T) {
 	}
 	if got := regionsSeen(t, alice); got != "south" {
 		t.Fatalf("after reload alice sees %q", got)
+	}
+	// dana's open session began unrestricted: nothing was checked or
+	// followed of it, so it is refused; a new one has the rules.
+	var n int
+	err = dana.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n)
+	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "connect again") {
+		t.Fatalf("dana's session begun unrestricted, after the reload restricted her: %v (%d rows)", err, n)
+	}
+	dana2, err := connect("dana", crm.DemoPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dana2.Close(ctx)
+	if got := regionsSeen(t, dana2); got != "north" {
+		t.Fatalf("dana's new session sees %q", got)
 	}
 
 	// Her protocol-level prepared statements were prepared again (pgx's
