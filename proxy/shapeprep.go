@@ -194,10 +194,14 @@ func (s *session) generation() uint64 {
 // block. A Parse that fails then fails alone, and its Sync commits
 // nothing of the client's. Client-to-server side.
 func (s *session) shapePrepare() (out []byte) {
-	w, gen := s.wire, s.generation()
+	w := s.wire
+	if len(w.wanted) == 0 || !s.idle { // both the client-to-server side's own
+		return nil
+	}
+	gen := s.generation()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.wanted) == 0 || !s.idle || len(w.queue) != 0 || w.skipping || w.copyIn || txState(s.txStatus.Load()) != txIdle {
+	if len(w.queue) != 0 || w.skipping || w.copyIn || txState(s.txStatus.Load()) != txIdle {
 		return nil
 	}
 	n := 0
