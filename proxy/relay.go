@@ -241,6 +241,7 @@ func (s *session) clientToServer(pending []byte) {
 func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.Statement, prep *preparedStmt, ack func(string), err error) {
 	var d Decision
 	var parse pgproto3.Parse
+	decided := false // a Parse the policy decided on
 	var t0 time.Time
 	m := s.srv.cfg.Metrics
 	if m != nil {
@@ -265,12 +266,7 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 			break
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
-		if s.wire != nil {
-			// A Parse of DEALLOCATE ALL forgets the others, not itself.
-			s.deallocated(d.Deallocates)
-			d.Deallocates = nil
-		}
-		prep = s.remember(&parse)
+		decided = true
 	case clientFunctionCall:
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
@@ -287,6 +283,11 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	stmts, ack = d.Audit, d.Ack
 	if s.wire != nil {
 		s.deallocated(d.Deallocates)
+	}
+	if decided {
+		// After the deallocations: a Parse of DEALLOCATE ALL forgets
+		// the others, not itself.
+		prep = s.remember(&parse)
 	}
 	if d.Action == Forward {
 		return nil, false, stmts, prep, ack, nil
