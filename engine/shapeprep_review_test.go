@@ -22,17 +22,16 @@ import (
 )
 
 // rawVia connects as the superuser directly, or as alice through f.
-func rawVia(t *testing.T, f *prepFront, direct bool) (*cloaktest.Raw, *pgconn.PgConn) {
+func rawVia(t *testing.T, f *prepFront, direct bool) *cloaktest.Raw {
 	t.Helper()
-	dsn := f.DSN("alice", crm.DemoPassword)
-	if direct {
-		dsn = pg.DSN(pgtest.SuperUser, pgtest.Database)
+	if !direct {
+		return cloaktest.DialRaw(t, f.Addr, "alice")
 	}
-	pc, err := pgconn.Connect(context.Background(), dsn)
+	pc, err := pgconn.Connect(context.Background(), pg.DSN(pgtest.SuperUser, pgtest.Database))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cloaktest.Hijack(t, pc), pc
+	return cloaktest.Hijack(t, pc)
 }
 
 func segmentOf(t *testing.T, id int64) string {
@@ -87,7 +86,7 @@ func TestShapePrepareWaitsForSync(t *testing.T) {
 		segs := map[bool]string{}
 		for _, direct := range []bool{true, false} {
 			setSegment(t, id, "before")
-			r, _ := rawVia(t, newPrepFront(t), direct)
+			r := rawVia(t, newPrepFront(t), direct)
 			r.RoundTrip(t, 1, &pgproto3.Query{String: c.shape(0)})
 			r.RoundTrip(t, 1, &pgproto3.Query{String: c.shape(1)})
 			var msgs []pgproto3.FrontendMessage
