@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -508,6 +509,16 @@ func (c *Catalog) OperatorLeakproof(name string, left uint32) bool {
 		}
 	}
 	return o.leakproof
+}
+
+// Same says whether two snapshots describe the database alike: every
+// relation, column, type, function and operator they hold, their OIDs
+// included, whatever their generations. Decisions made on one hold on the
+// other.
+func (c *Catalog) Same(o *Catalog) bool {
+	a, b := *c, *o
+	a.Generation, b.Generation = 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // String summarises the snapshot, for logs.

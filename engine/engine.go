@@ -142,7 +142,20 @@ func (e *Engine) refreshLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if old := e.state.Load(); old != nil {
+	old := e.state.Load()
+	if old != nil && old.database == database && old.cat.Same(cat) {
+		// Nothing changed: the snapshot, its generation and the caches of
+		// decisions made on it stay, so that a refresh every minute (or
+		// one a client's unknown name asked for) re-prepares and
+		// re-rewrites nothing.
+		kept := *old
+		kept.loaded = start
+		e.state.Store(&kept)
+		e.lastRefresh = start
+		e.log.Debug("catalog unchanged", "catalog", cat.String())
+		return nil
+	}
+	if old != nil {
 		cat.Generation = old.cat.Generation + 1
 	}
 	e.state.Store(&engineState{cat: cat, subq: rewrite.NewSubqueryCache(), results: newResultCache(e.limits),

@@ -93,6 +93,16 @@ func TestShapeInvalidation(t *testing.T) {
 		t.Fatalf("no hit under the new rules (%v):\n%s", stats(), sql)
 	}
 
+	// A refresh that finds nothing changed keeps the snapshot's caches:
+	// the next statement of the shape still hits.
+	before := stats()
+	if err := own.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if decide(7); stats() != [3]int64{before[0] + 1, before[1], 0} {
+		t.Fatalf("shape stats %v after a refresh that changed nothing (%v before), want a hit", stats(), before)
+	}
+
 	// A catalog change: a new column of customers must be in the policy
 	// subquery of the next statement of the shape.
 	su := cloaktest.Admin(t, pg)
@@ -113,7 +123,7 @@ func TestShapeInvalidation(t *testing.T) {
 	if err := own.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if sql := decide(7); !strings.Contains(sql, "shape_probe") {
+	if sql := decide(8); !strings.Contains(sql, "shape_probe") {
 		t.Fatalf("after the catalog change, the old template answered:\n%s", sql)
 	}
 	if got := stats(); got != [3]int64{0, 1, 0} {
