@@ -42,8 +42,8 @@ func (s *session) overLimits() *Error {
 }
 
 // forget drops what a session keeps of its prepared statements and
-// portals after the server discarded them all (DISCARD ALL, DEALLOCATE
-// ALL). Client-to-server side, at its next message.
+// portals after the server discarded them all (DISCARD ALL).
+// Client-to-server side, at its next message.
 func (s *session) forget() {
 	w := s.wire
 	clear(w.described)
@@ -57,13 +57,30 @@ func (s *session) forget() {
 	s.preparedBytes = 0
 }
 
+// forgetStatements drops what a session keeps of its named prepared
+// statements after the server dropped them (DEALLOCATE ALL), and keeps
+// its portals and its unnamed statement, which the server keeps.
+// Client-to-server side.
+func (s *session) forgetStatements() {
+	for name := range s.prepared {
+		if name != "" {
+			s.dropStatement(name)
+		}
+	}
+	for name := range s.wire.described {
+		if name != "" {
+			s.dropStatement(name)
+		}
+	}
+}
+
 // deallocated forgets the prepared statements a message's SQL deallocates
 // ("" for all). Forgetting before the server confirms is safe: a Bind of
 // a forgotten statement is refused.
 func (s *session) deallocated(names []string) {
 	for _, n := range names {
 		if n == "" {
-			s.forget()
+			s.forgetStatements()
 			return
 		}
 		s.dropStatement(n)

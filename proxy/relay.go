@@ -147,10 +147,15 @@ func (s *session) clientToServer(pending []byte) {
 			default:
 				s.dirty.Store(true)
 			}
-			if s.wire != nil && s.wire.discarded.Swap(false) {
-				// The server dropped every statement (DISCARD ALL): before
-				// this message's own, if it prepares one.
-				s.forget()
+			if s.wire != nil {
+				// The server dropped statements (DISCARD ALL, DEALLOCATE
+				// ALL): before this message's own, if it prepares one.
+				switch s.wire.discarded.Swap(0) {
+				case discardedAll:
+					s.forget()
+				case discardedStatements:
+					s.forgetStatements()
+				}
 			}
 			var repl, pre, post []byte
 			var stmts []*audit.Statement

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,10 +72,11 @@ type wireState struct {
 	confirmed map[string]*preparedStmt
 	// follower hears of the server's acknowledgements (nil: none).
 	follower Follower
-	// discarded: the server dropped every prepared statement and portal
-	// (DISCARD ALL, DEALLOCATE ALL); the client-to-server side forgets
-	// its own at its next message.
-	discarded atomic.Bool
+	// discarded: what the server dropped, discardedAll (DISCARD ALL: every
+	// prepared statement and portal) or discardedStatements (DEALLOCATE
+	// ALL: the named statements); the client-to-server side forgets its
+	// own at its next message.
+	discarded atomic.Int32
 
 	// The statements pgcloak prepared for shapes (shapeprep.go): those
 	// the server confirmed, those it refused, and those wanted for the
@@ -376,12 +378,19 @@ func (w *wireState) dataRow(h *wireReq, msg, scratch []byte) []byte {
 func (w *wireState) commandEnded(h *wireReq, typ serverMsg, msg []byte) {
 	if typ == serverCommandComplete {
 		w.copyEnded(true)
-		if tag := msg[5:]; bytes.Equal(tag, discardAllTag) || bytes.Equal(tag, deallocateAllTag) {
+		switch tag := msg[5:]; {
+		case bytes.Equal(tag, discardAllTag):
 			clear(w.stmts)
 			clear(w.portals)
 			clear(w.confirmed)
 			clear(w.shapes)
-			w.discarded.Store(true)
+			w.discarded.Store(discardedAll)
+		case bytes.Equal(tag, deallocateAllTag):
+			// The unnamed statement and the portals stay.
+			maps.DeleteFunc(w.stmts, func(name string, _ []bool) bool { return name != "" })
+			maps.DeleteFunc(w.confirmed, func(name string, _ *preparedStmt) bool { return name != "" })
+			clear(w.shapes)
+			w.discarded.CompareAndSwap(0, discardedStatements)
 		}
 		if h != nil && h.ack != nil && (h.kind == clientExecute || h.kind == clientQuery) {
 			h.ack(commandTag(msg))
@@ -411,8 +420,15 @@ func (w *wireState) commandEnded(h *wireReq, typ serverMsg, msg []byte) {
 }
 
 // The CommandComplete tags (with their NUL) after which the server holds
-// no prepared statement or portal.
+// no prepared statement or portal (DISCARD ALL), or no named prepared
+// statement (DEALLOCATE ALL).
 var discardAllTag, deallocateAllTag = []byte("DISCARD ALL\x00"), []byte("DEALLOCATE ALL\x00")
+
+// wireState.discarded's values.
+const (
+	discardedStatements = 1
+	discardedAll        = 2
+)
 
 // maskAll stands for "mask every column": used when a RowDescription
 // cannot be read.
