@@ -157,19 +157,17 @@ func (s *session) clientToServer(pending []byte) {
 					s.forgetStatements()
 				}
 			}
-			var repl, pre, post []byte
-			var stmts []*audit.Statement
-			var prep *preparedStmt
-			var ack func(string)
-			changed, refused := false, false
+			var pre, post []byte
+			var dd decided
+			refused := false
 			if log := s.srv.cfg.AccessLog; log != nil && (typ == clientQuery || typ == clientExecute || typ == clientFunctionCall) {
 				if why := log.Admit(); why != nil {
-					repl, pre = s.refuseForAudit(msg, why)
-					changed, refused = repl != nil, true
+					dd.repl, pre = s.refuseForAudit(msg, why)
+					refused = true
 				}
 			}
 			if !refused && s.policy != nil && (typ == clientQuery || typ == clientParse || typ == clientFunctionCall) {
-				repl, changed, stmts, prep, ack, err = s.decide(msg)
+				dd, err = s.decide(msg)
 				if err != nil {
 					s.endReason.CompareAndSwap(nil, errProtocol(err.Error()))
 					s.endUpstream()
@@ -195,24 +193,23 @@ func (s *session) clientToServer(pending []byte) {
 				var shape string
 				if typ == clientQuery && !refused {
 					var run []byte
-					if run, shape = s.shapeRun(s.shapeQ); run != nil {
-						repl, changed = run, true
+					if run, shape = s.shapeRun(dd.shape); run != nil {
+						dd.repl = run
 					}
 					pre = s.shapePrepare()
 				}
-				s.shapeQ = nil
-				post = s.wire.request(msg, stmts, now, refused, prep, ack, shape)
+				post = s.wire.request(msg, dd.stmts, now, refused, dd.prep, dd.ack, shape)
 				if e := s.overLimits(); e != nil {
 					s.endReason.CompareAndSwap(nil, e)
 					s.endUpstream()
 					return
 				}
 			}
-			if changed || pre != nil || post != nil {
+			if dd.repl != nil || pre != nil || post != nil {
 				out = append(out, s.cr.buf[start:at]...)
 				out = append(out, pre...)
-				if changed {
-					out = append(out, repl...)
+				if dd.repl != nil {
+					out = append(out, dd.repl...)
 				} else {
 					out = append(out, msg...)
 				}
@@ -240,13 +237,21 @@ func (s *session) clientToServer(pending []byte) {
 	}
 }
 
-// decide asks the session policy about one SQL-carrying message and returns
-// the bytes to send in its place when the answer is not Forward, and the
-// policy's descriptions of its statements.
-func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.Statement, prep *preparedStmt, ack func(string), err error) {
+// decided is what the session policy's decision on one client message
+// means for the relay.
+type decided struct {
+	repl  []byte             // the bytes to send in the message's place; nil: the message itself
+	stmts []*audit.Statement // the policy's descriptions of its statements
+	prep  *preparedStmt      // for a Parse: the statement, as decided
+	ack   func(string)       // the policy's wish to hear of its CommandCompletes
+	shape *PreparedQuery     // for a Query: the shape's prepared form the policy offered (shapeprep.go)
+}
+
+// decide asks the session policy about one SQL-carrying message.
+func (s *session) decide(msg []byte) (out decided, err error) {
 	var d Decision
 	var parse pgproto3.Parse
-	decided := false // a Parse the policy decided on
+	isParse := false // a Parse the policy decided on
 	var t0 time.Time
 	m := s.srv.cfg.Metrics
 	if m != nil {
@@ -256,26 +261,26 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	case clientQuery:
 		var q pgproto3.Query
 		if err := q.Decode(msg[5:]); err != nil {
-			return nil, false, nil, nil, nil, malformed("Query", err)
+			return out, malformed("Query", err)
 		}
 		d = s.policy.Query(q.String)
 		if d.Action == Rewrite && d.Prepared != nil && strings.HasPrefix(d.Prepared.Name, ShapePrefix) {
-			s.shapeQ = d.Prepared
+			out.shape = d.Prepared
 		}
 	case clientParse:
 		if err := parse.Decode(msg[5:]); err != nil {
-			return nil, false, nil, nil, nil, malformed("Parse", err)
+			return out, malformed("Parse", err)
 		}
 		if strings.HasPrefix(parse.Name, ShapePrefix) {
 			d = errShapeName(parse.Name)
 			break
 		}
 		d = s.policy.Parse(parse.Name, parse.Query, parse.ParameterOIDs)
-		decided = true
+		isParse = true
 	case clientFunctionCall:
 		var fc pgproto3.FunctionCall
 		if err := fc.Decode(msg[5:]); err != nil {
-			return nil, false, nil, nil, nil, malformed("FunctionCall", err)
+			return out, malformed("FunctionCall", err)
 		}
 		d = s.policy.FunctionCall(fc.Function)
 		if d.Action == Rewrite { // a function call has no SQL to rewrite
@@ -285,26 +290,26 @@ func (s *session) decide(msg []byte) (repl []byte, changed bool, stmts []*audit.
 	if m != nil {
 		m.rewriteDuration.Observe(time.Since(t0).Seconds())
 	}
-	stmts, ack = d.Audit, d.Ack
+	out.stmts, out.ack = d.Audit, d.Ack
 	if s.wire != nil {
 		s.deallocated(d.Deallocates)
 	}
-	if decided {
+	if isParse {
 		// After the deallocations: a Parse of DEALLOCATE ALL forgets
 		// the others, not itself.
-		prep = s.remember(&parse)
+		out.prep = s.remember(&parse)
 	}
 	if d.Action == Forward {
-		return nil, false, stmts, prep, ack, nil
+		return out, nil
 	}
 	sql := decidedSQL(d)
 	if clientMsg(msg[0]) == clientParse {
 		parse.Query = sql
-		repl, err = parse.Encode(nil)
+		out.repl, err = parse.Encode(nil)
 	} else {
-		repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
+		out.repl, err = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
-	return repl, true, stmts, prep, ack, err
+	return out, err
 }
 
 // decidedSQL is the SQL to send for a Rewrite or Refuse decision.

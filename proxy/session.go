@@ -92,9 +92,6 @@ type session struct {
 	idle          bool // at the message being decided (SessionInfo.Idle)
 
 	cout []byte // owned by the client-to-server goroutine
-	// shapeQ is the prepared form the policy offered for the Query being
-	// relayed (shapeprep.go). Client-to-server side.
-	shapeQ *PreparedQuery
 
 	// The event-loop relay (evloop_linux.go): the session while a loop
 	// relays it, and whether terminate() left ending it to the session's
