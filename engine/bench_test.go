@@ -173,3 +173,26 @@ func BenchmarkParseDeparseRewritten(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyFloor is what a verified cold rewrite cannot do without:
+// pg_query's Parse of the statement, to analyse it, and Parse of the
+// rewritten statement, to check that what is sent is what was analysed
+// (rewrite/verify.go). ColdRewrite ÷ VerifyFloor is the rewrite's own
+// share; VerifyFloor ÷ ParseDeparse is the lowest cold ratio the
+// verify-before-send design allows.
+func BenchmarkVerifyFloor(b *testing.B) {
+	s := benchSession(b)
+	for _, q := range benchQueries {
+		out := s.Cold(q.sql).SQL
+		b.Run(q.name, func(b *testing.B) {
+			loop(b, func() {
+				if _, err := pg_query.Parse(q.sql); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := pg_query.Parse(out); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
