@@ -261,7 +261,7 @@ func TestShapePreparedAfterAlter(t *testing.T) {
 	q := func(i int) string {
 		return fmt.Sprintf("/* alter */ SELECT first_name, email FROM customers WHERE customer_id = %d", north[i])
 	}
-	for i := range 4 {
+	for i := range 5 {
 		answer(alice, q(i))
 	}
 	executed := f.executed()

@@ -43,8 +43,10 @@ import (
 // statement is prepared again; and the name of a template includes the
 // snapshot's generation, so a new snapshot prepares anew).
 //
-// A statement is prepared by a Parse and a Sync of pgcloak's own, sent
-// before a simple Query that goes to an idle server (every request
+// A shape is prepared at its second Query on a server connection (the
+// first runs as text: a connection that runs each shape once, connect per
+// request, pays no Parse). A statement is prepared by a Parse and a Sync
+// of pgcloak's own, sent before a simple Query that goes to an idle server (every request
 // answered, no extended-protocol message since the last Sync, outside a
 // transaction block; a client that runs every statement in a transaction
 // block gets it before its next BEGIN), and kept from the client: a
@@ -77,12 +79,14 @@ import (
 const ShapePrefix = "pgcloak_shape_"
 
 // Bounds per server connection: the statements kept (the least recently
-// used is closed past it), those the server failed to prepare, those
-// waiting for an idle moment, and the Parses sent at one.
+// used is closed past it), those the server failed to prepare, those run
+// once as text, those waiting for an idle moment, and the Parses sent at
+// one.
 var maxShapeStmts = 64 // a variable for the tests
 
 const (
 	maxShapeFailed = 256
+	maxShapeSeen   = 256
 	maxShapeWanted = 16
 	maxShapeProbes = 4
 )
@@ -162,7 +166,7 @@ func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.shapes == nil {
-		w.shapes, w.shapeFailed, w.wanted = map[string]*shapeStmt{}, map[string]bool{}, map[string]*PreparedQuery{}
+		w.shapes, w.shapeFailed, w.shapeSeen, w.wanted = map[string]*shapeStmt{}, map[string]bool{}, map[string]bool{}, map[string]*PreparedQuery{}
 	}
 	if len(w.queue) == 0 && !w.skipping && !w.copyIn {
 		if st := w.shapes[pq.Name]; st != nil && st.gen == gen {
@@ -172,7 +176,17 @@ func (s *session) shapeRun(pq *PreparedQuery) (run []byte, shape string) {
 			return encodeShapeRun(pq), pq.Name
 		}
 	}
-	if !w.shapeFailed[pq.Name] && len(w.wanted) < maxShapeWanted {
+	switch {
+	case w.shapeFailed[pq.Name], len(w.wanted) >= maxShapeWanted:
+	case !w.shapeSeen[pq.Name] && w.shapes[pq.Name] == nil:
+		// Its first Query on this connection: prepared at the second,
+		// so that a connection that runs a shape once (connect per
+		// request) pays no Parse for it.
+		if len(w.shapeSeen) >= maxShapeSeen {
+			clear(w.shapeSeen)
+		}
+		w.shapeSeen[pq.Name] = true
+	default:
 		w.wanted[pq.Name] = pq
 	}
 	return nil, ""

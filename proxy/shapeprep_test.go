@@ -134,8 +134,8 @@ func TestShapeStatementsAnswerAsQueries(t *testing.T) {
 		sqls = append(sqls, fmt.Sprintf("select %d + 1 as v", i), fmt.Sprintf("select n from generate_series(1, %d) n", i))
 	}
 	b.run(sqls...)
-	if p, _, e := srv.ShapeStatements(); p != 2 || e != 8 {
-		t.Fatalf("prepared %d, executed %d; want 2 and 8", p, e)
+	if p, _, e := srv.ShapeStatements(); p != 2 || e != 6 {
+		t.Fatalf("prepared %d, executed %d; want 2 and 6", p, e)
 	}
 	// Errors, in and out of transaction blocks, and what follows them.
 	b.run("select 10 / 2 as v", "select 10 / 0 as v", "select 10 / 5 as v",
@@ -162,6 +162,24 @@ func TestShapeStatementsAnswerAsQueries(t *testing.T) {
 	got, _ := b.via.readUntil('Z', 4)
 	if !sameAnswer(got, want) {
 		t.Fatalf("pipelined through pgcloak:\n%s\ndirectly:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A shape's first Query on a server connection runs as text and prepares
+// nothing (a connection that runs it once pays no Parse); the second
+// prepares it, the third runs as it.
+func TestShapeStatementsPreparedAtSecondUse(t *testing.T) {
+	srv, addr := startProxy(t, proxy.Config{Policy: &shapePolicy{}})
+	b := newBothWays(t, addr)
+	counts := func() [2]int64 { p, _, e := srv.ShapeStatements(); return [2]int64{p, e} }
+	for i, want := range [][2]int64{{0, 0}, {1, 0}, {1, 1}, {1, 2}} {
+		b.run(fmt.Sprintf("select %d + 2 as v", i))
+		if got := counts(); got != want {
+			t.Fatalf("after Query %d: prepared and executed %v, want %v", i+1, got, want)
+		}
+	}
+	if got := b.prepared(); !strings.Contains(got, "pgcloak_shape_plus2") {
+		t.Fatalf("the server holds %s", got)
 	}
 }
 

@@ -79,11 +79,13 @@ type wireState struct {
 	discarded atomic.Int32
 
 	// The statements pgcloak prepared for shapes (shapeprep.go): those
-	// the server confirmed, those it refused, and those wanted for the
-	// next idle moment. Both sides, under mu (wanted: the client-to-server
-	// side's); made at the first Query offered one.
+	// the server confirmed, those it refused, those offered once, and
+	// those wanted for the next idle moment. Both sides, under mu
+	// (wanted: the client-to-server side's); made at the first Query
+	// offered one.
 	shapes      map[string]*shapeStmt
 	shapeFailed map[string]bool
+	shapeSeen   map[string]bool // offered once, run as text
 	wanted      map[string]*PreparedQuery
 	shapeTick   uint64
 	counts      *shapeCounts
