@@ -174,9 +174,11 @@ func (t *targetRefFinder) shadowed(fields []string) bool {
 			if len(fields) == 2 && it.name == fields[0] {
 				return true
 			}
-			// A bare name is a column, or else a whole row, of the
-			// innermost level that has it.
-			if len(fields) == 1 && (it.cols[fields[0]] || it.name == fields[0]) {
+			// A bare name is a column of the innermost level that has a
+			// column of that name, the target's included; only when no
+			// level has one is it the whole row of a FROM item of that
+			// name. So only a certain column shadows the target.
+			if len(fields) == 1 && it.cols[fields[0]] {
 				return true
 			}
 		}
