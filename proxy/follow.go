@@ -57,6 +57,10 @@ func (w *wireState) acknowledged(h *wireReq, typ serverMsg) {
 		w.shapePrepared(h)
 	case typ == serverBindComplete && h.kind == clientBind:
 		w.portals[h.name] = w.stmts[h.stmt]
+		if len(w.boundGen) >= maxPortals {
+			clear(w.boundGen)
+		}
+		w.boundGen[h.name] = h.gen
 	case typ == serverCloseComplete && h.kind == clientClose:
 		if h.sub == objectStatement {
 			delete(w.stmts, h.name)
@@ -64,6 +68,7 @@ func (w *wireState) acknowledged(h *wireReq, typ serverMsg) {
 			delete(w.shapes, h.name)
 		} else {
 			delete(w.portals, h.name)
+			delete(w.boundGen, h.name)
 		}
 	}
 }

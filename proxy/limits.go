@@ -54,6 +54,7 @@ func (s *session) forget() {
 	clear(s.prepared)
 	clear(s.batch)
 	clear(s.portalGen)
+	clear(s.portalBatch)
 	s.preparedBytes = 0
 }
 

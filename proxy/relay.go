@@ -189,6 +189,7 @@ func (s *session) clientToServer(pending []byte) {
 					pre = s.refuseShapeName(msg)
 				case clientSync:
 					clear(s.batch)
+					clear(s.portalBatch)
 				}
 				var shape string
 				if typ == clientQuery && !refused {

@@ -104,26 +104,40 @@ func (s *session) reprepare(bind []byte) []byte {
 	return out
 }
 
-// bound records the generation a portal is bound under.
+// bound records the generation a portal's Bind is decided under.
 func (s *session) bound(portal string, gen uint64) {
 	if s.portalGen == nil || len(s.portalGen) >= maxPortals {
-		s.portalGen = map[string]uint64{}
+		s.portalGen, s.portalBatch = map[string]uint64{}, map[string]bool{}
 	}
-	s.portalGen[portal] = gen
+	s.portalGen[portal], s.portalBatch[portal] = gen, true
+	s.wire.bindGen = gen
 }
 
 // checkPortal returns a failing Parse to send before an Execute of a
-// portal bound under an older generation (a rules reload, another end
-// user), or not bound in this session at all (a SQL cursor): the server
-// then skips the Execute until Sync.
+// portal not bound under the generation in force (a rules reload, another
+// end user), or not bound in this session at all (a SQL cursor): the
+// server then skips the Execute until Sync. A portal counts as bound once
+// the server said BindComplete, or while no Sync came since its Bind (a
+// failed Bind makes the server skip the Execute too): a Bind the server
+// refused, say because a cursor of that name is open, binds nothing, and
+// the name is still the cursor's.
 func (s *session) checkPortal(exec []byte) []byte {
 	g, ok := s.policy.(Generational)
 	if !ok {
 		return nil
 	}
 	portal := cstring(exec[5:])
-	if gen, ok := s.portalGen[portal]; ok && gen == g.Generation() {
-		return nil
+	gen := g.Generation()
+	if bound, ok := s.portalGen[portal]; ok && bound == gen {
+		if s.portalBatch[portal] {
+			return nil
+		}
+		s.wire.mu.Lock()
+		conf, ok := s.wire.boundGen[portal]
+		s.wire.mu.Unlock()
+		if ok && conf == gen {
+			return nil
+		}
 	}
 	return s.refuseMessage(&Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(
 		"pgcloak: portal %q was not bound under the privacy rules and end user in force; bind it again (rule: fail_closed)", portal)})
@@ -143,6 +157,7 @@ func (s *session) closed(msg []byte) {
 		delete(s.batch, name)
 	} else {
 		delete(s.portalGen, name)
+		delete(s.portalBatch, name)
 	}
 }
 

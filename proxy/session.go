@@ -83,10 +83,12 @@ type session struct {
 	// Owned by the client-to-server goroutine (reprepare.go): the
 	// statements the client prepared, as it last sent them, for
 	// re-preparing after a rules change; those sent since the last Sync;
-	// the generation each portal was bound under.
-	prepared  map[string]*preparedStmt
-	batch     map[string]*preparedStmt
-	portalGen map[string]uint64
+	// the generation each portal was last bound under, and the portals
+	// bound since the last Sync.
+	prepared    map[string]*preparedStmt
+	batch       map[string]*preparedStmt
+	portalGen   map[string]uint64
+	portalBatch map[string]bool
 	// preparedBytes is the SQL text of prepared, for the session's limit.
 	preparedBytes int
 	idle          bool // at the message being decided (SessionInfo.Idle)

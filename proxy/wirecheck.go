@@ -47,6 +47,9 @@ type wireState struct {
 	// The acknowledgement callbacks of prepared statements and portals
 	// (only those whose policy decision asked for one).
 	stmtAck, portalAck map[string]func(string)
+	// bindGen is the policy generation the Bind being recorded was
+	// decided under (reprepare.go).
+	bindGen uint64
 
 	// Owned by the server-to-client side.
 	stmts   map[string][]bool
@@ -68,8 +71,11 @@ type wireState struct {
 	skipping bool // an extended-protocol error: the server ignores all until Sync
 	copyIn   bool // the request at the head is in COPY FROM STDIN
 	// confirmed are the prepared statements the server acknowledged
-	// (ParseComplete), with the generation they were decided under.
+	// (ParseComplete), with the generation they were decided under;
+	// boundGen, the portals it acknowledged (BindComplete), with the
+	// generation their Bind was decided under. Under mu.
 	confirmed map[string]*preparedStmt
+	boundGen  map[string]uint64
 	// follower hears of the server's acknowledgements (nil: none).
 	follower Follower
 	// discarded: what the server dropped, discardedAll (DISCARD ALL: every
@@ -126,7 +132,7 @@ func (w *wireState) internal(kind clientMsg, sub objectKind, name string) {
 func newWireState(c WireChecker, tracking bool) *wireState {
 	return &wireState{checker: c, described: map[string]bool{}, stmts: map[string][]bool{}, portals: map[string][]bool{},
 		stmtInfo: map[string]*audit.Statement{}, portalInfo: map[string]*audit.Statement{}, tracking: tracking,
-		confirmed: map[string]*preparedStmt{}, stmtAck: map[string]func(string){}, portalAck: map[string]func(string){}}
+		confirmed: map[string]*preparedStmt{}, boundGen: map[string]uint64{}, stmtAck: map[string]func(string){}, portalAck: map[string]func(string){}}
 }
 
 // request records one client message, forwarded at now; stmts are the
@@ -149,7 +155,7 @@ func (w *wireState) request(msg []byte, stmts []*audit.Statement, now time.Time,
 	case clientBind:
 		portal := cstring(body)
 		stmt := cstring(body[len(portal)+1:])
-		r = wireReq{kind: clientBind, name: portal, stmt: stmt}
+		r = wireReq{kind: clientBind, name: portal, stmt: stmt, gen: w.bindGen}
 		if w.checker != nil && !w.described[stmt] {
 			d := &pgproto3.Describe{ObjectType: byte(objectPortal), Name: portal}
 			extra, _ = d.Encode(nil)
@@ -384,6 +390,7 @@ func (w *wireState) commandEnded(h *wireReq, typ serverMsg, msg []byte) {
 		case bytes.Equal(tag, discardAllTag):
 			clear(w.stmts)
 			clear(w.portals)
+			clear(w.boundGen)
 			clear(w.confirmed)
 			clear(w.shapes)
 			w.discarded.Store(discardedAll)
