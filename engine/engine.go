@@ -392,7 +392,6 @@ type session struct {
 	temps            map[string]bool   // names found to be the session's temporary relations
 	gen              uint64            // bumped when the rules in force or the end user change
 	sqlPrepared      map[string]uint64 // SQL-level PREPAREd names → generation (follow.go)
-	sqlPending       map[string]uint64 // PREPAREs sent, not yet acknowledged
 	cursors          map[string]cursorState
 	pending          *switchReq  // an end-user switch awaiting the server
 	idle             func() bool // proxy.SessionInfo.Idle

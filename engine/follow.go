@@ -193,9 +193,13 @@ func parseOps(sql string) []sessionOp {
 // prepared statements, statement by statement, and returns the decision
 // with the callback that applies its effects when the server acknowledges
 // them. What ends (CLOSE, DEALLOCATE) is forgotten at once, which is safe
-// before the server confirms; what begins (PREPARE) counts when the
-// server completed it; cursors count from their DECLARE, with the
-// generation it was decided under.
+// before the server confirms. What begins (DECLARE, PREPARE) counts once
+// the server completed it, with the generation it was decided under, and
+// before that only for the statements after it in the same Query, which
+// the server runs only if it succeeded; a DECLARE also forgets the
+// cursor of its name at once. So a DECLARE or PREPARE the server refuses,
+// because an older cursor or statement of the name is open, never makes
+// the older one usable under the generation in force.
 func (s *session) follow(sql string, d proxy.Decision) proxy.Decision {
 	if d.Action == proxy.Refuse {
 		return d
@@ -206,84 +210,86 @@ func (s *session) follow(sql string, d proxy.Decision) proxy.Decision {
 	}
 	gen := s.gen
 	var prepares []string
+	var declares []sessionOp
+	// Begun earlier in this message.
+	declared, prepared := map[string]bool{}, map[string]bool{}
 	reset := false
 	for _, op := range ops {
 		switch op.kind {
 		case 'F':
-			if c, ok := s.cursors[op.name]; !ok || c.gen != gen {
+			if c, ok := s.cursors[op.name]; !declared[op.name] && (!ok || c.gen != gen) {
 				return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
 					"pgcloak: cursor %q was not opened in this session under the privacy rules and end user in force; declare it again (rule: prepared_stale)", op.name))
 			}
 		case 'X':
-			if g, ok := s.sqlPrepared[op.name]; ok && g == gen {
-				continue
+			if g, ok := s.sqlPrepared[op.name]; !prepared[op.name] && (!ok || g != gen) {
+				return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
+					"pgcloak: prepared statement %q was not prepared in this session under the privacy rules and end user in force; PREPARE it again (rule: prepared_stale)", op.name))
 			}
-			if g, ok := s.sqlPending[op.name]; ok && g == gen {
-				if _, old := s.sqlPrepared[op.name]; !old {
-					continue // prepared in flight; if it fails, so does this
-				}
-			}
-			return proxy.ErrRefused(pgerrcode.InsufficientPrivilege, fmt.Sprintf(
-				"pgcloak: prepared statement %q was not prepared in this session under the privacy rules and end user in force; PREPARE it again (rule: prepared_stale)", op.name))
 		case 'C':
 			if op.name == "" {
 				clear(s.cursors)
+				clear(declared)
 			}
 			delete(s.cursors, op.name)
+			delete(declared, op.name)
 		case 'A':
 			if op.name == "" {
 				clear(s.sqlPrepared)
+				clear(prepared)
 			}
 			delete(s.sqlPrepared, op.name)
+			delete(prepared, op.name)
 			d.Deallocates = append(d.Deallocates, op.name)
 		case 'D':
-			if s.cursors == nil {
-				s.cursors = map[string]cursorState{}
-			}
-			if len(s.cursors) >= maxCursors {
+			delete(s.cursors, op.name)
+			if len(s.cursors)+len(declares) >= maxCursors {
 				for n, c := range s.cursors {
 					if !c.hold {
 						delete(s.cursors, n)
 					}
 				}
-				if len(s.cursors) >= maxCursors {
+				if len(s.cursors)+len(declares) >= maxCursors {
 					return proxy.ErrRefused(pgerrcode.ProgramLimitExceeded, fmt.Sprintf(
 						"pgcloak: a session may hold at most %d cursors WITH HOLD; close some (rule: fail_closed)", maxCursors))
 				}
 			}
-			s.cursors[op.name] = cursorState{gen: gen, hold: op.hold}
+			declared[op.name] = true
+			declares = append(declares, op)
 		case 'P':
-			if s.sqlPending == nil || len(s.sqlPending) >= maxCursors {
-				s.sqlPending = map[string]uint64{}
-			}
-			s.sqlPending[op.name] = gen
+			prepared[op.name] = true
 			prepares = append(prepares, op.name)
 		case 'R':
 			reset = true
 		}
 	}
-	if len(prepares) == 0 && !reset {
+	if len(prepares) == 0 && len(declares) == 0 && !reset {
 		return d
 	}
-	k := 0
+	kp, kd := 0, 0
 	d.Ack = func(tag string) {
 		switch {
-		case tag == "PREPARE" && k < len(prepares):
-			n := prepares[k]
-			k++
+		case tag == "PREPARE" && kp < len(prepares):
+			n := prepares[kp]
+			kp++
 			s.post(func() {
-				if s.sqlPrepared == nil {
+				if s.sqlPrepared == nil || len(s.sqlPrepared) >= maxCursors {
 					s.sqlPrepared = map[string]uint64{}
 				}
 				s.sqlPrepared[n] = gen
-				if s.sqlPending[n] == gen {
-					delete(s.sqlPending, n)
+			})
+		case tag == "DECLARE CURSOR" && kd < len(declares):
+			op := declares[kd]
+			kd++
+			s.post(func() {
+				if s.cursors == nil {
+					s.cursors = map[string]cursorState{}
 				}
+				s.cursors[op.name] = cursorState{gen: gen, hold: op.hold}
 			})
 		case reset && (tag == "DISCARD ALL" || tag == "RESET"):
 			s.post(func() {
 				clear(s.sqlPrepared)
-				clear(s.sqlPending)
 				clear(s.cursors)
 				if s.endUser != "" {
 					s.switchTo("")

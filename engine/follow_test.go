@@ -181,3 +181,31 @@ func TestIdentitySwitchClosesOld(t *testing.T) {
 		}
 	})
 }
+
+// A cursor or SQL-level statement counts from the server's answer to its
+// DECLARE or PREPARE; before that, only for the statements after it in
+// the same Query, which the server runs only if it succeeded (an EXECUTE
+// pipelined in the next Query, decided before that answer, is refused).
+func TestCursorsAndStatementsCountWhenRun(t *testing.T) {
+	r := cloaktest.DialRaw(t, front.Addr, "alice")
+	step := func(sql, want string) {
+		t.Helper()
+		if got := r.RoundTrip(t, 1, &pgproto3.Query{String: sql}); !strings.Contains(got, want) {
+			t.Fatalf("%s: want %q, got\n%s", sql, want, got)
+		}
+	}
+	// In one Query.
+	step("BEGIN; DECLARE cc CURSOR FOR SELECT customer_id FROM customers ORDER BY customer_id; FETCH 1 FROM cc", "DataRow")
+	step("FETCH 1 FROM cc", "DataRow")
+	step("COMMIT", "CommandComplete COMMIT")
+	step("PREPARE cp AS SELECT count(*) FROM customers; EXECUTE cp", "DataRow")
+	step("EXECUTE cp", "DataRow")
+	// A PREPARE the server refused (cp exists) leaves cp as it was.
+	step("PREPARE cp AS SELECT 1; EXECUTE cp", "ErrorResponse 42P05")
+	step("EXECUTE cp", "DataRow")
+	// A DECLARE the server refused leaves the name unusable.
+	step("DECLARE ch CURSOR WITH HOLD FOR SELECT customer_id FROM customers", "CommandComplete DECLARE CURSOR")
+	step("DECLARE ch CURSOR WITH HOLD FOR SELECT 1", "ErrorResponse 42P03")
+	step("FETCH 1 FROM ch", "ErrorResponse 42501")
+	step("CLOSE ch", "CommandComplete CLOSE CURSOR")
+}
