@@ -92,6 +92,7 @@ type leakEnv struct {
 	policy *rules.Policy
 	plant  *planting
 	super  *pgx.Conn
+	eng    *engine.Engine
 }
 
 func setupLeak(t *testing.T) *leakEnv {
@@ -147,7 +148,7 @@ func setupLeak(t *testing.T) *leakEnv {
 		defer cancel()
 		srv.Shutdown(sctx)
 	})
-	return &leakEnv{addr: l.Addr().String(), policy: pol, plant: plant, super: super}
+	return &leakEnv{addr: l.Addr().String(), policy: pol, plant: plant, super: super, eng: eng}
 }
 
 // hostileQuery is one entry of testdata/hostile.

@@ -22,8 +22,9 @@ func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
 		name = rv.Alias.Aliasname
 	}
 	if w.fromRels == nil {
-		w.fromRels, w.fromAll = map[string]*Relation{}, map[string][]*Relation{}
+		w.fromRels, w.fromAll, w.fromRelUses = map[string]*Relation{}, map[string][]*Relation{}, map[string]int{}
 	}
+	w.fromRelUses[name]++
 	if !slices.Contains(w.fromAll[name], rel) {
 		w.fromAll[name] = append(w.fromAll[name], rel)
 	}
@@ -39,6 +40,13 @@ func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
 // of that name, it is a column; otherwise, if any function of that name
 // exists, it is a call and must pass the function allow-list (and fences,
 // as pgcloak cannot tell where the call runs).
+//
+// Names are judged over the whole statement, not scope by scope, as
+// PostgreSQL resolves them: a qualifier that names a relation with such
+// a column in one scope may name a sub-select, a function or a CTE in the
+// scope the reference is in, and (a) may be a column of any FROM item,
+// which PostgreSQL prefers to a whole row. Then the name is judged as a
+// call too.
 func (w *walker) checkFunctionalNotation() {
 	for _, c := range w.colRefs {
 		f := stringFields(c.Fields)
@@ -46,6 +54,12 @@ func (w *walker) checkFunctionalNotation() {
 			continue
 		}
 		name := f[len(f)-1]
+		if q := f[len(f)-2]; len(f) == 2 && len(w.fromAll[q]) > 0 && (w.anonFrom || w.aliasUses[q] > w.fromRelUses[q]) {
+			// q also names FROM items other than relations.
+			if w.maybeCall(name); w.err != nil {
+				return
+			}
+		}
 		if rels := w.fromAll[f[len(f)-2]]; len(rels) > 1 {
 			// The qualifier names several relations (in different
 			// scopes): a.f is a column only if it is one in each.
@@ -88,7 +102,10 @@ func (w *walker) checkFunctionalNotation() {
 							return
 						}
 					}
-					continue
+					if !w.mayBeColumn(stringFields(ind.Arg.GetColumnRef().Fields)[0]) {
+						continue
+					}
+					// (a) may be a column: (a).f a call of f.
 				}
 				if w.maybeCall(s.Sval); w.err != nil {
 					return
@@ -96,6 +113,23 @@ func (w *walker) checkFunctionalNotation() {
 			}
 		}
 	}
+}
+
+// mayBeColumn says whether a bare name may be a column of some FROM item
+// of the statement: one whose columns pgcloak does not know, or a
+// relation with a column of that name.
+func (w *walker) mayBeColumn(name string) bool {
+	if w.opaque {
+		return true
+	}
+	for _, rels := range w.fromAll {
+		for _, r := range rels {
+			if knownColumns(r) == nil || r.Column(name) != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // knownColumns returns rel if the catalog snapshot lists its columns

@@ -29,6 +29,9 @@ import (
 type review2Variant struct {
 	soundVariant
 	super string
+	// refresh: pgcloak's catalog snapshot is loaded after super ran
+	// (else what super created is newer than the snapshot).
+	refresh bool
 }
 
 // vipTwin is alice's way to make a key of a south customer visible to
@@ -198,6 +201,11 @@ func runReview2(t *testing.T, variants []review2Variant) {
 			if v.super != "" {
 				if _, err := env.super.Exec(context.Background(), v.super); err != nil && !strings.Contains(err.Error(), "already exists") {
 					t.Fatal(err)
+				}
+				if v.refresh {
+					if err := env.eng.Refresh(context.Background()); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			for _, mode := range leakModes {

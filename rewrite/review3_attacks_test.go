@@ -31,17 +31,17 @@ var review3Leaks = []review2Variant{
 	// lone name first as a column of the innermost scope: here a is the
 	// text column of the sub-select q, and (a).industry is the call
 	// industry(a) in functional notation, of a function no allow-list
-	// judged (a direct call, or (q.a).industry, is refused). Not the
-	// documented late-function limit: TestReview3NotationScope shows the
-	// same with the function in the catalog snapshot.
-	{super: lateIndustry, soundVariant: soundVariant{name: "notation_scope_indirection", steps: []string{
+	// judged (a direct call, or (q.a).industry, is refused). The function
+	// is in the catalog snapshot (refresh): created after it, it is the
+	// documented late-function limit (docs/rewrite.md, "Known limits").
+	{super: lateIndustry, refresh: true, soundVariant: soundVariant{name: "notation_scope_indirection", steps: []string{
 		`SELECT (SELECT (a).industry FROM (SELECT 'x'::text AS a) q) FROM accounts a LIMIT 1`}}},
 	// The same with a.f: the inner a is a sub-select without a column
 	// annual_revenue, so a.annual_revenue is annual_revenue(a), while
 	// pgcloak takes it for the column of the outer accounts a.
 	{super: `CREATE FUNCTION public.annual_revenue(anyelement) RETURNS text LANGUAGE sql SECURITY DEFINER
 		AS $$ SELECT string_agg(national_id || ' ' || first_name, ',') FROM public.customers $$;
-		GRANT EXECUTE ON FUNCTION public.annual_revenue(anyelement) TO PUBLIC`,
+		GRANT EXECUTE ON FUNCTION public.annual_revenue(anyelement) TO PUBLIC`, refresh: true,
 		soundVariant: soundVariant{name: "notation_scope_column_ref", steps: []string{
 			`SELECT (SELECT a.annual_revenue FROM (SELECT 1 AS x) a) FROM accounts a LIMIT 1`}}},
 }

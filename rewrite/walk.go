@@ -32,15 +32,20 @@ type walker struct {
 	// relation (nil when one name stands for several).
 	fromRels map[string]*Relation
 	fromAll  map[string][]*Relation // every relation each name stands for
+	// fromRelUses counts the FROM items of relations each name goes by.
+	fromRelUses map[string]int
 	// uses are the relations the walk resolved, with how the statement
 	// uses each (the access log's objects); utility is the use of the
 	// relations a utility statement names itself.
 	uses    []objRef
 	utility string
 	// aliasUses counts the FROM items of each name; opaque is set once a
-	// FROM item's columns are not known (a sub-select, a function, a CTE).
+	// FROM item's columns are not known (a sub-select, a function, a CTE);
+	// anonFrom, once a FROM item goes by a name pgcloak does not know
+	// (notation.go).
 	aliasUses map[string]int
 	opaque    bool
+	anonFrom  bool
 	funcRefs  []*pg_query.FuncCall
 	kinds     []rules.StatementKind
 	ddl       bool     // the statement may change the catalog
@@ -477,10 +482,19 @@ func (w *walker) noteFromItem(n *pg_query.Node) {
 	case *pg_query.Node_RangeFunction:
 		if a := x.RangeFunction.Alias; a != nil {
 			w.aliasUses[a.Aliasname]++
+		} else {
+			// Named after its function.
+			w.anonFrom = true
+		}
+		w.opaque = true
+	case *pg_query.Node_RangeTableSample:
+		if rv := x.RangeTableSample.Relation.GetRangeVar(); rv != nil {
+			w.noteFromItem(x.RangeTableSample.Relation)
 		}
 		w.opaque = true
 	default:
 		w.opaque = true
+		w.anonFrom = true
 	}
 }
 
