@@ -69,7 +69,11 @@ func (s *session) delegation(sql string) (proxy.Decision, bool) {
 	p := &switchReq{value: value}
 	s.pending = p
 	s.f.wantReady.Store(true)
-	return proxy.Decision{Action: proxy.Rewrite, SQL: "SET " + setting + " TO DEFAULT",
+	// Once: a Bind of the statement after its Parse's Sync (a driver's
+	// prepare round trip, a statement run again) is decided again, and
+	// switches through that decision's pending request, not this one,
+	// which the next ReadyForQuery ends.
+	return proxy.Decision{Action: proxy.Rewrite, SQL: "SET " + setting + " TO DEFAULT", Once: true,
 		Ack: func(tag string) {
 			if tag == "SET" {
 				s.post(func() { p.acked = true })

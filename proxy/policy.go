@@ -94,6 +94,12 @@ type Decision struct {
 	// of its parameters: the proxy may run it so in place of SQL, which
 	// stays what it sends otherwise (shapeprep.go).
 	Prepared *PreparedQuery
+	// Once, for a Parse, says that the decision holds only for the
+	// Binds sent with the Parse, before the next Sync: a later Bind of
+	// the statement is decided again, as after a rules change
+	// (reprepare.go). For statements whose effect the policy follows
+	// from the decision on, such as an end-user switch.
+	Once bool
 }
 
 // PreparedQuery is a statement to prepare once per server connection

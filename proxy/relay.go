@@ -299,6 +299,9 @@ func (s *session) decide(msg []byte) (out decided, err error) {
 		// After the deallocations: a Parse of DEALLOCATE ALL forgets
 		// the others, not itself.
 		out.prep = s.remember(&parse)
+		if out.prep != nil {
+			out.prep.once = d.Once
+		}
 	}
 	if d.Action == Forward {
 		return out, nil

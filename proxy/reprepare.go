@@ -28,6 +28,7 @@ type preparedStmt struct {
 	sql  string
 	oids []uint32
 	gen  uint64
+	once bool // Decision.Once: decided again at a Bind after its batch
 }
 
 // maxPortals bounds the portals whose generation a session keeps; past it
@@ -58,7 +59,8 @@ func (s *session) remember(p *pgproto3.Parse) *preparedStmt {
 // no Sync came since (a failed Parse makes it skip the Bind too); otherwise
 // it may hold an older one, and pgcloak prepares it again. A statement not
 // prepared with Parse in this session (one from SQL PREPARE) cannot be
-// re-prepared and is refused.
+// re-prepared and is refused. A statement whose decision holds for its
+// own batch only (Decision.Once) is decided again at a Bind after it.
 func (s *session) reprepare(bind []byte) []byte {
 	portal := cstring(bind[5:])
 	name := cstring(bind[5+len(portal)+1:])
@@ -76,10 +78,10 @@ func (s *session) reprepare(bind []byte) []byte {
 		return s.refuseMessage(&Error{Code: pgerrcode.InsufficientPrivilege, Message: fmt.Sprintf(
 			"pgcloak: statement %q was not prepared with a Parse message in this session; restricted sessions bind only those (rule: fail_closed)", name)})
 	}
-	if st.gen == gen {
-		if s.batch[name] == st {
-			return nil
-		}
+	if st.gen == gen && s.batch[name] == st {
+		return nil
+	}
+	if st.gen == gen && !st.once {
 		s.wire.mu.Lock()
 		conf := s.wire.confirmed[name]
 		s.wire.mu.Unlock()
@@ -90,6 +92,7 @@ func (s *session) reprepare(bind []byte) []byte {
 	st = &preparedStmt{sql: st.sql, oids: st.oids, gen: gen}
 	s.prepared[name], s.batch[name] = st, st
 	d := s.policy.Parse(name, st.sql, st.oids)
+	st.once = d.Once
 	sql := st.sql
 	if d.Action != Forward {
 		sql = decidedSQL(d)
@@ -100,7 +103,7 @@ func (s *session) reprepare(bind []byte) []byte {
 		s.wire.internal(clientClose, objectStatement, name)
 	}
 	out, _ = (&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: st.oids}).Encode(out)
-	s.wire.internalParse(name, d.Audit, st)
+	s.wire.internalParse(name, d.Audit, st, d.Ack)
 	return out
 }
 

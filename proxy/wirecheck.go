@@ -221,9 +221,12 @@ func first(stmts []*audit.Statement) *audit.Statement {
 
 // internalParse records a Parse pgcloak sends on its own to prepare a
 // client's statement again; stmts describe it as now decided.
-func (w *wireState) internalParse(name string, stmts []*audit.Statement, prep *preparedStmt) {
-	w.mu.Lock()
+func (w *wireState) internalParse(name string, stmts []*audit.Statement, prep *preparedStmt, ack func(string)) {
 	r := wireReq{kind: clientParse, name: name, internal: true, prep: prep}
+	// The portals bound to it hear of their CommandCompletes through
+	// this decision's callback, not the first Parse's.
+	w.followAcks(&r, ack)
+	w.mu.Lock()
 	if w.tracking {
 		r.info = first(stmts)
 		w.stmtInfo[name] = r.info

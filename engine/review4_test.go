@@ -1,0 +1,79 @@
+package engine_test
+
+// Fourth independent review: session state pgcloak changes on its own
+// decision rather than on the server's answer. Each test reproduces a
+// finding of the report of branch review-fixes.
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcloak/pgcloak/internal/cloaktest"
+)
+
+// rv4Regions runs a query over customers and returns its answer.
+func rv4Regions(t *testing.T, r *cloaktest.Raw) string {
+	t.Helper()
+	return r.RoundTrip(t, 1, &pgproto3.Query{String: "SELECT DISTINCT region FROM customers ORDER BY region"})
+}
+
+func rv4Query(t *testing.T, r *cloaktest.Raw, q string) {
+	t.Helper()
+	if got := r.RoundTrip(t, 1, &pgproto3.Query{String: q}); strings.Contains(got, "ErrorResponse") {
+		t.Fatalf("%s: %s", q, got)
+	}
+}
+
+// Class stale_switch (prepared in one round trip, run in another): the
+// end-user switch is pending from the decision on its Parse and dropped
+// at the next ReadyForQuery. A SET pgcloak.end_user prepared with a
+// Parse and a Sync of its own (a driver's prepare round trip) and run
+// later by Bind and Execute gets its "SET" tag, but the acknowledgement
+// reaches a switch no longer pending: the client is told the end user
+// changed, and pgcloak keeps deciding for the previous one.
+func TestReview4SwitchPreparedThenRun(t *testing.T) {
+	r := cloaktest.DialRaw(t, proxyAddr, "crm_app")
+	rv4Query(t, r, "SET pgcloak.end_user = 'bob'")
+	t.Logf("Parse:\n%s", r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4sw", Query: "SET pgcloak.end_user = 'alice'"}, &pgproto3.Sync{}))
+	got := r.RoundTrip(t, 1, &pgproto3.Bind{PreparedStatement: "rv4sw"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	t.Logf("Bind+Execute:\n%s", got)
+	regions := rv4Regions(t, r)
+	t.Logf("as alice?\n%s", regions)
+	if strings.Contains(got, "CommandComplete SET") && strings.Contains(regions, "DataRow south") {
+		t.Errorf("the server said SET to the switch to alice (north), yet the session still reads bob's south customers")
+	}
+}
+
+// Class stale_switch (re-prepared): a protocol-level statement is
+// prepared again after the end user changed (proxy/reprepare.go), and
+// the decision on it carries a new acknowledgement callback that the
+// proxy drops: the portal keeps the callback of the first Parse. A
+// prepared SET pgcloak.end_user run again after another switch is
+// answered "SET" and switches nothing.
+func TestReview4SwitchReprepared(t *testing.T) {
+	r := cloaktest.DialRaw(t, proxyAddr, "crm_app")
+	sw := func() string {
+		return r.RoundTrip(t, 1, &pgproto3.Bind{PreparedStatement: "rv4sw2"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	}
+	got := r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4sw2", Query: "SET pgcloak.end_user = 'alice'"},
+		&pgproto3.Bind{PreparedStatement: "rv4sw2"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if !strings.Contains(got, "CommandComplete SET") {
+		t.Fatalf("first switch to alice: %s", got)
+	}
+	if regions := rv4Regions(t, r); strings.Contains(regions, "south") || !strings.Contains(regions, "north") {
+		t.Fatalf("after the first switch to alice: %s", regions)
+	}
+	rv4Query(t, r, "SET pgcloak.end_user = 'bob'")
+	if regions := rv4Regions(t, r); !strings.Contains(regions, "south") {
+		t.Fatalf("after the switch to bob: %s", regions)
+	}
+	got = sw()
+	t.Logf("second run of the prepared switch to alice:\n%s", got)
+	regions := rv4Regions(t, r)
+	t.Logf("as alice?\n%s", regions)
+	if strings.Contains(got, "CommandComplete SET") && strings.Contains(regions, "DataRow south") {
+		t.Errorf("the server said SET to the switch to alice (north), yet the session still reads bob's south customers")
+	}
+}
