@@ -68,6 +68,12 @@ func (s *session) delegation(sql string) (proxy.Decision, bool) {
 	}
 	p := &switchReq{value: value}
 	s.pending = p
+	// A new generation at once: what the proxy binds or executes for
+	// the previous end user before the switch's answer (a Bind of a
+	// statement prepared for them, pipelined after the switch) is
+	// decided again, and refused while the switch is pending, instead
+	// of running with the previous end user's rewrite after it.
+	s.gen++
 	s.f.wantReady.Store(true)
 	// Once: a Bind of the statement after its Parse's Sync (a driver's
 	// prepare round trip, a statement run again) is decided again, and

@@ -77,3 +77,79 @@ func TestReview4SwitchReprepared(t *testing.T) {
 		t.Errorf("the server said SET to the switch to alice (north), yet the session still reads bob's south customers")
 	}
 }
+
+// Class stale_switch (pipelined): while an end-user switch waits for the
+// server's answer, the session refuses every statement it is asked to
+// decide (errPending), but a Bind and Execute of a statement prepared
+// for the previous end user is not decided: pipelined after the switch,
+// it runs after it with the previous end user's rewrite, and its rows
+// reach a client that was told the end user changed.
+func TestReview4SwitchPipelinedBind(t *testing.T) {
+	r := cloaktest.DialRaw(t, proxyAddr, "crm_app")
+	rv4Query(t, r, "SET pgcloak.end_user = 'bob'")
+	if got := r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4old", Query: "SELECT DISTINCT region FROM customers ORDER BY region"}, &pgproto3.Sync{}); strings.Contains(got, "Error") {
+		t.Fatal(got)
+	}
+	got := r.RoundTrip(t, 2, &pgproto3.Query{String: "SET pgcloak.end_user = 'alice'"},
+		&pgproto3.Bind{PreparedStatement: "rv4old"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	t.Logf("switch to alice, then bob's statement:\n%s", got)
+	if strings.Contains(got, "CommandComplete SET") && strings.Contains(got, "DataRow south") {
+		t.Errorf("a statement prepared for bob (south) ran after the switch to alice (north) with bob's rewrite")
+	}
+	// The same in one batch of the extended protocol (a driver's batch
+	// or pipeline: the switch, then a cached statement).
+	rv4Query(t, r, "SET pgcloak.end_user = 'bob'")
+	if got := r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4old2", Query: "SELECT DISTINCT region FROM customers ORDER BY region"}, &pgproto3.Sync{}); strings.Contains(got, "Error") {
+		t.Fatal(got)
+	}
+	got = r.RoundTrip(t, 1, &pgproto3.Parse{Query: "SET pgcloak.end_user = 'alice'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Bind{PreparedStatement: "rv4old2"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	t.Logf("one batch: switch to alice, then bob's statement:\n%s", got)
+	if strings.Contains(got, "CommandComplete SET") && strings.Contains(got, "DataRow south") {
+		t.Errorf("a statement prepared for bob (south) ran in the batch of the switch to alice (north) with bob's rewrite")
+	}
+}
+
+// Over-refusal checks of the fixes, with the messages mainstream drivers
+// send: pgJDBC with a fetch size (a named portal executed again after a
+// Sync, in a transaction block), psycopg2's named cursor (DECLARE, then
+// FETCH in another execute()), and a pool's DEALLOCATE ALL followed by
+// the driver preparing its statements again under the same names.
+func TestReview4DriversNotRefused(t *testing.T) {
+	r := cloaktest.DialRaw(t, proxyAddr, "crm_app")
+	rv4Query(t, r, "SET pgcloak.end_user = 'alice'")
+	rv4Query(t, r, "BEGIN")
+	got := r.RoundTrip(t, 1, &pgproto3.Parse{Query: "SELECT customer_id, region FROM customers ORDER BY customer_id"},
+		&pgproto3.Bind{DestinationPortal: "C_1"}, &pgproto3.Describe{ObjectType: 'P', Name: "C_1"},
+		&pgproto3.Execute{Portal: "C_1", MaxRows: 2}, &pgproto3.Sync{})
+	if !strings.Contains(got, "PortalSuspended") {
+		t.Fatalf("JDBC fetch size, first rows: %s", got)
+	}
+	got = r.RoundTrip(t, 1, &pgproto3.Execute{Portal: "C_1", MaxRows: 2}, &pgproto3.Sync{})
+	if strings.Contains(got, "ErrorResponse") || !strings.Contains(got, "DataRow") {
+		t.Errorf("JDBC fetch size, next rows after a Sync: %s", got)
+	}
+	rv4Query(t, r, "COMMIT")
+
+	// psycopg2's named cursor.
+	rv4Query(t, r, "BEGIN")
+	rv4Query(t, r, `DECLARE "rv4 cur" CURSOR WITHOUT HOLD FOR SELECT customer_id FROM customers`)
+	if got := r.RoundTrip(t, 1, &pgproto3.Query{String: `FETCH FORWARD 2 FROM "rv4 cur"`}); strings.Contains(got, "ErrorResponse") {
+		t.Errorf("psycopg2 named cursor FETCH: %s", got)
+	}
+	rv4Query(t, r, "COMMIT")
+
+	// A pool's DEALLOCATE ALL, then the driver's statement again.
+	if got := r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4s1", Query: "SELECT count(*) FROM customers"}, &pgproto3.Bind{PreparedStatement: "rv4s1"},
+		&pgproto3.Execute{}, &pgproto3.Sync{}); strings.Contains(got, "ErrorResponse") {
+		t.Fatalf("prepare: %s", got)
+	}
+	rv4Query(t, r, "DEALLOCATE ALL")
+	if got := r.RoundTrip(t, 1, &pgproto3.Parse{Name: "rv4s1", Query: "SELECT count(*) FROM customers"}, &pgproto3.Bind{PreparedStatement: "rv4s1"},
+		&pgproto3.Execute{}, &pgproto3.Sync{}); strings.Contains(got, "ErrorResponse") {
+		t.Errorf("prepare again after DEALLOCATE ALL: %s", got)
+	}
+	if got := r.RoundTrip(t, 1, &pgproto3.Bind{PreparedStatement: "rv4s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); strings.Contains(got, "ErrorResponse") {
+		t.Errorf("run again after DEALLOCATE ALL: %s", got)
+	}
+}

@@ -93,6 +93,12 @@ func (s *session) reprepare(bind []byte) []byte {
 	s.prepared[name], s.batch[name] = st, st
 	d := s.policy.Parse(name, st.sql, st.oids)
 	st.once = d.Once
+	// The decision may itself start a generation (an end-user switch):
+	// the statement and its portal belong to the one in force after it.
+	if now := g.Generation(); now != gen {
+		st.gen = now
+		s.bound(portal, now)
+	}
 	sql := st.sql
 	if d.Action != Forward {
 		sql = decidedSQL(d)
