@@ -134,7 +134,11 @@ func (s *session) clientToServer(pending []byte) {
 			typ := clientMsg(msg[0])
 			// Whether the server has answered everything and is outside a
 			// transaction block, for the policy (SessionInfo.Idle).
-			s.idle = txState(s.txStatus.Load()) == txIdle && !s.dirty.Load() && s.sent.Load() == s.done.Load()
+			// done before txStatus: the server-to-client side stores the
+			// status before it counts the ReadyForQuery, so a count that
+			// includes it comes with its status, never an older one.
+			done := s.done.Load()
+			s.idle = txState(s.txStatus.Load()) == txIdle && !s.dirty.Load() && s.sent.Load() == done
 			switch typ {
 			case clientQuery, clientFunctionCall, clientSync:
 				s.dirty.Store(false)
