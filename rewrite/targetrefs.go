@@ -80,7 +80,13 @@ func (t *targetRefFinder) selectStmt(s *pg_query.SelectStmt) {
 	// join's ON clause) does not see the other items of the same FROM
 	// list, except through LATERAL or within the join: searched before
 	// this level's names are in scope, a reference there errs towards
-	// counting as the target's.
+	// counting as the target's. The queries of the sub-select's own WITH
+	// do not see its FROM items at all (PostgreSQL analyses them first):
+	// in (WITH x AS (SELECT c.col) SELECT … FROM x, (…) AS c), c.col is
+	// the target's.
+	if s.WithClause != nil {
+		t.walk(s.WithClause)
+	}
 	for _, f := range s.FromClause {
 		t.walk(f)
 	}
@@ -93,10 +99,11 @@ func (t *targetRefFinder) selectStmt(s *pg_query.SelectStmt) {
 	t.scopes = t.scopes[:len(t.scopes)-1]
 }
 
-// walkExcept walks the fields of a SELECT other than its FROM list.
+// walkExcept walks the fields of a SELECT other than its FROM list and
+// its WITH clause.
 func (t *targetRefFinder) walkExcept(s *pg_query.SelectStmt) {
 	s.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "from_clause" {
+		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "from_clause" || fd.Name() == "with_clause" {
 			return true
 		}
 		if fd.IsList() {
