@@ -15,11 +15,18 @@ import (
 // (or of record, or anyelement) is one of the things a database's owner
 // creates. Every such reference that could be a call is judged as one.
 
-// fromRelation remembers the relation a FROM item names.
+// fromRelation remembers the relation a FROM item names. One whose
+// columns an alias renames (AS a(x, y)) is not remembered: a.name may
+// then be no column of it (the call name(a)) or another column than the
+// relation's own of that name, so it goes by a name whose columns are
+// not known, as a sub-select's (noteFromItem counts it in aliasUses).
 func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
 	name := rv.Relname
 	if rv.Alias != nil {
 		name = rv.Alias.Aliasname
+		if len(rv.Alias.Colnames) > 0 {
+			return
+		}
 	}
 	if w.fromRels == nil {
 		w.fromRels, w.fromAll, w.fromRelUses = map[string]*Relation{}, map[string][]*Relation{}, map[string]int{}
