@@ -42,6 +42,20 @@ func (w *walker) fromRelation(rv *pg_query.RangeVar, rel *Relation) {
 	w.fromRels[name] = rel
 }
 
+// targetName notes the name a write's target goes by where it is no FROM
+// item (SET, RETURNING, ON CONFLICT, and EXCLUDED there): there a.f is
+// a column of the target's row or the call f(a), whatever relation a
+// names in other scopes of the statement. rel is nil when unknown.
+func (w *walker) targetName(name string, rel *Relation) {
+	if w.aliasUses == nil {
+		w.aliasUses = map[string]int{}
+	}
+	w.aliasUses[name]++
+	if rel != nil {
+		w.fromRelation(&pg_query.RangeVar{Relname: name}, rel)
+	}
+}
+
 // checkFunctionalNotation judges each qualified name that may be a call in
 // functional notation: when the qualifier is a relation that has a column
 // of that name, it is a column; otherwise, if any function of that name

@@ -8,6 +8,12 @@ package rewrite_test
 
 import "testing"
 
+// annualRevenue is a careless owner's helper whose name is a column of
+// accounts: called, it reads every customer.
+const annualRevenue = `CREATE FUNCTION public.annual_revenue(anyelement) RETURNS text LANGUAGE sql SECURITY DEFINER
+	AS $$ SELECT string_agg(national_id || ' ' || first_name, ',') FROM public.customers $$;
+	GRANT EXECUTE ON FUNCTION public.annual_revenue(anyelement) TO PUBLIC`
+
 var review4Fixed = []review2Variant{
 	// Class cte_scope: SET and RETURNING may read only columns the role
 	// sees raw, also in their sub-selects (rewrite/targetrefs.go), where a
@@ -25,6 +31,26 @@ var review4Fixed = []review2Variant{
 	{soundVariant: soundVariant{name: "cte_scope_bare_set", steps: []string{
 		`UPDATE customers SET first_name = (WITH x AS (SELECT national_id AS v) SELECT v FROM x, customers AS z LIMIT 1)
 		WHERE customer_id = ${C1.customer_id} RETURNING first_name`}}},
+	// Class dml_target_notation: checkFunctionalNotation (notation.go)
+	// took a.f for a column when the only FROM item named a is a relation
+	// with a column f (here accounts, in the INSERT's SELECT). But
+	// RETURNING and ON CONFLICT see the write's target (and EXCLUDED)
+	// under that name, never the SELECT's FROM items: campaigns has no
+	// column annual_revenue, so a.annual_revenue (excluded.annual_revenue)
+	// is the call annual_revenue(a) of a careless owner's function, which
+	// no allow-list judged.
+	{super: annualRevenue, refresh: true,
+		soundVariant: soundVariant{name: "insert_returning_notation", steps: []string{
+			`INSERT INTO campaigns AS a (campaign_id, name, channel, starts_on, budget, manager)
+			SELECT 990001, 'x', 'email', current_date, 1, 'm' FROM accounts a LIMIT 1 RETURNING a.annual_revenue`}}},
+	{super: annualRevenue, refresh: true,
+		soundVariant: soundVariant{name: "on_conflict_excluded_notation", steps: []string{
+			`INSERT INTO campaigns AS c (campaign_id, name, channel, starts_on, budget, manager)
+			SELECT 990002, 'x', 'email', current_date, 1, 'm' FROM accounts excluded LIMIT 1
+			ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.annual_revenue`,
+			`INSERT INTO campaigns AS c (campaign_id, name, channel, starts_on, budget, manager)
+			SELECT 990002, 'y', 'email', current_date, 1, 'm' FROM accounts excluded LIMIT 1
+			ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.annual_revenue RETURNING name`}}},
 }
 
 func TestReview4Fixed(t *testing.T) { runReview2(t, review4Fixed) }

@@ -53,6 +53,12 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 		return nil, nil, false
 	}
 	w.use(rv, rel, tab, "write")
+	if tab == nil || what != "UPDATE" && what != "DELETE" {
+		// The row-choosing subquery of an UPDATE or DELETE of a protected
+		// table names the target's copy as a FROM item; any other target
+		// goes by its name only in SET, RETURNING and ON CONFLICT.
+		w.targetName(aliasOf(rv), rel)
+	}
 	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") {
 		// pg_settings' rules call set_config: a write to a catalog view
 		// changes how the server reads the SQL pgcloak checked.
@@ -79,6 +85,9 @@ func (w *walker) writeTarget(rv *pg_query.RangeVar, what string) (*Relation, *ru
 func (w *walker) insertStmt(s *pg_query.InsertStmt) {
 	defer w.with(s.WithClause)()
 	rel, tab, ok := w.writeTarget(s.Relation, "INSERT")
+	if ok && s.OnConflictClause != nil {
+		w.targetName("excluded", rel) // the proposed row, of the target's type
+	}
 	if tab == nil {
 		if ok {
 			w.qualify(s.Relation, rel)
