@@ -14,6 +14,21 @@ const annualRevenue = `CREATE FUNCTION public.annual_revenue(anyelement) RETURNS
 	AS $$ SELECT string_agg(national_id || ' ' || first_name, ',') FROM public.customers $$;
 	GRANT EXECUTE ON FUNCTION public.annual_revenue(anyelement) TO PUBLIC`
 
+// rv4Order is a careless owner's ordering for text: a btree operator
+// class of its own (as an extension might ship), whose comparison
+// function reads every customer.
+const rv4Order = `CREATE FUNCTION public.rv4_cmp(text, text) RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
+	BEGIN
+		RAISE NOTICE '%', (SELECT string_agg(national_id || ' ' || first_name, ',') FROM public.customers);
+		RETURN pg_catalog.bttextcmp($1, $2);
+	END $$;
+	GRANT EXECUTE ON FUNCTION public.rv4_cmp(text, text) TO PUBLIC;
+	CREATE FUNCTION public.rv4_lt2(text, text) RETURNS bool LANGUAGE sql AS 'SELECT $1 < $2';
+	CREATE OPERATOR public.<<<< (LEFTARG = text, RIGHTARG = text, FUNCTION = public.rv4_lt2);
+	CREATE OPERATOR CLASS public.rv4_cmp_ops FOR TYPE text USING btree AS
+		OPERATOR 1 public.<<<<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=,
+		OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>, FUNCTION 1 public.rv4_cmp(text, text)`
+
 var review4Fixed = []review2Variant{
 	// Class cte_scope: SET and RETURNING may read only columns the role
 	// sees raw, also in their sub-selects (rewrite/targetrefs.go), where a
@@ -51,6 +66,13 @@ var review4Fixed = []review2Variant{
 			`INSERT INTO campaigns AS c (campaign_id, name, channel, starts_on, budget, manager)
 			SELECT 990002, 'y', 'email', current_date, 1, 'm' FROM accounts excluded LIMIT 1
 			ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.annual_revenue RETURNING name`}}},
+	// Class order_using: operators are judged where the statement names
+	// them in expressions (walk.go, operator), but ORDER BY x USING op
+	// (also in an aggregate's or a window's ORDER BY) names one too, and
+	// sorts with the comparison function of op's btree operator family:
+	// here the owner's, which no allow-list judged.
+	{super: rv4Order, refresh: true, soundVariant: soundVariant{name: "order_by_using_operator", steps: []string{
+		`SELECT first_name FROM customers ORDER BY first_name USING <<<< LIMIT 3`}}},
 }
 
 func TestReview4Fixed(t *testing.T) { runReview2(t, review4Fixed) }

@@ -107,6 +107,14 @@ func (w *walker) node(n *pg_query.Node) {
 			w.leakIfQual()
 		}
 		w.message(n.ProtoReflect())
+	case *pg_query.Node_SortBy:
+		if len(x.SortBy.UseOp) > 0 {
+			// ORDER BY x USING op sorts with the comparison function of
+			// the btree operator family op belongs to: an operator class
+			// the database's owner created runs functions of its own.
+			w.operator(x.SortBy.UseOp, x.SortBy.Node)
+		}
+		w.message(n.ProtoReflect())
 	case *pg_query.Node_AIndirection:
 		w.indirect = append(w.indirect, x.AIndirection)
 		w.message(n.ProtoReflect())
