@@ -73,6 +73,12 @@ var review4Fixed = []review2Variant{
 	// here the owner's, which no allow-list judged.
 	{super: rv4Order, refresh: true, soundVariant: soundVariant{name: "order_by_using_operator", steps: []string{
 		`SELECT first_name FROM customers ORDER BY first_name USING <<<< LIMIT 3`}}},
+	// Class join_using_alias: JOIN … USING (…) AS j names the merged
+	// columns j, a FROM item noteFromItem did not count: with accounts
+	// aliased j in another scope, j.annual_revenue was taken for the
+	// column of accounts, while PostgreSQL calls annual_revenue(j).
+	{super: annualRevenue, refresh: true, soundVariant: soundVariant{name: "join_using_alias_notation", steps: []string{
+		`SELECT (SELECT j.annual_revenue FROM accounts x JOIN accounts y USING (account_id) AS j LIMIT 1) FROM accounts j LIMIT 1`}}},
 }
 
 func TestReview4Fixed(t *testing.T) { runReview2(t, review4Fixed) }

@@ -482,6 +482,11 @@ func (w *walker) noteFromItem(n *pg_query.Node) {
 			w.aliasUses[a.Aliasname]++
 			w.opaque = true
 		}
+		if a := x.JoinExpr.JoinUsingAlias; a != nil {
+			// JOIN … USING (…) AS j: j goes by the merged columns only.
+			w.aliasUses[a.Aliasname]++
+			w.opaque = true
+		}
 	case *pg_query.Node_RangeSubselect:
 		if a := x.RangeSubselect.Alias; a != nil {
 			w.aliasUses[a.Aliasname]++
