@@ -75,8 +75,11 @@ func (w *walker) checkFunctionalNotation() {
 			continue
 		}
 		name := f[len(f)-1]
-		if q := f[len(f)-2]; len(f) == 2 && len(w.fromAll[q]) > 0 && (w.anonFrom || w.aliasUses[q] > w.fromRelUses[q]) {
-			// q also names FROM items other than relations.
+		if q := f[len(f)-2]; len(w.fromAll[q]) > 0 && (w.anonFrom || w.aliasUses[q] > w.fromRelUses[q]) {
+			// q also names FROM items other than relations. Also for
+			// schema.q.name, which PostgreSQL resolves by the relation,
+			// skipping other items named q: finish prints it q.name
+			// when q is substituted, which the nearest q resolves.
 			if w.maybeCall(name); w.err != nil {
 				return
 			}

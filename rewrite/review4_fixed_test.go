@@ -79,6 +79,15 @@ var review4Fixed = []review2Variant{
 	// column of accounts, while PostgreSQL calls annual_revenue(j).
 	{super: annualRevenue, refresh: true, soundVariant: soundVariant{name: "join_using_alias_notation", steps: []string{
 		`SELECT (SELECT j.annual_revenue FROM accounts x JOIN accounts y USING (account_id) AS j LIMIT 1) FROM accounts j LIMIT 1`}}},
+	// Class schema_qualified_notation: PostgreSQL resolves
+	// public.accounts.f by the relation, skipping the sub-select named
+	// accounts; but finish prints it accounts.f once the outer accounts
+	// is a policy subquery, and then the sub-select is what it names:
+	// without a column annual_revenue, accounts.annual_revenue is the
+	// call annual_revenue(accounts). checkFunctionalNotation judged only
+	// two-part names by every FROM item of the name.
+	{super: annualRevenue, refresh: true, soundVariant: soundVariant{name: "schema_qualified_notation", steps: []string{
+		`SELECT (SELECT public.accounts.annual_revenue FROM (SELECT 1 AS x) accounts) FROM accounts LIMIT 1`}}},
 }
 
 func TestReview4Fixed(t *testing.T) { runReview2(t, review4Fixed) }
