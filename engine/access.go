@@ -17,14 +17,14 @@ import (
 
 // rewrite is st.rewrite, counting cache hits and remembering the result
 // for the access log.
-func (s *session) rewrite(st *engineState, v *rewrite.Viewer, sql string) *rewrite.Result {
-	if r := st.results.get(v.Key + "\x00" + sql); r != nil {
+func (s *session) rewrite(st *engineState, v *rewrite.Viewer, sql string, oids []uint32) *rewrite.Result {
+	if r := st.results.get(resultKey(v, sql, oids)); r != nil {
 		s.e.cacheHits.Add(1)
 		s.lastRes = r
 		return r
 	}
 	s.e.cacheMisses.Add(1)
-	r := st.rewrite(v, sql)
+	r := st.rewrite(v, sql, oids)
 	s.lastRes = r
 	return r
 }

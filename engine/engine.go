@@ -509,7 +509,7 @@ func (s *session) Generation() uint64 {
 }
 
 func (s *session) Query(sql string) proxy.Decision {
-	d := s.decide(sql)
+	d := s.decide(sql, nil)
 	// A shape hit's prepared form (rewrite/shapeprep.go): the proxy may
 	// run the Query as its template's prepared statement.
 	if res := s.lastRes; d.Action == proxy.Rewrite && res != nil && res.Prepared != nil && d.SQL == res.SQL {
@@ -519,8 +519,8 @@ func (s *session) Query(sql string) proxy.Decision {
 	return s.audited(sql, d)
 }
 
-func (s *session) Parse(_, sql string, _ []uint32) proxy.Decision {
-	return s.audited(sql, s.decide(sql))
+func (s *session) Parse(_, sql string, oids []uint32) proxy.Decision {
+	return s.audited(sql, s.decide(sql, oids))
 }
 
 func (s *session) FunctionCall(uint32) proxy.Decision {
@@ -530,7 +530,9 @@ func (s *session) FunctionCall(uint32) proxy.Decision {
 
 func (s *session) Close() {}
 
-func (s *session) decide(sql string) proxy.Decision {
+// decide decides sql, a Query's or a Parse's; oids are the types a Parse
+// declares for its parameters.
+func (s *session) decide(sql string, oids []uint32) proxy.Decision {
 	s.drain()
 	viewer, err := s.current()
 	if err != nil {
@@ -555,14 +557,14 @@ func (s *session) decide(sql string) proxy.Decision {
 	if st == nil {
 		return proxy.ErrRefused(pgerrcode.CannotConnectNow, "pgcloak is not ready: the database catalog is not loaded yet")
 	}
-	res := s.rewrite(st, viewer, sql)
+	res := s.rewrite(st, viewer, sql, oids)
 	if s.hasNewUnknown(res) {
 		if !s.mayRefreshForUnknown() {
 			return errUnknownTooSoon
 		}
 		s.e.refreshForUnknown()
 		st = s.e.state.Load()
-		res = s.rewrite(st, viewer, sql)
+		res = s.rewrite(st, viewer, sql, oids)
 		// Still unknown after a fresh look: the session's own temporary
 		// relations (which pgcloak's connection cannot see).
 		for _, n := range res.Unknown {
@@ -590,10 +592,17 @@ func (s *session) decide(sql string) proxy.Decision {
 	return s.follow(sql, proxy.Decision{Action: proxy.Rewrite, SQL: res.SQL})
 }
 
-// rewrite rewrites through the result cache.
-func (st *engineState) rewrite(v *rewrite.Viewer, sql string) *rewrite.Result {
-	key := v.Key + "\x00" + sql
+// rewrite rewrites through the result cache. oids are the parameter
+// types a Parse declares: a statement with any is decided with them,
+// cached under them, and kept out of the shape cache.
+func (st *engineState) rewrite(v *rewrite.Viewer, sql string, oids []uint32) *rewrite.Result {
+	key := resultKey(v, sql, oids)
 	if r := st.results.get(key); r != nil {
+		return r
+	}
+	if typed(oids) {
+		r := rewrite.RewriteParams(st.cat, v, st.subq, sql, oids, refusalSQL)
+		st.results.put(key, r)
 		return r
 	}
 	r, probe := st.shapes.Lookup(v, sql)
@@ -604,6 +613,26 @@ func (st *engineState) rewrite(v *rewrite.Viewer, sql string) *rewrite.Result {
 	st.results.put(key, r)
 	st.shapes.Learn(st.cat, st.subq, v, probe, r, refusalSQL)
 	return r
+}
+
+// resultKey is the result cache's key of sql decided for v with
+// parameter types oids.
+func resultKey(v *rewrite.Viewer, sql string, oids []uint32) string {
+	key := v.Key + "\x00" + sql
+	if typed(oids) {
+		key += "\x00" + fmt.Sprint(oids)
+	}
+	return key
+}
+
+// typed says whether a Parse declares the type of any parameter.
+func typed(oids []uint32) bool {
+	for _, o := range oids {
+		if o != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // reservedName is the first SQL-level prepared statement res names that

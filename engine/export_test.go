@@ -39,10 +39,10 @@ func (e *Engine) NewBenchSession(ctx context.Context, login string, searchPath [
 
 // Decide is what the proxy asks for every Query and Parse message: the
 // session's decision, through the result cache.
-func (b *BenchSession) Decide(sql string) proxy.Decision { return b.s.decide(sql) }
+func (b *BenchSession) Decide(sql string) proxy.Decision { return b.s.decide(sql, nil) }
 
 // Cached is the result cache alone (engineState.rewrite).
-func (b *BenchSession) Cached(sql string) *rewrite.Result { return b.st.rewrite(b.s.viewer, sql) }
+func (b *BenchSession) Cached(sql string) *rewrite.Result { return b.st.rewrite(b.s.viewer, sql, nil) }
 
 // Cold rewrites without the result cache; the policy subqueries come from
 // the catalog snapshot's cache, as for any statement text not seen before.

@@ -5,6 +5,7 @@ package engine_test
 // finding of the report of branch review-fixes.
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -151,5 +152,30 @@ func TestReview4DriversNotRefused(t *testing.T) {
 	}
 	if got := r.RoundTrip(t, 1, &pgproto3.Bind{PreparedStatement: "rv4s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); strings.Contains(got, "ErrorResponse") {
 		t.Errorf("run again after DEALLOCATE ALL: %s", got)
+	}
+}
+
+// The coerced left operand of TestReview4CoercedOperator (package
+// rewrite), with the right operand a parameter the Parse declares as oid:
+// bigint = oid converts order_id row by row, so the policy subquery must
+// be fenced; the planted south order's id is out of oid's range.
+func TestCoercedOperatorDeclaredParam(t *testing.T) {
+	ctx := context.Background()
+	admin := cloaktest.Admin(t, pg)
+	if _, err := admin.Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount,
+		shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region)
+		SELECT -739498, customer_id, now(), 'x', 1, 'x', 'x', 'x', 'x', 'x' FROM customers WHERE region <> 'north' LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cloaktest.Admin(t, pg).Exec(context.Background(), `DELETE FROM orders WHERE order_id = -739498`)
+	})
+	r := cloaktest.DialRaw(t, front.Addr, "alice")
+	for _, oid := range []uint32{26, 0} {
+		got := r.RoundTrip(t, 1, &pgproto3.Parse{Query: "SELECT count(*) FROM orders o WHERE o.order_id = $1", ParameterOIDs: []uint32{oid}},
+			&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if strings.Contains(got, "ErrorResponse") {
+			t.Fatalf("$1 declared %d: alice hears of a row outside her region:\n%s", oid, got)
+		}
 	}
 }

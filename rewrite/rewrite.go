@@ -142,6 +142,18 @@ type rewrite struct {
 	// stringParams are the parameters that stand for string literals,
 	// when the shape cache rewrites a statement's template.
 	stringParams map[int32]bool
+	// paramTypes are the parameters' types ($1 is paramTypes[0]): those
+	// a Parse declares, or those a template's literals give; 0 or
+	// missing, unspecified.
+	paramTypes []uint32
+}
+
+// paramType is the type of parameter $n, 0 when unspecified.
+func (rw *rewrite) paramType(n int32) uint32 {
+	if n < 1 || int(n) > len(rw.paramTypes) {
+		return 0
+	}
+	return rw.paramTypes[n-1]
 }
 
 // Rewrite rewrites sql for v against cat. It never returns an error for
@@ -150,6 +162,13 @@ type rewrite struct {
 // on; ShowRefusal shows the refusal).
 func Rewrite(cat *Catalog, v *Viewer, subq *SubqueryCache, sql string, refusalSQL func(*Refusal) string) *Result {
 	return (&rewrite{cat: cat, ctx: v, subq: subq}).run(sql, refusalSQL)
+}
+
+// RewriteParams is Rewrite for an extended-protocol Parse that declares
+// the types of its parameters (paramTypes[0] is $1's; 0, unspecified):
+// they decide which operator PostgreSQL picks for a comparison with one.
+func RewriteParams(cat *Catalog, v *Viewer, subq *SubqueryCache, sql string, paramTypes []uint32, refusalSQL func(*Refusal) string) *Result {
+	return (&rewrite{cat: cat, ctx: v, subq: subq, paramTypes: paramTypes}).run(sql, refusalSQL)
 }
 
 func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {

@@ -577,10 +577,21 @@ func buildTemplate(cat *Catalog, subq *SubqueryCache, v *Viewer, p *ShapeProbe, 
 		return nil
 	}
 	strs := map[int32]bool{}
+	types := make([]uint32, len(p.lits))
 	for i, l := range p.lits {
 		strs[int32(i+1)] = l.kind == litString || l.kind == litEscape || l.kind == litDollar || l.kind == litUni
+		// As the literals type themselves, for every statement of the
+		// shape: a number that is no int4 may be int8 or numeric.
+		switch l.kind {
+		case litInt:
+			types[i] = oidInt4
+		case litNum:
+			types[i] = oidNumeric
+		case litBit, litHex:
+			types[i] = oidBit
+		}
 	}
-	pres := (&rewrite{cat: cat, ctx: v, subq: subq, stringParams: strs}).run(param, refusalSQL)
+	pres := (&rewrite{cat: cat, ctx: v, subq: subq, stringParams: strs, paramTypes: types}).run(param, refusalSQL)
 	if !shareable(pres) || pres.Unchanged != res.Unchanged || !slices.Equal(pres.Reads, res.Reads) ||
 		len(pres.Kinds) != len(res.Kinds) {
 		return nil

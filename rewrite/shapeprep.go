@@ -51,6 +51,7 @@ const (
 	oidInt8    = 20
 	oidInt4    = 23
 	oidNumeric = 1700
+	oidBit     = 1560
 )
 
 // PreparedForm is a statement as its shape's template, to prepare once

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -101,7 +102,11 @@ func (w *walker) node(n *pg_query.Node) {
 	case *pg_query.Node_FuncCall:
 		w.funcCall(x.FuncCall)
 	case *pg_query.Node_AExpr:
-		w.operator(x.AExpr.Name, x.AExpr.Lexpr)
+		right := x.AExpr.Rexpr
+		if k := x.AExpr.Kind; k == pg_query.A_Expr_Kind_AEXPR_OP_ANY || k == pg_query.A_Expr_Kind_AEXPR_OP_ALL {
+			right = arrayElements(right)
+		}
+		w.operator(x.AExpr.Name, x.AExpr.Lexpr, right)
 		if x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_LIKE || x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_ILIKE ||
 			x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_SIMILAR {
 			w.leakIfQual()
@@ -112,7 +117,7 @@ func (w *walker) node(n *pg_query.Node) {
 			// ORDER BY x USING op sorts with the comparison function of
 			// the btree operator family op belongs to: an operator class
 			// the database's owner created runs functions of its own.
-			w.operator(x.SortBy.UseOp, x.SortBy.Node)
+			w.operator(x.SortBy.UseOp, x.SortBy.Node, x.SortBy.Node)
 		}
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_AIndirection:
@@ -130,7 +135,7 @@ func (w *walker) node(n *pg_query.Node) {
 			if len(op) == 0 { // x IN (SELECT …)
 				op = []*pg_query.Node{pg_query.MakeStrNode("=")}
 			}
-			w.operator(op, x.SubLink.Testexpr)
+			w.operator(op, x.SubLink.Testexpr, subLinkColumn(x.SubLink.Subselect))
 		}
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_JsonScalarExpr, *pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonParseExpr,
@@ -573,12 +578,12 @@ func (w *walker) funcCall(f *pg_query.FuncCall) {
 
 // operator checks an operator: only built-in operators may be used, and a
 // non-leakproof one in a qual turns the fence on.
-func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
+func (w *walker) operator(names []*pg_query.Node, left, right *pg_query.Node) {
 	schema, name := qualifiedName(names)
 	switch strings.ToUpper(name) {
 	case "BETWEEN", "NOT BETWEEN", "BETWEEN SYMMETRIC", "NOT BETWEEN SYMMETRIC":
 		for _, op := range []string{">=", "<="} {
-			w.operator([]*pg_query.Node{pg_query.MakeStrNode(op)}, left)
+			w.operator([]*pg_query.Node{pg_query.MakeStrNode(op)}, left, right)
 		}
 		return
 	}
@@ -586,10 +591,108 @@ func (w *walker) operator(names []*pg_query.Node, left *pg_query.Node) {
 		w.fail(refuseRule(rule(audit.ReasonFunctions), "operator %s is not a built-in operator; restricted roles may use built-in operators only", name))
 		return
 	}
-	if !w.rw.cat.OperatorLeakproof(name, w.typeOf(left)) {
+	lt := w.typeOf(left)
+	if lt != 0 && !w.fitsLeft(right, lt) {
+		// PostgreSQL may pick an operator of another left type and
+		// convert the left operand, row by row (order_id = '1'::oid runs
+		// oideq(order_id::oid, …), whose cast raises on large ids).
+		lt = 0
+	}
+	if !w.rw.cat.OperatorLeakproof(name, lt) {
 		w.leakIfQual()
 	}
 }
+
+// Type OIDs fitsLeft knows.
+const (
+	oidBool    = 16
+	oidInt2    = 21
+	oidText    = 25
+	oidVarchar = 1043
+)
+
+func intType(t uint32) bool { return t == oidInt2 || t == oidInt4 || t == oidInt8 }
+
+// fitsLeft says whether PostgreSQL, given a left operand of type left,
+// certainly picks an operator of that left type for a right operand n:
+// one of unknown type (a plain literal, NULL, a parameter of unspecified
+// type, which take the left operand's type), of the same type, or an
+// integer where the left type is one too (every comparison exists for
+// each pair of integer types). Anything else, PostgreSQL may resolve to
+// an operator of another left type and cast the left operand. n is a
+// list for IN and BETWEEN, and the elements of an array for ANY and ALL.
+func (w *walker) fitsLeft(n *pg_query.Node, left uint32) bool {
+	same := func(t uint32) bool {
+		// varchar is text on disk: text's operators take it as it is
+		// (JDBC declares its string parameters varchar).
+		return t == 0 || t == left || intType(t) && intType(left) || t == oidVarchar && left == oidText
+	}
+	switch x := n.GetNode().(type) {
+	case nil:
+		return true // a prefix operator
+	case *pg_query.Node_AConst:
+		c := x.AConst
+		switch {
+		case c.Isnull, c.GetSval() != nil:
+			return true
+		case c.GetIval() != nil:
+			return same(oidInt4)
+		case c.GetFval() != nil:
+			if v := c.GetFval().Fval; !strings.ContainsAny(v, ".eE") {
+				if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+					return same(oidInt8)
+				}
+			}
+			return left == oidNumeric
+		case c.GetBoolval() != nil:
+			return left == oidBool
+		}
+		return false
+	case *pg_query.Node_ParamRef:
+		return same(w.rw.paramType(x.ParamRef.Number))
+	case *pg_query.Node_ColumnRef:
+		t := w.typeOf(n)
+		return t != 0 && same(t)
+	case *pg_query.Node_List:
+		for _, e := range x.List.Items {
+			if !w.fitsLeft(e, left) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// arrayElements is what ANY and ALL compare with: the elements of an
+// ARRAY[…] constructor (as a list), a parameter of unspecified type (the
+// left operand's array type, then); anything else fits no left type.
+func arrayElements(n *pg_query.Node) *pg_query.Node {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_AArrayExpr:
+		return &pg_query.Node{Node: &pg_query.Node_List{List: &pg_query.List{Items: x.AArrayExpr.Elements}}}
+	case *pg_query.Node_ParamRef:
+		return n
+	}
+	return notFitting
+}
+
+// subLinkColumn is what x IN (SELECT …) compares x with: the sub-select's
+// one output column when it is a plain column reference; nil (fits no
+// left type) otherwise.
+func subLinkColumn(n *pg_query.Node) *pg_query.Node {
+	s := n.GetSelectStmt()
+	if s == nil || len(s.TargetList) != 1 || s.Op != pg_query.SetOperation_SETOP_NONE {
+		return notFitting
+	}
+	if v := s.TargetList[0].GetResTarget().GetVal(); v.GetColumnRef() != nil {
+		return v
+	}
+	return notFitting
+}
+
+// notFitting is a right operand that fits no left type.
+var notFitting = &pg_query.Node{Node: &pg_query.Node_BitString{BitString: &pg_query.BitString{}}}
 
 // typeOf guesses the type of an expression that is a plain column of a
 // substituted relation; 0 when unknown.
