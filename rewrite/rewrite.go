@@ -186,7 +186,7 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 	changed := false
 	var subs []*policySub
 	for _, raw := range tree.Stmts {
-		w := &walker{rw: rw, text: statementText(sql, raw)}
+		w := &walker{rw: rw, text: statementText(sql, raw), paramUses: paramUses(raw.Stmt)}
 		w.statement(raw.Stmt)
 		if w.err == nil {
 			w.checkDenied()

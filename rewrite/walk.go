@@ -47,6 +47,9 @@ type walker struct {
 	aliasUses map[string]int
 	opaque    bool
 	anonFrom  bool
+	// paramUses counts the references to each parameter ($n) in the
+	// statement.
+	paramUses map[int32]int
 	funcRefs  []*pg_query.FuncCall
 	kinds     []rules.StatementKind
 	ddl       bool     // the statement may change the catalog
@@ -649,7 +652,14 @@ func (w *walker) fitsLeft(n *pg_query.Node, left uint32) bool {
 		}
 		return false
 	case *pg_query.Node_ParamRef:
-		return same(w.rw.paramType(x.ParamRef.Number))
+		t := w.rw.paramType(x.ParamRef.Number)
+		if t == 0 && w.paramUses[x.ParamRef.Number] != 1 {
+			// PostgreSQL types a parameter of unspecified type at its
+			// first use (the select list is analysed before WHERE):
+			// SELECT $1::oid … WHERE order_id = $1 compares with an oid.
+			return false
+		}
+		return same(t)
 	case *pg_query.Node_ColumnRef:
 		t := w.typeOf(n)
 		return t != 0 && same(t)
@@ -689,6 +699,21 @@ func subLinkColumn(n *pg_query.Node) *pg_query.Node {
 		return v
 	}
 	return notFitting
+}
+
+// paramUses counts the references to each parameter in n.
+func paramUses(n *pg_query.Node) map[int32]int {
+	uses := map[int32]int{}
+	if n == nil {
+		return uses
+	}
+	anyMessage(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if p, ok := m.Interface().(*pg_query.ParamRef); ok {
+			uses[p.Number]++
+		}
+		return false
+	})
+	return uses
 }
 
 // notFitting is a right operand that fits no left type.
