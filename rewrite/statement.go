@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -60,7 +61,16 @@ func (w *walker) statement(n *pg_query.Node) {
 	case *pg_query.Node_PrepareStmt:
 		w.kind(k, "PREPARE")
 		w.prepares = append(w.prepares, x.PrepareStmt.Name)
+		// PREPARE p(type, …) declares its parameters' types, which
+		// pgcloak does not resolve: a declared one fits no left type
+		// (fitsLeft), as p(oid) … WHERE order_id = $1 compares with an
+		// oid.
+		saved := w.rw.paramTypes
+		if n := len(x.PrepareStmt.Argtypes); n > 0 {
+			w.rw.paramTypes = slices.Repeat([]uint32{oidUnresolved}, n)
+		}
 		w.statement(x.PrepareStmt.Query)
+		w.rw.paramTypes = saved
 	case *pg_query.Node_ExecuteStmt:
 		w.kind(k, "EXECUTE")
 		w.executes = append(w.executes, x.ExecuteStmt.Name)

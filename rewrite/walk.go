@@ -612,6 +612,9 @@ const (
 	oidInt2    = 21
 	oidText    = 25
 	oidVarchar = 1043
+	// oidUnresolved is a type declared by a name pgcloak does not
+	// resolve: it is no type's OID.
+	oidUnresolved = ^uint32(0)
 )
 
 func intType(t uint32) bool { return t == oidInt2 || t == oidInt4 || t == oidInt8 }
