@@ -126,6 +126,20 @@ func (w *walker) node(n *pg_query.Node) {
 	case *pg_query.Node_AIndirection:
 		w.indirect = append(w.indirect, x.AIndirection)
 		w.message(n.ProtoReflect())
+	case *pg_query.Node_CoalesceExpr:
+		if !w.oneType(x.CoalesceExpr.Args) {
+			w.leakIfQual()
+		}
+		w.message(n.ProtoReflect())
+	case *pg_query.Node_CaseExpr:
+		results := []*pg_query.Node{x.CaseExpr.Defresult}
+		for _, cw := range x.CaseExpr.Args {
+			results = append(results, cw.GetCaseWhen().GetResult())
+		}
+		if !w.oneType(results) {
+			w.leakIfQual()
+		}
+		w.message(n.ProtoReflect())
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(x.ColumnRef)
 	case *pg_query.Node_TypeName:
@@ -264,6 +278,33 @@ func literal(n *pg_query.Node) bool {
 	return c != nil && (c.Isnull || c.GetSval() != nil)
 }
 
+// oneType says whether PostgreSQL converts none of the columns among
+// exprs (COALESCE's arguments, CASE's results) to a common type, row by
+// row: they are constants, or columns of one type pgcloak knows and
+// operands that fit it as a comparison's right operand does (fitsLeft).
+// A column of bigint meets a literal cast to oid as oid, whose input
+// from bigint raises on large values.
+func (w *walker) oneType(exprs []*pg_query.Node) bool {
+	var t uint32
+	for _, e := range exprs {
+		if e == nil || e.GetColumnRef() == nil {
+			continue
+		}
+		if t = w.typeOf(e); t == 0 {
+			return false
+		}
+		break
+	}
+	for _, e := range exprs {
+		switch {
+		case e == nil:
+		case t == 0 && !constant(e), t != 0 && !w.fitsLeft(e, t):
+			return false
+		}
+	}
+	return true
+}
+
 // constant says whether an expression is a constant (a literal, a literal
 // cast at parse time, or an array of constants, which the planner builds),
 // whose value is fixed before any row is read.
@@ -397,6 +438,16 @@ func (w *walker) selectStmt(s *pg_query.SelectStmt, top bool) {
 		return
 	}
 	defer w.with(s.WithClause)()
+	for _, row := range s.ValuesLists {
+		// A VALUES column's rows are converted to their common type
+		// row by row: a correlated reference among them, in a qual,
+		// is converted on rows the filter hides.
+		for _, e := range row.GetList().GetItems() {
+			if !constant(e) {
+				w.leakIfQual()
+			}
+		}
+	}
 	if s.Op != pg_query.SetOperation_SETOP_NONE {
 		w.selectStmt(s.Larg, top)
 		w.selectStmt(s.Rarg, top)
@@ -442,9 +493,12 @@ func (w *walker) fromItem(n *pg_query.Node) {
 			n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: sub}
 		}
 	case *pg_query.Node_JoinExpr:
-		if w.qual && (x.JoinExpr.IsNatural || len(x.JoinExpr.UsingClause) > 0) {
+		if x.JoinExpr.IsNatural || len(x.JoinExpr.UsingClause) > 0 {
 			// USING and NATURAL compare the columns with their type's
-			// equality, which the statement never names.
+			// equality, which the statement never names, after
+			// converting both to a common type (bigint and oid meet as
+			// oid: order_id::oid, which raises on large ids), where the
+			// join condition may run on rows the filter hides.
 			w.leaky = true
 		}
 		w.fromItem(x.JoinExpr.Larg)
@@ -566,6 +620,17 @@ func (w *walker) funcCall(f *pg_query.FuncCall) {
 	}
 	if !w.rw.cat.FunctionLeakproof(name) {
 		w.leakIfQual()
+	} else {
+		// Leakproof, for the types it takes: an argument of another
+		// type is converted first (oideq(order_id, 1) runs
+		// order_id::oid), and pgcloak does not know which overload
+		// runs. Only constants are converted before any row is read.
+		for _, a := range f.Args {
+			if !constant(a) {
+				w.leakIfQual()
+				break
+			}
+		}
 	}
 	if schema == "" && len(f.Funcname) == 1 {
 		// Named by the schema it was judged in: an overload of the name
