@@ -160,16 +160,7 @@ func TestReview4DriversNotRefused(t *testing.T) {
 // bigint = oid converts order_id row by row, so the policy subquery must
 // be fenced; the planted south order's id is out of oid's range.
 func TestCoercedOperatorDeclaredParam(t *testing.T) {
-	ctx := context.Background()
-	admin := cloaktest.Admin(t, pg)
-	if _, err := admin.Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount,
-		shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region)
-		SELECT -739498, customer_id, now(), 'x', 1, 'x', 'x', 'x', 'x', 'x' FROM customers WHERE region <> 'north' LIMIT 1`); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cloaktest.Admin(t, pg).Exec(context.Background(), `DELETE FROM orders WHERE order_id = -739498`)
-	})
+	plantSouthOrder(t, -739498)
 	r := cloaktest.DialRaw(t, front.Addr, "alice")
 	for _, oid := range []uint32{26, 0} {
 		got := r.RoundTrip(t, 1, &pgproto3.Parse{Query: "SELECT count(*) FROM orders o WHERE o.order_id = $1", ParameterOIDs: []uint32{oid}},
@@ -178,4 +169,20 @@ func TestCoercedOperatorDeclaredParam(t *testing.T) {
 			t.Fatalf("$1 declared %d: alice hears of a row outside her region:\n%s", oid, got)
 		}
 	}
+}
+
+// plantSouthOrder adds an order of a customer outside alice's region
+// (north) with id, removed when the test ends: a negative id is out of
+// oid's range, so a conversion of order_id to oid raises on it.
+func plantSouthOrder(t *testing.T, id int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cloaktest.Admin(t, pg).Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount,
+		shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region)
+		SELECT $1, customer_id, now(), 'x', 1, 'x', 'x', 'x', 'x', 'x' FROM customers WHERE region <> 'north' LIMIT 1`, id); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cloaktest.Admin(t, pg).Exec(context.Background(), `DELETE FROM orders WHERE order_id = $1`, id)
+	})
 }

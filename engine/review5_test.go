@@ -4,7 +4,6 @@ package engine_test
 // parameter types of a5e1b2f.
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -23,16 +22,7 @@ import (
 // made $1 an oid: the qual runs (o.order_id)::oid = $1 on every row and
 // raises on the planted south order.
 func TestReview5ParamTypedByFirstUse(t *testing.T) {
-	ctx := context.Background()
-	admin := cloaktest.Admin(t, pg)
-	if _, err := admin.Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount,
-		shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region)
-		SELECT -739503, customer_id, now(), 'x', 1, 'x', 'x', 'x', 'x', 'x' FROM customers WHERE region <> 'north' LIMIT 1`); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cloaktest.Admin(t, pg).Exec(context.Background(), `DELETE FROM orders WHERE order_id = -739503`)
-	})
+	plantSouthOrder(t, -739503)
 	r := cloaktest.DialRaw(t, front.Addr, "alice")
 	for _, oids := range [][]uint32{{0}, nil} {
 		got := r.RoundTrip(t, 1, &pgproto3.Parse{Query: "SELECT $1::oid AS k, count(*) FROM orders o WHERE o.order_id = $1", ParameterOIDs: oids},
