@@ -146,6 +146,10 @@ func (w *walker) node(n *pg_query.Node) {
 		w.typeName(x.TypeName)
 		w.message(n.ProtoReflect())
 	case *pg_query.Node_SubLink:
+		// The sub-select is walked first: typeOf knows its output
+		// column only once its FROM items are noted (before, a bare
+		// name or an alias is taken for an outer FROM item's column).
+		w.message(n.ProtoReflect())
 		switch x.SubLink.SubLinkType {
 		case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
 			op := x.SubLink.OperName
@@ -154,7 +158,6 @@ func (w *walker) node(n *pg_query.Node) {
 			}
 			w.operator(op, x.SubLink.Testexpr, subLinkColumn(x.SubLink.Subselect))
 		}
-		w.message(n.ProtoReflect())
 	case *pg_query.Node_JsonScalarExpr, *pg_query.Node_JsonSerializeExpr, *pg_query.Node_JsonParseExpr,
 		*pg_query.Node_JsonArrayConstructor, *pg_query.Node_JsonObjectConstructor,
 		*pg_query.Node_JsonArrayQueryConstructor, *pg_query.Node_JsonArrayAgg, *pg_query.Node_JsonObjectAgg,
