@@ -269,6 +269,9 @@ func parseMessage(err error) string {
 // finish fences the statement's policy subqueries if it needs it, and
 // rewrites three-part column references to substituted relations.
 func (w *walker) finish() {
+	if !w.leaky && w.qualReadsRaisingMask() {
+		w.leaky = true
+	}
 	for _, s := range w.subs {
 		s.fenced = w.leaky
 		if w.leaky {

@@ -28,6 +28,7 @@ type walker struct {
 
 	subs     []*policySub // substitutions made in this statement
 	colRefs  []*pg_query.ColumnRef
+	qualRefs []*pg_query.ColumnRef     // those in conditions (qual)
 	indirect []*pg_query.A_Indirection // (expr).name and the like
 	// fromRels maps the names FROM items of relations go by to the
 	// relation (nil when one name stands for several).
@@ -579,6 +580,56 @@ func (w *walker) noteFromItem(n *pg_query.Node) {
 // columnRef records references for the deny checks.
 func (w *walker) columnRef(c *pg_query.ColumnRef) {
 	w.colRefs = append(w.colRefs, c)
+	if w.qual {
+		w.qualRefs = append(w.qualRefs, c)
+	}
+}
+
+// maskMayRaise says whether a column's view computes its value with a
+// conversion that can fail on some stored value: date_trunc of a
+// generalized or coarsened date (timestamptz's range is narrower than
+// date's), the casts of a bucket, a mask written in SQL.
+func maskMayRaise(v rules.ColumnView) bool {
+	if v.Coarsen != "" {
+		return true
+	}
+	if v.Action != rules.MaskValue || v.Mask == nil {
+		return false
+	}
+	switch v.Mask.Kind {
+	case rules.MaskGeneralize, rules.MaskBucket, rules.MaskSQL:
+		return true
+	}
+	return false
+}
+
+// qualReadsRaisingMask says whether a condition of the statement reads a
+// column (by name, in any scope, or a whole row) of a substituted
+// relation whose mask may raise: the planner may evaluate the mask below
+// the row filter, on rows the filter hides, and its error would tell of
+// them.
+func (w *walker) qualReadsRaisingMask() bool {
+	if len(w.qualRefs) == 0 || len(w.subs) == 0 {
+		return false
+	}
+	names := map[string]bool{}
+	whole := false
+	for _, c := range w.qualRefs {
+		f := stringFields(c.Fields)
+		if len(f) == 0 || f[len(f)-1] == "*" {
+			whole = true
+			continue
+		}
+		names[f[len(f)-1]] = true
+	}
+	for _, s := range w.subs {
+		for _, c := range s.rel.Columns {
+			if (whole || names[c.Name] || names[s.alias]) && maskMayRaise(w.rw.ctx.Principal.Column(s.tab.Name, c.Name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // typeName refuses naming a type that can run code pgcloak cannot see (a
