@@ -196,6 +196,9 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 		}
 		if w.err == nil {
 			w.trim(raw.Stmt)
+			if !w.leaky && w.readsRaisingMask(raw.Stmt) {
+				w.leaky = true
+			}
 			w.finish()
 		}
 		if w.err != nil {
@@ -269,9 +272,6 @@ func parseMessage(err error) string {
 // finish fences the statement's policy subqueries if it needs it, and
 // rewrites three-part column references to substituted relations.
 func (w *walker) finish() {
-	if !w.leaky && w.qualReadsRaisingMask() {
-		w.leaky = true
-	}
 	for _, s := range w.subs {
 		s.fenced = w.leaky
 		if w.leaky {

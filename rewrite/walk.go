@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgcloak/pgcloak/audit"
@@ -603,13 +604,17 @@ func maskMayRaise(v rules.ColumnView) bool {
 	return false
 }
 
-// qualReadsRaisingMask says whether a condition of the statement reads a
-// column (by name, in any scope, or a whole row) of a substituted
-// relation whose mask may raise: the planner may evaluate the mask below
-// the row filter, on rows the filter hides, and its error would tell of
-// them.
-func (w *walker) qualReadsRaisingMask() bool {
-	if len(w.qualRefs) == 0 || len(w.subs) == 0 {
+// readsRaisingMask says whether a substituted relation's column whose
+// mask may raise is read where PostgreSQL may compute the mask below the
+// row filter, on rows the filter hides, so that its error would tell of
+// them: by a condition (WHERE, ON, HAVING, a sub-select's output), which
+// the planner may order before the filter; or at all, as trim decides
+// what a statement may read, in a statement with grouping sets or an
+// outer join, where the planner computes columns at the scan, below the
+// join the filter may have become. A relation whose columns an alias
+// renames, and a join alias with column names, count as read in full.
+func (w *walker) readsRaisingMask(stmt *pg_query.Node) bool {
+	if len(w.subs) == 0 {
 		return false
 	}
 	names := map[string]bool{}
@@ -622,9 +627,31 @@ func (w *walker) qualReadsRaisingMask() bool {
 		}
 		names[f[len(f)-1]] = true
 	}
+	sn := namesOf(stmt)
+	planned := false
+	eachMessage(stmt, func(m proto.Message) bool {
+		switch x := m.(type) {
+		case *pg_query.GroupingSet:
+			planned = true
+		case *pg_query.JoinExpr:
+			if x.Jointype != pg_query.JoinType_JOIN_INNER {
+				planned = true
+			}
+			if x.Alias != nil && len(x.Alias.Colnames) > 0 || x.JoinUsingAlias != nil {
+				whole = true
+			}
+		}
+		return true
+	})
 	for _, s := range w.subs {
-		for _, c := range s.rel.Columns {
-			if (whole || names[c.Name] || names[s.alias]) && maskMayRaise(w.rw.ctx.Principal.Column(s.tab.Name, c.Name)) {
+		renamed := s.node.Alias != nil && len(s.node.Alias.Colnames) > 0
+		var keep []bool
+		if planned && !sn.all {
+			keep = sn.kept(s)
+		}
+		for i, c := range s.rel.Columns {
+			inQual := whole || renamed && len(names) > 0 || names[c.Name] || names[s.alias]
+			if (inQual || planned && (keep == nil || keep[i])) && maskMayRaise(w.rw.ctx.Principal.Column(s.tab.Name, c.Name)) {
 				return true
 			}
 		}
