@@ -48,15 +48,37 @@ func TestReview6SubLinkColumnScope(t *testing.T) {
 // the year, or order_lines.quantity to bands of 1000, alice learns that
 // a south order holds such a value.
 func TestReview6MaskBelowFilter(t *testing.T) {
-	ctx := context.Background()
+	quietAboutHiddenRange(t, maskedOrderRules(t, "points_band", ""), "-739602",
+		`SELECT count(*) FROM orders o WHERE o.ordered_at IS NULL`,
+		`SELECT count(*) FROM order_lines l WHERE l.quantity IS NULL`,
+	)
+}
+
+// maskedOrderRules is the sample's rules with orders.ordered_at masked to
+// the year (birth_year) and order_lines.quantity by quantityMask; masks
+// is YAML added to the rules' masks.
+func maskedOrderRules(t *testing.T, quantityMask, masks string) *rules.Policy {
+	t.Helper()
 	yaml := strings.Replace(string(crm.Rules), "      ordered_at: public\n", "      ordered_at: {class: personal, mask: birth_year}\n", 1)
-	yaml = strings.Replace(yaml, "      quantity: public\n", "      quantity: {class: personal, mask: points_band}\n", 1)
+	yaml = strings.Replace(yaml, "      quantity: public\n", "      quantity: {class: personal, mask: "+quantityMask+"}\n", 1)
+	if masks != "" {
+		yaml = strings.Replace(yaml, "masks:\n", "masks:\n"+masks, 1)
+	}
 	pol, err := rules.Parse("rules.yaml", []byte(yaml))
 	if err != nil || !strings.Contains(yaml, "mask: birth_year}\n      status") || !strings.Contains(yaml, "quantity: {class: personal") {
 		t.Fatalf("cannot mask ordered_at and quantity: %v", err)
 	}
+	return pol
+}
+
+// quietAboutHiddenRange plants a south order id whose ordered_at and one
+// line's quantity are out of their masks' range, and checks that no
+// statement, run as alice (north) through a pgcloak with pol, raises an
+// out-of-range error: that would tell her of the hidden row.
+func quietAboutHiddenRange(t *testing.T, pol *rules.Policy, id string, sqls ...string) {
+	t.Helper()
+	ctx := context.Background()
 	login := cloakWith(t, pol)
-	const id = "-739602"
 	db := direct(t)
 	if _, err := db.Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, status, total_amount,
 		shipping_name, shipping_street, shipping_city, shipping_postal_code, shipping_region)
@@ -69,13 +91,12 @@ func TestReview6MaskBelowFilter(t *testing.T) {
 	}
 	t.Cleanup(func() { direct(t).Exec(context.Background(), `DELETE FROM orders WHERE order_id = `+id) })
 	alice := login("alice").PgConn()
-	for _, sql := range []string{
-		`SELECT count(*) FROM orders o WHERE o.ordered_at IS NULL`,
-		`SELECT count(*) FROM order_lines l WHERE l.quantity IS NULL`,
-	} {
+	for _, sql := range sqls {
 		err := alice.Exec(ctx, sql).Close()
 		if err != nil && strings.Contains(err.Error(), "out of range") {
 			t.Errorf("%s: alice (north) learns that a hidden row's value is out of the mask's range: %v", sql, err)
+		} else if err != nil {
+			t.Logf("%s: %v", sql, err)
 		}
 	}
 }
