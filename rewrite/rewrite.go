@@ -195,9 +195,12 @@ func (rw *rewrite) run(sql string, refusalSQL func(*Refusal) string) *Result {
 			w.checkFunctionalNotation()
 		}
 		if w.err == nil {
-			w.trim(raw.Stmt)
-			if !w.leaky && w.readsRaisingMask(raw.Stmt) {
-				w.leaky = true
+			if len(w.subs) > 0 {
+				sn := namesOf(raw.Stmt)
+				w.trim(sn)
+				if !w.leaky && w.readsRaisingMask(raw.Stmt, sn) {
+					w.leaky = true
+				}
 			}
 			w.finish()
 		}

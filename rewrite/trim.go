@@ -114,12 +114,8 @@ func (sn *statementNames) kept(s *policySub) []bool {
 
 // trim replaces the policy subqueries of a plain read by ones that mask
 // only the columns it may read.
-func (w *walker) trim(stmt *pg_query.Node) {
-	if len(w.subs) == 0 || w.writeRef != nil || !trimUnread.Load() {
-		return
-	}
-	sn := namesOf(stmt)
-	if sn.all {
+func (w *walker) trim(sn *statementNames) {
+	if len(w.subs) == 0 || w.writeRef != nil || !trimUnread.Load() || sn.all {
 		return
 	}
 	for _, s := range w.subs {

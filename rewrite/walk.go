@@ -613,7 +613,8 @@ func maskMayRaise(v rules.ColumnView) bool {
 // outer join, where the planner computes columns at the scan, below the
 // join the filter may have become. A relation whose columns an alias
 // renames, and a join alias with column names, count as read in full.
-func (w *walker) readsRaisingMask(stmt *pg_query.Node) bool {
+// sn are the statement's names (namesOf).
+func (w *walker) readsRaisingMask(stmt *pg_query.Node, sn *statementNames) bool {
 	if len(w.subs) == 0 {
 		return false
 	}
@@ -627,7 +628,6 @@ func (w *walker) readsRaisingMask(stmt *pg_query.Node) bool {
 		}
 		names[f[len(f)-1]] = true
 	}
-	sn := namesOf(stmt)
 	planned := false
 	eachMessage(stmt, func(m proto.Message) bool {
 		switch x := m.(type) {
